@@ -1,0 +1,105 @@
+"""The job registry and the small interface every job implements.
+
+A job is a module `nightshift.jobs.<name>` with a `run(ctx: JobContext) -> JobResult` function.
+Adding a job means adding its module, its SQL and template, its tests, and one line in `JOBS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import polars as pl
+
+if TYPE_CHECKING:
+    from nightshift.privacy import PrivacyLayer
+    from nightshift.registry import ModelRegistry
+    from nightshift.settings import Settings
+    from nightshift.warehouse import Warehouse
+
+
+@dataclass(frozen=True)
+class Job:
+    """A registered job: its name, the tables it needs, and a one-line title for reports."""
+
+    name: str
+    tables: tuple[str, ...]
+    title: str
+
+    @property
+    def run(self) -> Callable[[JobContext], JobResult]:
+        # Imported on first use: some jobs pull in heavy libraries (TensorFlow).
+        return importlib.import_module(f"nightshift.jobs.{self.name}").run
+
+
+JOBS: dict[str, Job] = {
+    j.name: j
+    for j in (
+        Job("behavior", ("events", "users"), "Channels, click-through, segments and recommendations"),
+        Job("sales", ("sales",), "Sales forecasts per store and product"),
+        Job("loans", ("loans", "loan_outcomes"), "Loan default risk"),
+        Job("inventory", ("inventory", "sales"), "Reorder points and tomorrow's orders"),
+        Job("energy", ("energy",), "Hourly energy load forecasts"),
+    )
+}
+
+
+def get_job(name: str) -> Job:
+    """A registered job, or a clear error listing the known ones."""
+    try:
+        return JOBS[name]
+    except KeyError:
+        raise KeyError(f"unknown job {name!r}; known jobs: {', '.join(JOBS)}") from None
+
+
+@dataclass
+class JobResult:
+    """What a job hands back: headline numbers, its page's template variables, models used."""
+
+    summary: dict[str, Any]  # a few headline numbers for the run index and manifest
+    context: dict[str, Any]  # variables for reporting/templates/<job>.html.j2
+    models: dict[str, str] = field(default_factory=dict)  # model name -> version used to score
+    warnings: list[str] = field(default_factory=list)  # shown on the job page and the run index
+    extra: dict[str, Any] = field(default_factory=dict)  # more for the manifest (device, timings)
+
+
+@dataclass
+class JobContext:
+    """Everything a job may touch for one run date. A job sees only data as of `run_date`."""
+
+    job: str
+    run_date: date
+    settings: Settings
+    warehouse: Warehouse
+    out_dir: Path  # the job's output folder inside the run being built; published atomically
+
+    def table(self, name: str, columns: list[str] | None = None) -> pl.DataFrame:
+        """A source table as of the run date (point-in-time)."""
+        return self.warehouse.as_of(name, self.run_date, columns)
+
+    def sql(self, name: str, **params: Any) -> pl.DataFrame:
+        """Run `sql/marts/<name>.sql` with `$run_date` and `params` bound."""
+        return self.warehouse.run_sql(f"marts/{name}", run_date=self.run_date, **params)
+
+    def write_parquet(self, name: str, frame: pl.DataFrame) -> Path:
+        """Write one of the job's output tables as `<out_dir>/<name>.parquet`."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / f"{name}.parquet"
+        frame.write_parquet(path)
+        return path
+
+    @cached_property
+    def privacy(self) -> PrivacyLayer:
+        from nightshift.privacy import PrivacyLayer
+
+        return PrivacyLayer(self.warehouse, self.settings, job=self.job, run_date=self.run_date)
+
+    @cached_property
+    def registry(self) -> ModelRegistry:
+        from nightshift.registry import ModelRegistry
+
+        return ModelRegistry(self.settings.models_dir, self.job, margin=self.settings.champion_margin)

@@ -1,0 +1,202 @@
+"""Typed settings, read once from `NIGHTSHIFT_*` variables and an optional TOML file.
+
+Nothing happens at import: `load_settings()` reads and validates, and every path a run writes to
+is derived from one root, `home`, so a deployment can point all state elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from nightshift.tables import TABLES
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class SettingsError(ValueError):
+    """A setting is wrong; the message says which one and what to do."""
+
+
+class SourceSettings(BaseModel):
+    """Where one canonical table comes from, when it is not the landing zone."""
+
+    path: str | None = None  # CSV or Parquet file or glob, or a DuckDB file (with `table`)
+    table: str | None = None  # table inside a DuckDB database file
+    query: str | None = None  # a read-only SQL query over `path`'s DuckDB database
+    format: Literal["csv", "parquet", "duckdb"] | None = None
+    columns: dict[str, str] = Field(default_factory=dict)  # their_name -> our_name
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SourceSettings:
+        if not self.path:
+            raise SettingsError("a source needs `path` (a CSV/Parquet file or glob, or a DuckDB file)")
+        if self.table and not _NAME.match(self.table):
+            raise SettingsError(f"source table name {self.table!r} is not a plain identifier")
+        if self.query is not None:
+            q = self.query.strip().rstrip(";").lower()
+            if not (q.startswith("select") or q.startswith("with")) or ";" in q:
+                raise SettingsError("a source `query` must be one SELECT statement")
+        return self
+
+
+class Budget(BaseModel):
+    """A privacy budget: at most `epsilon` spent on `dataset` within any `window_days`."""
+
+    epsilon: float = Field(gt=0)
+    window_days: int = Field(default=365, gt=0)
+
+
+DEFAULT_BUDGETS = {
+    "users": Budget(epsilon=40.0),
+    "applicants": Budget(epsilon=40.0),
+    "households": Budget(epsilon=40.0),
+}
+
+
+class Settings(BaseSettings):
+    """All of nightshift's settings. Env: NIGHTSHIFT_<NAME>; file: NIGHTSHIFT_CONFIG or <home>/nightshift.toml."""
+
+    model_config = SettingsConfigDict(env_prefix="NIGHTSHIFT_", env_nested_delimiter="__", extra="forbid")
+
+    home: Path = REPO_ROOT
+    seed: int = 7
+    demo_size: Literal["tiny", "small", "medium", "large"] = "small"
+    demo_end: date | None = None  # last demo date; default: yesterday
+    jobs: list[str] | None = None  # run only these jobs; default: all registered
+    sources: dict[str, SourceSettings] = Field(default_factory=dict)
+    bad_fraction_limit: float = Field(default=0.5, ge=0, le=1)  # above: the table is unusable for D
+    max_workers: int = Field(default=2, ge=1)
+    # privacy
+    privacy_budgets: dict[str, Budget] = Field(default_factory=lambda: dict(DEFAULT_BUDGETS))
+    # models
+    champion_margin: float = Field(default=0.002, ge=0)  # a challenger must beat the champion by this
+    # inventory
+    service_level: float = Field(default=0.95, gt=0, lt=1)
+    # schedules
+    schedule_cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+    catch_up: Literal["all", "latest", "none"] = "all"
+    catch_up_limit: int = Field(default=7, ge=0)
+    alert_command: str | None = None
+    alert_webhook: str | None = None
+    # past one machine
+    dask_address: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+    @field_validator("sources")
+    @classmethod
+    def _known_tables(cls, v: dict[str, SourceSettings]) -> dict[str, SourceSettings]:
+        for name, src in v.items():
+            if name not in TABLES:
+                raise SettingsError(f"sources: unknown table {name!r}; known tables: {', '.join(TABLES)}")
+            for theirs, ours in src.columns.items():
+                if ours not in TABLES[name].column_names:
+                    raise SettingsError(
+                        f"sources.{name}.columns: {theirs!r} maps to {ours!r}, which is not a column of "
+                        f"{name} ({', '.join(TABLES[name].column_names)})"
+                    )
+        return v
+
+    @field_validator("jobs")
+    @classmethod
+    def _plain_job_names(cls, v: list[str] | None) -> list[str] | None:
+        for name in v or []:
+            if not _NAME.match(name):
+                raise SettingsError(f"jobs: {name!r} is not a job name")
+        return v
+
+    # -- derived paths: everything a run writes lives under `home` -------------------------------
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.data_dir / "landing"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.data_dir / "state"
+
+    def source_path(self, table: str) -> Path | None:
+        """The resolved file path of a user source, checked to stay inside `home` when relative."""
+        src = self.sources.get(table)
+        if src is None or src.path is None:
+            return None
+        p = Path(src.path)
+        if not p.is_absolute():
+            p = (self.home / p).resolve()
+            if not p.is_relative_to(self.home.resolve()):
+                raise SettingsError(f"sources.{table}.path {src.path!r} points outside the home {self.home}")
+        return p
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as e:
+        raise SettingsError(f"settings file {path} is not valid TOML: {e}") from None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings: defaults < settings file < NIGHTSHIFT_* variables < explicit overrides."""
+    env_home = os.environ.get("NIGHTSHIFT_HOME")
+    home = Path(overrides.get("home") or env_home or REPO_ROOT).expanduser().resolve()
+    config = os.environ.get("NIGHTSHIFT_CONFIG")
+    file_values: dict[str, Any] = {}
+    cfg_path = Path(config).expanduser() if config else home / "nightshift.toml"
+    if config and not cfg_path.exists():
+        raise SettingsError(f"NIGHTSHIFT_CONFIG points at {cfg_path}, which does not exist")
+    if cfg_path.exists():
+        file_values = _read_toml(cfg_path)
+    try:
+        # Env beats file: build from the file, then let pydantic-settings read the environment on top.
+        merged = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
+        merged["home"] = home
+        env_keys = {k[len("NIGHTSHIFT_") :].lower() for k in os.environ if k.startswith("NIGHTSHIFT_")}
+        for key in env_keys & set(file_values):
+            merged.pop(key, None)
+        settings = Settings(**merged)
+    except SettingsError:
+        raise
+    except Exception as e:  # pydantic's ValidationError: reword for people
+        raise SettingsError(f"invalid settings ({cfg_path if cfg_path.exists() else 'environment'}): {e}") from None
+    for table in settings.sources:
+        settings.source_path(table)
+    return settings

@@ -1,0 +1,128 @@
+"""The embedded DuckDB warehouse: one connection, named SQL files, point-in-time reads, atomic loads."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from nightshift.tables import TABLES, spec
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+_SQL_NAME = re.compile(r"^[a-z0-9_]+(/[a-z0-9_]+)?$")
+
+
+class WarehouseBusy(RuntimeError):
+    """Another process holds the warehouse; the message says which file and what to do."""
+
+
+def sql_text(name: str) -> str:
+    """The text of `sql/<name>.sql` (for example `marts/sales_series`)."""
+    if not _SQL_NAME.match(name):
+        raise ValueError(f"not a SQL file name: {name!r}")
+    path = SQL_DIR / f"{name}.sql"
+    if not path.exists():
+        raise FileNotFoundError(f"no SQL file {path}")
+    return path.read_text()
+
+
+class Warehouse:
+    """A DuckDB file with the canonical tables (plus `_partition`, the landing date of each row)."""
+
+    def __init__(self, path: Path, *, read_only: bool = False, wait_s: float = 30.0):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self.con = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except duckdb.IOException as e:  # the file lock of another process
+                if time.monotonic() > deadline:
+                    raise WarehouseBusy(
+                        f"the warehouse {self.path} is in use by another nightshift process ({e}); "
+                        "wait for it to finish or stop it"
+                    ) from None
+                time.sleep(0.5)
+        self._local = threading.local()
+        self.write_lock = threading.RLock()  # one writer at a time inside this process
+        if not read_only:
+            self._create_tables()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for the calling thread: DuckDB connections are not shared across threads."""
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._local.cur = self.con.cursor()
+        return cur
+
+    def _create_tables(self) -> None:
+        for t in TABLES.values():
+            cols = ", ".join(f"{c.name} {c.type}" for c in t.columns)
+            self.con.execute(f"create table if not exists {t.name} ({cols}, _partition DATE not null)")
+        self.con.execute(sql_text("staging/ingest_log"))
+
+    # -- reading -----------------------------------------------------------------------------------
+    def run_sql(self, name: str, **params: Any) -> pl.DataFrame:
+        """Run `sql/<name>.sql` with bound `$params` and return the result as Polars (via Arrow)."""
+        return self.cursor.execute(sql_text(name), params).pl()
+
+    def execute(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        """Execute a statement with bound parameters on this thread's cursor."""
+        return self.cursor.execute(sql, params or {})
+
+    def as_of(self, table: str, run_date: date, columns: list[str] | None = None) -> pl.DataFrame:
+        """Rows of `table` known by the end of `run_date`: landed by then and dated no later."""
+        t = spec(table)
+        cols = columns or t.column_names
+        for c in cols:
+            t.column(c)  # raises for an unknown column
+        time_col = t.time_column
+        upper = "$d::date + interval 1 day" if t.column(time_col).type == "TIMESTAMP" else "$d::date + 1"
+        sql = (
+            "select " + ", ".join(cols) + " from " + t.name
+            + " where _partition <= $d and " + time_col + " < " + upper
+        )
+        return self.cursor.execute(sql, {"d": run_date}).pl()
+
+    # -- writing -----------------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A transaction on this thread's cursor, serialised with other writers in this process."""
+        with self.write_lock:
+            cur = self.cursor
+            cur.execute("begin transaction")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("rollback")
+                raise
+            cur.execute("commit")
+
+    def replace_partition(self, table: str, partition: date, rows: pl.DataFrame) -> None:
+        """Replace exactly `partition`'s rows of `table` with `rows`, in one transaction."""
+        t = spec(table)
+        frame = rows.select(t.column_names).with_columns(pl.lit(partition).alias("_partition"))
+        with self.transaction() as cur:
+            cur.execute("delete from " + t.name + " where _partition = $p", {"p": partition})
+            cur.register("_incoming", frame.to_arrow())
+            cur.execute("insert into " + t.name + " select * from _incoming")
+            cur.unregister("_incoming")
