@@ -1,0 +1,116 @@
+"""Backfills: plan which dates to (re)run and why, then run them oldest first, resumably.
+
+A date that already succeeded on unchanged input is skipped, so killing a backfill and starting
+it again continues where it stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Annotated, Literal, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from nightshift import runs
+from nightshift.settings import Settings
+
+Mode = Literal["missing", "failed", "all"]
+console = Console()
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One date of a backfill plan: run it or not, and why."""
+
+    day: date
+    run: bool
+    why: str
+
+
+def plan(settings: Settings, start: date, end: date, mode: Mode = "missing", force: bool = False,
+         jobs: list[str] | None = None) -> list[Planned]:
+    """Decide, date by date, what a backfill does. Pure: it reads run records only."""
+    if end < start:
+        raise ValueError(f"the backfill ends ({end}) before it starts ({start})")
+    out = []
+    day = start
+    while day <= end:
+        attempt = runs.last_attempt(runs.load_record(settings, day))
+        status = runs.attempt_status(attempt) if attempt else None
+        covers = attempt is not None and (jobs is None or set(jobs) <= set(attempt.get("jobs", {})))
+        if force:
+            out.append(Planned(day, True, "forced"))
+        elif status is None:
+            out.append(Planned(day, True, "never ran"))
+        elif mode == "all":
+            out.append(Planned(day, True, f"mode=all (last: {status}); unchanged jobs are reused"))
+        elif status in ("failed", "partial", "interrupted"):
+            out.append(Planned(day, True, f"last run {status}"))
+        elif not covers:
+            out.append(Planned(day, mode == "missing", "the last run did not include every requested job"))
+        else:
+            out.append(Planned(day, False, "already succeeded" + (" (mode=failed)" if mode == "failed" else "")))
+        day += timedelta(days=1)
+    return out
+
+
+def backfill_command(
+    start: Annotated[str, typer.Option(help="First date, YYYY-MM-DD")],
+    end: Annotated[str, typer.Option(help="Last date, YYYY-MM-DD")],
+    jobs: Annotated[Optional[str], typer.Option(help="Comma-separated jobs (default: all)")] = None,
+    mode: Annotated[str, typer.Option(help="missing (default): dates never run or that failed; failed: only failed; all")] = "missing",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and run nothing")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Re-run every date and recompute every job")] = False,
+) -> None:
+    """Run a range of dates oldest first, skipping those already done; resumable after a kill."""
+    from nightshift.cli import _date, _jobs, _print_result, _settings, prefect_env
+
+    s = _settings()
+    if mode not in ("missing", "failed", "all"):
+        console.print(f"[red]--mode {mode!r}: use missing, failed or all[/red]")
+        raise typer.Exit(2)
+    first, last = _date(start, "--start"), _date(end, "--end")
+    assert first and last
+    names = _jobs(jobs)
+    try:
+        steps = plan(s, first, last, mode, force, names)  # type: ignore[arg-type]
+    except ValueError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from None
+    t = Table("date", "action", "why", title=f"backfill {first} → {last} (mode={mode})")
+    for p in steps:
+        t.add_row(p.day.isoformat(), "run" if p.run else "skip", p.why)
+    console.print(t)
+    todo = [p for p in steps if p.run]
+    if dry_run or not todo:
+        console.print("dry run: nothing was run" if dry_run else "nothing to do")
+        return
+    prefect_env(s)
+    from flows.nightly import nightly
+
+    done = failed = 0
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as bar:
+        task = bar.add_task("backfill", total=len(steps))
+        bar.advance(task, len(steps) - len(todo))
+        for p in todo:
+            bar.update(task, description=f"{p.day} (done {done}, failed {failed}, skipped {len(steps) - len(todo)})")
+            try:
+                result = nightly(run_date=p.day, jobs=names, force=force, trigger="backfill")
+                ok = result["status"] == "success"
+            except runs.DateLocked as e:
+                console.print(f"[yellow]{e}[/yellow]")
+                ok = False
+            except Exception as e:  # keep going: the status shows the failed date
+                console.print(f"[red]{p.day}: {e}[/red]")
+                ok = False
+            done += ok
+            failed += not ok
+            bar.advance(task)
+        bar.update(task, description=f"done {done}, failed {failed}, skipped {len(steps) - len(todo)}")
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,177 @@
+"""The `nightshift` command: demo data, nightly runs, backfills, status, privacy ledger, models."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nightshift.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(help="nightshift: nightly batch analytics on your five business tables.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+console = Console()
+
+DateOpt = Annotated[Optional[str], typer.Option("--date", help="Run date YYYY-MM-DD (default: latest complete date).")]
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as e:
+        console.print(f"[red]settings error:[/red] {e}")
+        raise typer.Exit(2) from None
+
+
+def _date(text: str | None, what: str = "date") -> date | None:
+    if text is None or text == "":
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        console.print(f"[red]{what} {text!r} is not a date: use YYYY-MM-DD[/red]")
+        raise typer.Exit(2) from None
+
+
+def prefect_env(settings: Settings) -> None:
+    """Point Prefect's ephemeral API at our home, with telemetry off; before Prefect is imported."""
+    os.environ.setdefault("PREFECT_HOME", str(settings.home / ".prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _jobs(text: str | None) -> list[str] | None:
+    from nightshift.jobs import get_job
+
+    if not text:
+        return None
+    names = [j.strip() for j in text.split(",") if j.strip()]
+    for n in names:
+        try:
+            get_job(n)
+        except KeyError as e:
+            console.print(f"[red]{e.args[0]}[/red]")
+            raise typer.Exit(2) from None
+    return names
+
+
+@app.command()
+def demo(
+    size: Annotated[Optional[str], typer.Option(help="tiny, small (default), medium or large")] = None,
+    end: Annotated[Optional[str], typer.Option(help="Last demo date (default: yesterday)")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (default: settings)")] = None,
+    faults: Annotated[bool, typer.Option("--faults", help="Inject nulls, duplicates, bad values, late rows, a missing day")] = False,
+) -> None:
+    """Generate the synthetic demo tables as daily Parquet drops in data/landing/."""
+    from nightshift import demo as demo_data
+
+    s = _settings()
+    last = _date(end, "--end") or s.demo_end or date.today() - timedelta(days=1)
+    with console.status(f"generating {size or s.demo_size} demo data up to {last} ..."):
+        counts = demo_data.generate(s.landing_dir, end=last, size=size or s.demo_size,
+                                    seed=seed if seed is not None else s.seed, faults=faults,
+                                    truth_dir=s.data_dir / "demo_truth")
+    t = Table("table", "rows", title=f"demo data in {s.landing_dir}")
+    for name, n in counts.items():
+        t.add_row(name, f"{n:,}")
+    console.print(t)
+
+
+def _ensure_data(s: Settings) -> None:
+    """Generate the demo data when the landing zone is empty and no table has a source of its own."""
+    has_landing = s.landing_dir.exists() and any(s.landing_dir.iterdir())
+    if not has_landing and not s.sources:
+        console.print("[yellow]the landing zone is empty: generating the demo data first[/yellow]")
+        demo()
+
+
+@app.command()
+def run(
+    date_: DateOpt = None,
+    jobs: Annotated[Optional[str], typer.Option(help="Comma-separated jobs (default: all)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Recompute jobs even when their input is unchanged")] = False,
+    wait: Annotated[float, typer.Option(help="Seconds to wait if the date is being run elsewhere")] = 0.0,
+) -> None:
+    """Run the nightly flow for one date (default: the latest complete date) and print the report path."""
+    s = _settings()
+    _ensure_data(s)
+    prefect_env(s)
+    from flows.nightly import nightly
+    from nightshift.runs import DateLocked
+
+    try:
+        result = nightly(run_date=_date(date_), jobs=_jobs(jobs), force=force, lock_wait_s=wait)
+    except DateLocked as e:
+        console.print(f"[yellow]{e}[/yellow]")
+        raise typer.Exit(3) from None
+    _print_result(result)
+    if result["status"] == "failed":
+        raise typer.Exit(1)
+
+
+def _print_result(result: dict) -> None:
+    t = Table("job", "status", "seconds", "error", title=f"night of {result['run_date']}: {result['status']}")
+    for job, j in result["jobs"].items():
+        color = {"success": "green", "reused": "green", "failed": "red"}.get(j["status"], "yellow")
+        t.add_row(job, f"[{color}]{j['status']}[/{color}]", f"{j['seconds']:.1f}", j["error"] or "")
+    console.print(t)
+    console.print(f"report: [bold]{result['report']}[/bold]")
+    console.print(f"all nights: [bold]{Path(result['report']).parents[1] / 'index.html'}[/bold]")
+
+
+@app.command()
+def status(limit: Annotated[int, typer.Option(help="How many dates to show")] = 14) -> None:
+    """Print, per date and job, what ran, when, how it ended, and rows in/out."""
+    from nightshift import runs
+
+    s = _settings()
+    records = runs.all_records(s)[:limit]
+    if not records:
+        console.print("nothing has run yet: try `make run`")
+        return
+    t = Table("date", "status", "started", "ended", "trigger", "jobs", "rows in / quarantined")
+    for rec in records:
+        a = runs.last_attempt(rec)
+        if a is None:
+            continue
+        st = runs.attempt_status(a)
+        color = {"success": "green", "failed": "red"}.get(st, "yellow")
+        jobs = ", ".join(f"{j}:{v['status']}" for j, v in a.get("jobs", {}).items())
+        read = sum(v["read"] for v in a.get("tables", {}).values())
+        quarantined = sum(v["quarantined"] for v in a.get("tables", {}).values())
+        t.add_row(rec["run_date"], f"[{color}]{st}[/{color}]", a["started"], a.get("ended") or "-",
+                  a.get("trigger", ""), jobs, f"{read:,} / {quarantined:,}")
+    console.print(t)
+
+
+def main() -> None:
+    """Entry point that turns settings errors into a clean exit."""
+    try:
+        app()
+    except SettingsError as e:
+        console.print(f"[red]settings error:[/red] {e}")
+        sys.exit(2)
+
+
+def _mount() -> None:
+    # Sub-commands owned by their modules.
+    from nightshift.backfill import backfill_command
+
+    app.command(name="backfill")(backfill_command)
+    for name, module in (("privacy", "nightshift.privacy_cli"), ("models", "nightshift.registry_cli")):
+        try:
+            sub = __import__(module, fromlist=["app"]).app
+        except ImportError:
+            continue
+        app.add_typer(sub, name=name)
+
+
+_mount()

@@ -1,0 +1,166 @@
+"""One night's work as plain functions: ingest, run a job into a build folder, publish the night.
+
+The Prefect flow in `flows/nightly.py` wires these together; tests call them directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+import traceback
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from nightshift import __version__, ingest, publish, reporting, runs
+from nightshift.jobs import JobContext, get_job
+from nightshift.settings import Settings
+from nightshift.warehouse import Warehouse
+
+
+@dataclass
+class JobOutcome:
+    """How one job ended for one night, with what the index and manifest show about it."""
+
+    job: str
+    status: str  # success, failed, skipped (its data was unusable), reused (unchanged input)
+    seconds: float = 0.0
+    input_hash: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    outputs: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    stale_from: str | None = None  # outputs carried over from an earlier good run
+
+
+def job_input_hash(warehouse: Warehouse, job: str, run_date: date) -> str:
+    """A fingerprint of everything a job reads for a date: its tables' loaded drops and the code version."""
+    prints = table_fingerprints(warehouse, run_date, list(get_job(job).tables))
+    text = f"{__version__}|{job}|{run_date}|" + "|".join(f"{t}={h}" for t, h in sorted(prints.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def previous_manifest(settings: Settings, run_date: date) -> dict[str, Any] | None:
+    """The manifest of the last published build of a date, if any."""
+    path = settings.reports_dir / run_date.isoformat() / "manifest.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def run_job(settings: Settings, warehouse: Warehouse, run_date: date, job: str, build: Path,
+            loads: dict[str, ingest.TableLoad], force: bool = False) -> JobOutcome:
+    """Run one job into `build/<job>/` and `build/<job>.html`; reuse the last result if nothing changed."""
+    spec = get_job(job)
+    start = time.perf_counter()
+    bad = [loads[t].problem for t in spec.tables if t in loads and not loads[t].usable]
+    if bad:
+        return JobOutcome(job, "skipped", error="; ".join(p for p in bad if p))
+    digest = job_input_hash(warehouse, job, run_date)
+    prev = previous_manifest(settings, run_date)
+    prev_job = (prev or {}).get("jobs", {}).get(job)
+    if not force and prev_job and prev_job["status"] in ("success", "reused") and prev_job["input_hash"] == digest:
+        _carry_over(settings, run_date, job, build)
+        out = JobOutcome(**{**prev_job, "status": "reused", "seconds": time.perf_counter() - start})
+        return out
+    ctx = JobContext(job=job, run_date=run_date, settings=settings, warehouse=warehouse, out_dir=build / job)
+    result = spec.run(ctx)
+    context = {**result.context}
+    if "privacy" in ctx.__dict__:  # the job used the privacy layer: its page shows the Privacy section
+        context.setdefault("privacy", ctx.privacy.section())
+    reporting.write_page(build / f"{job}.html", f"{job}.html.j2", run_date=run_date, job=job,
+                         title=spec.title, warnings=result.warnings, **context)
+    outputs = sorted(str(p.relative_to(build)) for p in (build / job).glob("*")) if (build / job).exists() else []
+    return JobOutcome(job, "success", time.perf_counter() - start, digest, result.summary, result.models,
+                      result.warnings, outputs=[*outputs, f"{job}.html"], extra=result.extra)
+
+
+def failed(job: str, exc: BaseException, seconds: float = 0.0) -> JobOutcome:
+    """The outcome of a job that raised: the error for people, the traceback for the manifest."""
+    tb = "".join(traceback.format_exception(exc)[-6:])
+    return JobOutcome(job, "failed", seconds, error=f"{type(exc).__name__}: {exc}", extra={"traceback": tb})
+
+
+def _carry_over(settings: Settings, run_date: date, job: str, build: Path) -> str | None:
+    """Copy a job's outputs from the last published build of the date into the new build."""
+    current = settings.reports_dir / run_date.isoformat()
+    if not current.exists():
+        return None
+    if (current / job).is_dir():
+        shutil.copytree(current / job, build / job, dirs_exist_ok=True)
+    if (current / f"{job}.html").exists():
+        shutil.copy2(current / f"{job}.html", build / f"{job}.html")
+        return str(current.resolve().name)
+    return None
+
+
+def publish_night(settings: Settings, run_date: date, build: Path, loads: dict[str, ingest.TableLoad],
+                  outcomes: list[JobOutcome], attempt: dict[str, Any], fingerprints: dict[str, str]) -> Path:
+    """Write the manifest and run page into the build, swap it in, and refresh the index of nights."""
+    prev = previous_manifest(settings, run_date) or {}
+    for o in outcomes:
+        if o.status in ("failed", "skipped"):
+            # Keep the last good page of this job, marked stale, rather than losing it.
+            prev_job = prev.get("jobs", {}).get(o.job, {})
+            if prev_job.get("status") in ("success", "reused") and _carry_over(settings, run_date, o.job, build):
+                o.stale_from = prev.get("run_id")
+                o.outputs = prev_job.get("outputs", [])
+    status = overall_status(outcomes)
+    manifest = {
+        "run_date": run_date.isoformat(),
+        "run_id": attempt["run_id"],
+        "nightshift_version": __version__,
+        "status": status,
+        "started": attempt["started"],
+        "finished": runs.now(),
+        "trigger": attempt.get("trigger", "manual"),
+        "inputs": {t: ingest.as_dict(load) for t, load in loads.items()},
+        "input_hashes": fingerprints,
+        "jobs": {o.job: asdict(o) for o in outcomes},
+    }
+    publish.write_json_atomic(manifest, build / "manifest.json")
+    reporting.write_page(build / "index.html", "run.html.j2", run_date=run_date, manifest=manifest,
+                         root="..", assets="../assets")
+    reporting.install_assets(settings.reports_dir)
+    publish.swap_in(build, settings.reports_dir / run_date.isoformat())
+    write_reports_index(settings)
+    return settings.reports_dir / run_date.isoformat() / "index.html"
+
+
+def table_fingerprints(warehouse: Warehouse, run_date: date, tables: list[str]) -> dict[str, str]:
+    """Per table, a hash over the input hashes of every drop loaded up to the run date."""
+    rows = warehouse.run_sql("staging/ingest_fingerprint", tables=tables, run_date=run_date)
+    return dict(zip(rows["table_name"].to_list(), rows["fingerprint"].to_list(), strict=True))
+
+
+def overall_status(outcomes: list[JobOutcome]) -> str:
+    """success when every job succeeded or was reused; failed when none did; partial otherwise."""
+    ok = [o.status in ("success", "reused") for o in outcomes]
+    if all(ok):
+        return "success"
+    return "partial" if any(ok) else "failed"
+
+
+def write_reports_index(settings: Settings) -> Path:
+    """Rewrite `reports/index.html`: every published night, newest first, with its status."""
+    nights = []
+    for link in sorted(settings.reports_dir.glob("????-??-??"), reverse=True):
+        mf = link / "manifest.json"
+        if mf.exists():
+            m = json.loads(mf.read_text())
+            nights.append({
+                "date": m["run_date"], "status": m["status"], "finished": m["finished"], "trigger": m.get("trigger"),
+                "jobs": {j: v["status"] for j, v in m["jobs"].items()},
+            })
+    path = settings.reports_dir / "index.html"
+    reporting.write_page(path, "reports_index.html.j2", nights=nights, root=".", assets="assets")
+    return path
+
+
+def new_attempt(trigger: str) -> dict[str, Any]:
+    """A fresh attempt record."""
+    return {"run_id": uuid.uuid4().hex[:12], "started": runs.now(), "ended": None, "trigger": trigger}

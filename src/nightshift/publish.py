@@ -1,0 +1,104 @@
+"""Atomic publishing: a reader sees the old output or the new one, never half of either.
+
+Files are written aside and renamed into place. A night's report folder `reports/<D>` is a
+symbolic link to a complete build under `reports/.builds/`; re-running D builds a new folder
+and swaps the link in one rename, so a killed run leaves the last good report in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(data: bytes, path: Path) -> None:
+    """Write `path` via a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_text_atomic(text: str, path: Path) -> None:
+    """Write a text file atomically (UTF-8)."""
+    write_bytes_atomic(text.encode(), path)
+
+
+def write_json_atomic(obj: Any, path: Path) -> None:
+    """Write JSON atomically; dates and paths become strings."""
+    write_text_atomic(json.dumps(obj, indent=2, default=str, sort_keys=True), path)
+
+
+def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
+    """Write a Parquet file atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        frame.write_parquet(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def new_build_dir(reports_dir: Path, name: str) -> Path:
+    """A fresh, private folder to build one night's report in."""
+    builds = reports_dir / ".builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    path = builds / f"{name}.{uuid.uuid4().hex[:8]}"
+    path.mkdir()
+    return path
+
+
+def swap_in(build: Path, link: Path) -> None:
+    """Point `link` at the complete `build` in one rename; the build it replaced is removed."""
+    old = link.resolve() if link.is_symlink() else None
+    if link.exists() and not link.is_symlink():  # a plain folder from elsewhere: move it aside
+        link.rename(link.with_name(f".{link.name}.replaced-{uuid.uuid4().hex[:6]}"))
+    tmp_link = link.with_name(f".{link.name}.{uuid.uuid4().hex[:8]}.link")
+    os.symlink(os.path.relpath(build, link.parent), tmp_link)
+    os.replace(tmp_link, link)
+    _fsync_dir(link.parent)
+    if old is not None and old != build.resolve() and old.is_dir():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def sweep_orphans(reports_dir: Path, name: str) -> int:
+    """Remove builds of `name` that its link does not point at (left by killed runs).
+
+    Call it holding that name's lock: builds of other names may be in progress.
+    """
+    builds = reports_dir / ".builds"
+    if not builds.is_dir():
+        return 0
+    link = reports_dir / name
+    live = link.resolve() if link.is_symlink() else None
+    removed = 0
+    for b in builds.glob(f"{name}.*"):
+        if b.resolve() != live:
+            shutil.rmtree(b, ignore_errors=True)
+            removed += 1
+    return removed

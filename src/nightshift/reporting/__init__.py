@@ -1,0 +1,68 @@
+"""Report pages: Jinja2 templates (autoescaped), local assets, and the indexes of runs and nights."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from nightshift import __version__
+from nightshift.publish import write_text_atomic
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """The template environment: autoescape on for every template, undefined variables are errors."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(template: str, **context: Any) -> str:
+    """Render one template with the common page variables filled in."""
+    base = {
+        "version": __version__,
+        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "warnings": [],
+        "run_date": None,
+        "root": "..",
+        "assets": "../assets",
+    }
+    return environment().get_template(template).render(**{**base, **context})
+
+
+def install_assets(reports_dir: Path) -> None:
+    """Put the CSS, JS and Plotly bundle next to the reports (once per version), so pages work offline."""
+    import plotly
+
+    target = reports_dir / "assets"
+    stamp = target / f".version-{__version__}"
+    if stamp.exists():
+        return
+    tmp = reports_dir / ".assets.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(STATIC, tmp)
+    shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", tmp / "plotly.min.js")
+    (tmp / stamp.name).touch()
+    old = reports_dir / ".assets.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_page(path: Path, template: str, **context: Any) -> None:
+    """Render a template into `path` atomically."""
+    write_text_atomic(render(template, **context), path)

@@ -1,0 +1,196 @@
+"""Where each table's rows come from: daily landing drops, or a user's own file, database or query.
+
+A source yields *partitions*: (business day, rows as Arrow, a hash of the input, where it came
+from). Column mapping onto canonical names happens here, so everything downstream sees only
+canonical columns.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from nightshift.settings import Settings, SourceSettings
+from nightshift.tables import spec
+
+_PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+
+
+class SourceError(ValueError):
+    """A source can't be read as the table it claims to be; the message says what to do."""
+
+
+@dataclass
+class Partition:
+    """One business day of one table, as read from its source."""
+
+    table: str
+    day: date
+    origin: str  # file path(s) or query, for messages
+    input_hash: str
+    reader: object  # a callable returning the raw rows (pa.Table), read only when needed
+
+    def read(self) -> pa.Table:
+        return self.reader()  # type: ignore[operator]
+
+
+def _hash_files(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode())
+        with p.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+def landing_partitions(settings: Settings, table: str, until: date) -> Iterator[Partition]:
+    """The landing drops `data/landing/<table>/date=D/` with D <= until, oldest first."""
+    folder = settings.landing_dir / table
+    if not folder.is_dir():
+        return
+    for sub in sorted(folder.iterdir()):
+        m = _PARTITION.match(sub.name)
+        if not m:
+            continue
+        day = date.fromisoformat(m.group(1))
+        if day > until:
+            continue
+        files = sorted(p for p in sub.iterdir() if p.suffix in (".parquet", ".csv"))
+        yield Partition(table, day, str(sub), _hash_files(files), _file_reader(table, files, {}))
+
+
+def _file_reader(table: str, files: list[Path], mapping: dict[str, str]):
+    def read() -> pa.Table:
+        if not files:
+            return pa.table({c: pa.array([], pa.string()) for c in spec(table).column_names})
+        frames = [_read_one(table, f) for f in files]
+        return _rename(table, pa.concat_tables(frames, promote_options="permissive"), mapping, files[0])
+
+    return read
+
+
+def _read_one(table: str, path: Path) -> pa.Table:
+    con = duckdb.connect()
+    try:
+        if path.suffix == ".csv":
+            # All text: types are the contract's job, so a bad value quarantines a row, not the file.
+            return con.execute("select * from read_csv($p, all_varchar = true, header = true)", {"p": str(path)}).arrow()
+        return con.execute("select * from read_parquet($p)", {"p": str(path)}).arrow()
+    except (duckdb.Error, OSError) as e:
+        kind = "CSV" if path.suffix == ".csv" else "Parquet"
+        raise SourceError(
+            f"table {table}: {path} is not a readable {kind} file ({str(e).splitlines()[0]}); "
+            "re-deliver the file or remove it, then run the date again"
+        ) from None
+    finally:
+        con.close()
+
+
+def _rename(table: str, raw: pa.Table, mapping: dict[str, str], origin: object) -> pa.Table:
+    """Map `their_name -> our_name`, drop unknown columns, and insist on the required ones."""
+    t = spec(table)
+    names = [mapping.get(n, n) for n in raw.column_names]
+    raw = raw.rename_columns(names)
+    keep = [n for n in names if n in t.column_names]
+    missing = [c for c in t.required_columns if c not in keep]
+    if missing:
+        raise SourceError(
+            f"table {table}: {origin} has no column(s) {', '.join(missing)} "
+            f"(it has: {', '.join(raw.column_names)}); map them with "
+            f"[sources.{table}.columns] their_name = \"our_name\" in nightshift.toml"
+        )
+    raw = raw.select(keep)
+    for c in t.column_names:  # optional columns that the source does not have are null
+        if c not in keep:
+            raw = raw.append_column(c, pa.nulls(raw.num_rows, pa.string()))
+    return raw.select(t.column_names)
+
+
+def user_partitions(settings: Settings, table: str, until: date) -> Iterator[Partition]:
+    """A user's own source for `table`, split into business days up to `until`."""
+    src: SourceSettings = settings.sources[table]
+    raw = read_user_source(settings, table, src)
+    t = spec(table)
+    origin = src.query or src.table or src.path or ""
+    days = (
+        pl.from_arrow(raw.select([t.time_column]))
+        .get_column(t.time_column)
+        .cast(pl.String)
+        .str.slice(0, 10)
+        .str.to_date(strict=False)
+    )
+    frame = pl.from_arrow(raw).with_columns(days.alias("_day"))
+    undated = frame.filter(pl.col("_day").is_null())
+    if undated.height:
+        raise SourceError(
+            f"table {table}: {undated.height} row(s) in {origin} have no readable date in column "
+            f"{t.time_column!r} (first: {undated.row(0)[:4]}); fix or map that column"
+        )
+    for (day,), part in sorted(frame.filter(pl.col("_day") <= until).partition_by("_day", as_dict=True).items()):
+        rows = part.drop("_day").to_arrow()
+        digest = hashlib.sha256(pl.from_arrow(rows).hash_rows(seed=0).to_numpy().tobytes()).hexdigest()[:16]
+        yield Partition(table, day, str(origin), digest, (lambda r=rows: r))
+
+
+def read_user_source(settings: Settings, table: str, src: SourceSettings) -> pa.Table:
+    """Read a user's CSV/Parquet glob, DuckDB table or query, mapped onto canonical columns."""
+    path = settings.source_path(table)
+    assert path is not None
+    fmt = src.format or ("duckdb" if path.suffix in (".duckdb", ".db") else path.suffix.lstrip(".").lower())
+    if fmt in ("csv", "parquet"):
+        files = sorted(Path(p) for p in glob.glob(str(path)))
+        if not files:
+            raise SourceError(f"table {table}: no file matches {path}; check sources.{table}.path")
+        return _file_reader(table, files, src.columns)()
+    if fmt != "duckdb":
+        raise SourceError(f"table {table}: can't tell the format of {path}; set sources.{table}.format")
+    if not path.exists():
+        raise SourceError(f"table {table}: database {path} does not exist; check sources.{table}.path")
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        if src.query:
+            raw = con.execute(src.query).arrow()
+        elif src.table:
+            # The name was checked to be a plain identifier in settings; quote it anyway.
+            raw = con.execute('select * from "' + src.table + '"').arrow()
+        else:
+            raise SourceError(f"table {table}: a DuckDB source needs sources.{table}.table or .query")
+    except duckdb.Error as e:
+        raise SourceError(f"table {table}: reading {path} failed: {str(e).splitlines()[0]}") from None
+    finally:
+        con.close()
+    return _rename(table, raw, src.columns, path)
+
+
+def partitions(settings: Settings, table: str, until: date) -> Iterator[Partition]:
+    """Every partition of `table` up to `until`, from the user's source if set, else the landing zone."""
+    if table in settings.sources:
+        return user_partitions(settings, table, until)
+    return landing_partitions(settings, table, until)
+
+
+def latest_complete_date(settings: Settings, tables: list[str] | None = None) -> date | None:
+    """The newest day for which every daily table has data, from the landing zone or its user source."""
+    from nightshift.ingest import DAILY
+
+    newest: list[date] = []
+    for table in sorted(DAILY if tables is None else DAILY & set(tables)):
+        if table in settings.sources:
+            days = [p.day for p in user_partitions(settings, table, date.max)]
+        else:
+            folder = settings.landing_dir / table
+            days = [date.fromisoformat(m.group(1)) for p in folder.glob("date=*") if (m := _PARTITION.match(p.name))]
+        if not days:
+            return None
+        newest.append(max(days))
+    return min(newest) if newest else None
