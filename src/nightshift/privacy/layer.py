@@ -139,7 +139,10 @@ class PrivacyLayer:
     def section(self) -> dict[str, Any]:
         """The page's Privacy section: ε spent now, budget left, MoEs, suppressions and refusals."""
         latest = list({r.name: r for r in self.results}.values())  # a release asked twice is shown once
-        releases = [self._describe(r) for r in latest]
+        charged = {r.name: 0.0 for r in latest}
+        for r in self.results:
+            charged[r.name] += r.epsilon
+        releases = [self._describe(r, charged[r.name]) for r in latest]
         datasets = list(dict.fromkeys(r.dataset for r in latest))
         return {
             "job": self.job,
@@ -156,7 +159,7 @@ class PrivacyLayer:
                          "the count's margin of error",
         }
 
-    def _describe(self, r: ReleaseResult) -> dict[str, Any]:
+    def _describe(self, r: ReleaseResult, charged: float) -> dict[str, Any]:
         rel = self._declared[r.name]
         by_key = {q["key"]: q for q in r.queries}
         measures = []
@@ -170,9 +173,9 @@ class PrivacyLayer:
             measures.append({"name": m.name, "kind": kind, "moe": moe, "epsilon": q.get("epsilon"),
                              "sensitivity": q.get("sensitivity"), "scale": q.get("scale")})
         status = ("refused" + (f", showing {r.run_date}" if r.stale else ", nothing to show")) if r.refused \
-            else ("reused (no new spend)" if r.reused else "new")
+            else ("new" if charged > 0 else "reused (no new spend)")
         return {"name": r.name, "dataset": r.dataset, "unit": rel.unit, "status": status,
-                "epsilon_declared": rel.epsilon, "epsilon_charged": r.epsilon, "k": rel.max_rows_per_unit,
+                "epsilon_declared": rel.epsilon, "epsilon_charged": charged, "k": rel.max_rows_per_unit,
                 "keys": list(rel.keys), "release_id": r.release_id,
                 "run_date": r.run_date.isoformat() if r.run_date else None, "measures": measures}
 
