@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,11 @@ def xgb_device() -> str:
     import xgboost as xgb
 
     return "cuda" if xgb.build_info().get("USE_CUDA") else "cpu"
+
+
+def default_threads() -> int:
+    """Half the cores: OpenMP threads that spin on a shared, busy machine slow training badly."""
+    return max(1, (os.cpu_count() or 1) // 2)
 
 
 def save_booster(booster: Any, directory: Path) -> None:
@@ -44,9 +50,10 @@ def train_early_stopped(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.nd
     """Train a `hist` booster with early stopping on the (time-based) validation set."""
     import xgboost as xgb
 
-    p = {"tree_method": "hist", "device": xgb_device(), "nthread": 2, **params}
-    dtrain = xgb.DMatrix(x_train, label=y_train, weight=weight_train, feature_names=feature_names)
-    dvalid = xgb.DMatrix(x_valid, label=y_valid, feature_names=feature_names)
+    p = {"tree_method": "hist", "device": xgb_device(), "nthread": default_threads(), **params}
+    nt = p["nthread"]
+    dtrain = xgb.DMatrix(x_train, label=y_train, weight=weight_train, feature_names=feature_names, nthread=nt)
+    dvalid = xgb.DMatrix(x_valid, label=y_valid, feature_names=feature_names, nthread=nt)
     booster = xgb.train(p, dtrain, num_boost_round=num_boost_round, evals=[(dvalid, "valid")],
                         early_stopping_rounds=early_stopping_rounds, verbose_eval=False)
     booster.set_param({"device": "cpu"})  # later predictions take host arrays; avoid device copies
@@ -57,7 +64,7 @@ def predict_margin(booster: Any, x: np.ndarray, feature_names: list[str]) -> np.
     """Raw scores (log-odds for binary:logistic) up to the best iteration."""
     import xgboost as xgb
 
-    d = xgb.DMatrix(x, feature_names=feature_names)
+    d = xgb.DMatrix(x, feature_names=feature_names, nthread=default_threads())
     return booster.predict(d, output_margin=True, iteration_range=_best_range(booster))
 
 
@@ -65,7 +72,7 @@ def contributions(booster: Any, x: np.ndarray, feature_names: list[str]) -> np.n
     """SHAP contributions (n, features + 1; last column is the bias), in log-odds."""
     import xgboost as xgb
 
-    d = xgb.DMatrix(x, feature_names=feature_names)
+    d = xgb.DMatrix(x, feature_names=feature_names, nthread=default_threads())
     return booster.predict(d, pred_contribs=True, iteration_range=_best_range(booster))
 
 

@@ -1,0 +1,176 @@
+"""The loans job: train a default model as of D, judge it against the champion, score D's applications.
+
+Training uses only outcomes observed by D (label lag respected in `sql/marts/loans_features.sql`),
+split by application date: fit on the oldest, early-stop and calibrate on the next window, judge
+on the newest (the holdout no model ever saw). The registry decides champion/challenger on that
+holdout; scoring always uses the champion, and the page names its version.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import polars as pl
+
+from nightshift.jobs import JobContext, JobResult
+from nightshift.jobs import loans_report as R
+from nightshift.jobs.loans_features import data_hash, time_split
+from nightshift.jobs.loans_model import LOANS_FORMAT, LoansModel, fit_baseline, fit_model
+from nightshift.modeling import metrics as M
+from nightshift.modeling.xgb import xgb_device
+from nightshift.registry import ModelLoadError
+
+log = logging.getLogger(__name__)
+PENDING_DAYS = 30  # an application with no outcome row this long after applying is still undecided
+METRIC = "auc"  # the champion/challenger metric (higher is better); settings.champion_margin applies
+MIN_COMPARE_ROWS = 100
+PORTFOLIO_EPSILON = 0.1
+PORTFOLIO_MAX_ROWS = 1  # K: applications one applicant may contribute per night (more are sampled away)
+
+
+def run(ctx: JobContext) -> JobResult:
+    """Train, judge, score and explain loan default risk for `ctx.run_date`."""
+    warnings: list[str] = []
+    feats = ctx.sql("loans_features", pending_days=PENDING_DAYS)
+    labelled = feats.filter(pl.col("role") == "train")
+    to_score = feats.filter(pl.col("role") == "score")
+    split = time_split(labelled)
+
+    challenger_model = fit_model(split, seed=ctx.settings.seed)
+    baseline = fit_baseline(split)
+    y_hold = split.holdout["defaulted"].to_numpy()
+    reg = ctx.registry
+    challenger = reg.save(
+        challenger_model, LOANS_FORMAT, run_date=ctx.run_date,
+        training_window=(split.window("train")[0], split.window("valid")[1]),
+        data_hash=data_hash(split.train.vstack(split.valid)), features=challenger_model.encoder.names,
+        params=challenger_model.info["params"],
+        metrics={k: v for k, v in M.binary_metrics(y_hold, challenger_model.predict(split.holdout)).items()},
+        holdout={"start": split.window("holdout")[0], "end": split.window("holdout")[1], "rows": split.holdout.height},
+        extra={"device": challenger_model.info["device"], "best_iteration": challenger_model.info["best_iteration"]},
+    )
+
+    champion = None
+    try:
+        champion = reg.load_champion(LOANS_FORMAT)
+        warnings += champion.warnings
+    except ModelLoadError as e:
+        if reg.champion() is not None:  # there is a champion, but nothing of it loads
+            warnings.append(str(e))
+
+    # Judge both on the same holdout rows, after both models' fitting windows (never seen by either).
+    after = max(split.window("valid")[1],
+                _fit_end(champion.metadata) if champion and champion.version != challenger.version else split.window("valid")[1])
+    compare = split.holdout.filter(pl.col("application_date") > after)
+    y_cmp = compare["defaulted"].to_numpy()
+    preds = {"challenger": challenger_model.predict(compare)}
+    if champion and champion.version != challenger.version:
+        preds["champion"] = champion.model.predict(compare)
+    preds["baseline (logistic)"] = baseline.predict(compare)
+
+    if champion and champion.version != challenger.version and (len(y_cmp) < MIN_COMPARE_ROWS or len(set(y_cmp)) < 2):
+        promoted, reason = False, (f"only {len(y_cmp)} holdout applications are newer than both models' training "
+                                   f"windows; champion {champion.version} kept")
+        scoring_model, scoring_version = champion.model, champion.version
+    else:
+        champ_value = M.auc(y_cmp, preds["champion"]) if "champion" in preds else None
+        decision = reg.decide(
+            challenger.version, metric=METRIC, challenger_value=M.auc(y_cmp, preds["challenger"]),
+            champion_value=champ_value, higher_is_better=True, champion=champion.version if champion else None,
+            holdout={"start": compare["application_date"].min(), "end": compare["application_date"].max(), "rows": len(y_cmp)},
+        )
+        promoted, reason = decision.promoted, decision.reason
+        use_challenger = promoted or champion is None or champion.version == challenger.version
+        scoring_model: LoansModel = challenger_model if use_challenger else champion.model
+        scoring_version = challenger.version if use_challenger else champion.version
+
+    # Score tonight's applications with the champion.
+    p = scoring_model.predict(to_score) if to_score.height else np.array([])
+    contribs = scoring_model.contributions(to_score) if to_score.height else pl.DataFrame()
+    scores = pl.concat([
+        to_score.select("application_id", "application_date"),
+        pl.DataFrame({"probability_default": p, "risk_band": R.band_of(p) if len(p) else np.array([], str)}),
+        R.top_contributions(contribs) if to_score.height else pl.DataFrame(),
+    ], how="horizontal").with_columns(pl.lit(scoring_version).alias("model_version"),
+                                      pl.lit(ctx.run_date).alias("run_date"))
+    ctx.write_parquet("scores", scores)
+
+    # Explanations on the holdout with the model that scores.
+    p_hold = scoring_model.predict(compare)
+    hold_contribs = scoring_model.contributions(compare)
+    imp_chart, imp_rows = R.importance(hold_contribs)
+    top_numeric = [r["feature"] for r in imp_rows if r["feature"] in compare.columns
+                   and compare.schema[r["feature"]].is_numeric()][:3]
+    sample = compare.sample(min(400, compare.height), seed=ctx.settings.seed)
+    cal_chart, cal_rows = R.calibration_chart(y_cmp, p_hold)
+    drift_rows = R.drift(split.train, to_score)
+    for r in drift_rows:
+        if r["flagged"]:
+            warnings.append(f"drift: {r['feature']} has PSI {r['psi']:.2f} (> {R.PSI_FLAG}) between the training "
+                            "window and tonight's applications")
+    portfolio, portfolio_note = _portfolio(ctx, to_score, p, scoring_model)
+    if portfolio_note:
+        warnings.append(portfolio_note)
+
+    metrics_rows = R.metric_rows(y_cmp, preds)
+    context = {
+        "scoring_version": scoring_version, "challenger_version": challenger.version,
+        "promoted": promoted, "decision_reason": reason, "margin": reg.margin, "metric": METRIC,
+        "holdout": {"start": compare["application_date"].min(), "end": compare["application_date"].max(),
+                    "applications": compare.height, "default_rate": float(y_cmp.mean())},
+        "windows": {part: split.window(part) for part in ("train", "valid", "holdout")},
+        "counts": {"labelled": labelled.height, "scored": to_score.height,
+                   "applied_today": to_score.filter(pl.col("application_date") == ctx.run_date).height},
+        "metrics_rows": metrics_rows, "band_rows": R.band_table(y_cmp, p_hold), "calibration_rows": cal_rows,
+        "label_lag_rows": ctx.sql("loans_label_lag").to_dicts(),
+        "importance_rows": imp_rows, "drift_rows": drift_rows, "psi_flag": R.PSI_FLAG,
+        "portfolio_rows": portfolio, "bands": [{"band": b, "from": lo} for b, lo in R.BANDS],
+        "charts": {
+            "roc": R.roc_chart(y_cmp, preds), "calibration": cal_chart,
+            "distribution": R.score_distribution(y_cmp, p_hold, p),
+            "importance": imp_chart,
+            "pdp": [R.partial_dependence(scoring_model.predict, sample, f) for f in top_numeric],
+        },
+    }
+    by_model = {r["model"]: r for r in metrics_rows}
+    summary = {
+        "holdout_auc": by_model["challenger"]["auc"] if scoring_version == challenger.version
+        else by_model["champion"]["auc"],
+        "baseline_auc": by_model["baseline (logistic)"]["auc"], "champion": scoring_version,
+        "promoted": promoted, "scored": to_score.height,
+        "mean_probability": float(p.mean()) if len(p) else None,
+    }
+    return JobResult(summary=summary, context=context, models={"default_model": scoring_version},
+                     warnings=warnings, extra={"device": xgb_device(), "challenger": challenger.version})
+
+
+def _fit_end(metadata: dict):
+    from datetime import date
+
+    return date.fromisoformat(metadata["training_window"]["end"])
+
+
+def _portfolio(ctx: JobContext, scored: pl.DataFrame, p: np.ndarray, model: LoansModel) -> tuple[list[dict], str | None]:
+    """Applications and expected defaults per region and band, released through the privacy layer."""
+    try:
+        from nightshift.privacy import Count, Release, Sum
+    except ImportError as e:  # the privacy layer is a separate module; without it nothing is published
+        return [], f"portfolio aggregates not published: the privacy layer is unavailable ({e})"
+    regions = model.encoder.levels.get("region") or ["other"]
+    known = [r for r in regions if r != "other"]
+    frame = scored.select("applicant_id", "region").with_columns(
+        pl.when(pl.col("region").is_in(known)).then(pl.col("region")).otherwise(pl.lit("other")).alias("region"),
+        pl.Series("risk_band", R.band_of(p) if len(p) else np.array([], str)),
+        pl.Series("probability_default", p),
+    )
+    release = Release(
+        name="loans_portfolio", dataset="applicants", unit="applicant_id",
+        keys={"region": list(regions), "risk_band": [b for b, _ in R.BANDS]},
+        measures=[Count("applications"), Sum("expected_defaults", "probability_default", 0.0, 1.0, resolution=0.01)],
+        max_rows_per_unit=PORTFOLIO_MAX_ROWS, epsilon=PORTFOLIO_EPSILON,
+    )
+    res = ctx.privacy.release(release, frame)
+    if res.refused:
+        return [], f"portfolio aggregates not published: {res.refused}"
+    return res.table.to_dicts(), None
