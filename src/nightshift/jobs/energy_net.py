@@ -1,0 +1,156 @@
+"""The load network: device and strategy selection, the Keras model, seeded training.
+
+The model reads a week of hourly history (scaled load, temperature, calendar), the known calendar
+of the next week, and the seasonal-naive forecast; it predicts a correction to seasonal naive for
+each of the next 168 hours. A daily-patch Conv1D encoder summarises the week; a small MLP shared
+across horizon hours turns (summary, that hour's calendar, the same hour last week) into the
+correction, so holiday and weekday effects are learned per hour rather than per position.
+
+GPU: `MirroredStrategy` over every visible GPU with mixed precision; CPU: the default strategy,
+with op determinism so a seed gives the same model.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+from nightshift.jobs.energy_data import (  # noqa: E402
+    FUTURE_FEATURES, HORIZON, LOOKBACK, PAST_FEATURES, Windows, make_dataset,
+)
+
+
+@dataclass
+class StrategyInfo:
+    """The distribution strategy chosen for this machine and what it runs on."""
+
+    strategy: Any
+    name: str  # "mirrored" or "default"
+    devices: list[str]
+    replicas: int
+    mixed_precision: bool
+
+    def describe(self) -> dict[str, Any]:
+        """Plain facts for the manifest and the page."""
+        return {"strategy": self.name, "devices": self.devices, "replicas": self.replicas,
+                "mixed_precision": self.mixed_precision, "tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def _cpu_name() -> str:
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"CPU: {name} ({os.cpu_count()} cores)"
+
+
+def select_strategy() -> StrategyInfo:
+    """MirroredStrategy across all visible GPUs (mixed precision), else the default strategy."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = []
+        for g in gpus:
+            try:
+                details = tf.config.experimental.get_device_details(g)
+            except Exception:  # details are best effort (e.g. a mocked device list)
+                details = {}
+            names.append(f"GPU: {details.get('device_name', g.name)}")
+        strategy = tf.distribute.MirroredStrategy()
+        return StrategyInfo(strategy, "mirrored", names, strategy.num_replicas_in_sync, True)
+    return StrategyInfo(tf.distribute.get_strategy(), "default", [_cpu_name()], 1, False)
+
+
+def set_determinism(seed: int, gpu: bool) -> None:
+    """Seed Python, NumPy and TensorFlow; on CPU also make every op deterministic."""
+    keras.utils.set_random_seed(seed)
+    if not gpu:
+        tf.config.experimental.enable_op_determinism()
+
+
+def build_model(temp_mean: float, temp_std: float, *, width: int = 32, mixed: bool = False) -> keras.Model:
+    """The network (inputs past/future/naive → scaled load for the next HORIZON hours)."""
+    policy = "mixed_float16" if mixed else "float32"
+    past = keras.Input((LOOKBACK, len(PAST_FEATURES)), name="past")
+    future = keras.Input((HORIZON, len(FUTURE_FEATURES)), name="future")
+    naive = keras.Input((HORIZON,), name="naive")
+    # Temperature is standardised inside the model, so the saved artifact carries its statistics.
+    mean = np.zeros(len(PAST_FEATURES))
+    var = np.ones(len(PAST_FEATURES))
+    mean[1], var[1] = temp_mean, max(temp_std, 1e-3) ** 2
+    x = layers.Normalization(axis=-1, mean=mean, variance=var, name="standardise")(past)
+    # Daily patches: one 24-hour kernel per day, then mixing across the seven days.
+    z = layers.Conv1D(width, 24, strides=24, activation="relu", dtype=policy, name="day_patches")(x)
+    z = layers.Conv1D(width, 3, padding="same", activation="relu", dtype=policy, name="across_days")(z)
+    z = layers.Flatten(name="flat")(z)
+    z = layers.Dropout(0.2, name="drop")(z)
+    z = layers.Dense(width, activation="relu", dtype=policy, name="summary")(z)
+    ctx = layers.RepeatVector(HORIZON, name="per_hour")(z)
+    # The same hour last week, aligned with each horizon hour (crops nothing while LOOKBACK == HORIZON).
+    last_week = layers.Cropping1D((LOOKBACK - HORIZON, 0), name="last_week")(x)
+    h = layers.Concatenate(axis=-1, name="hour_inputs")([ctx, future, last_week])
+    h = layers.Dense(2 * width, activation="relu", dtype=policy, name="hour_mlp_1")(h)
+    h = layers.Dense(width, activation="relu", dtype=policy, name="hour_mlp_2")(h)
+    h = layers.Dense(1, dtype="float32", name="correction")(h)
+    out = layers.Add(name="forecast", dtype="float32")([layers.Flatten(name="per_horizon")(h), naive])
+    return keras.Model({"past": past, "future": future, "naive": naive}, out, name="energy_load")
+
+
+@dataclass
+class TrainResult:
+    """A trained network and how training went."""
+
+    model: keras.Model
+    epochs: int
+    best_epoch: int
+    seconds: float
+    windows: int
+    windows_per_s: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, max_epochs: int = 40,
+          patience: int = 4, batch_size: int = 256, learning_rate: float = 2e-3, width: int = 32) -> TrainResult:
+    """Fit with early stopping on the validation windows (restoring the best weights)."""
+    set_determinism(seed, gpu=info.name == "mirrored")
+    temp = train_w.past[:, :, 1]
+    global_batch = batch_size * info.replicas
+    with info.strategy.scope():
+        model = build_model(float(temp.mean()), float(temp.std()), width=width, mixed=info.mixed_precision)
+        opt = keras.optimizers.AdamW(learning_rate, weight_decay=1e-3)
+        if info.mixed_precision:
+            opt = keras.optimizers.LossScaleOptimizer(opt)
+        model.compile(optimizer=opt, loss="mean_absolute_error", jit_compile=False)
+    ds = make_dataset(train_w, global_batch, shuffle=True, seed=seed)
+    vds = make_dataset(val_w, 1024 * info.replicas, shuffle=False, seed=seed)
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    t0 = time.perf_counter()
+    hist = model.fit(ds, validation_data=vds, epochs=max_epochs, callbacks=[stop], verbose=0)
+    seconds = time.perf_counter() - t0
+    epochs = len(hist.history["loss"])
+    val = hist.history["val_loss"]
+    params = {"lookback": LOOKBACK, "horizon": HORIZON, "width": width, "batch_size": global_batch,
+              "learning_rate": learning_rate, "max_epochs": max_epochs, "patience": patience, "seed": seed}
+    return TrainResult(model, epochs, int(np.argmin(val)) + 1, seconds, len(train_w),
+                       len(train_w) * epochs / seconds, {k: [float(v) for v in vs] for k, vs in hist.history.items()},
+                       params)
+
+
+def predict(model: keras.Model, w: Windows, batch_size: int = 2048) -> np.ndarray:
+    """Scaled forecasts (N × H) as float64."""
+    return np.asarray(model.predict(w.inputs(), batch_size=batch_size, verbose=0), dtype=np.float64)
