@@ -37,14 +37,14 @@ AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55+")
 # The planted segments. Columns: share, visit rate per active day, mean lifetime (days),
 # purchase prob per carted item, carts per session, quantity extra, click logit shift, channel mix.
 SEGMENTS = {
-    "loyal_buyers": dict(share=0.18, rate=0.45, life=400.0, buy=0.3, carts=2.0, qty=1.5, click=0.2,
-                         mix=(0.35, 0.15, 0.05, 0.25, 0.1, 0.1)),
-    "browsers": dict(share=0.32, rate=0.55, life=300.0, buy=0.04, carts=0.5, qty=0.0, click=0.6,
-                     mix=(0.15, 0.15, 0.55, 0.05, 0.05, 0.05)),
-    "occasional": dict(share=0.30, rate=0.07, life=400.0, buy=0.25, carts=1.0, qty=0.3, click=-0.3,
-                       mix=(0.30, 0.45, 0.05, 0.05, 0.10, 0.05)),
-    "lapsing": dict(share=0.20, rate=0.5, life=6.0, buy=0.08, carts=0.6, qty=0.0, click=0.0,
-                    mix=(0.2, 0.2, 0.2, 0.05, 0.25, 0.1)),
+    "loyal_buyers": dict(share=0.18, rate=0.4, life=400.0, buy=0.4, carts=2.0, qty=1.5, click=0.2,
+                         mix=(0.35, 0.1, 0.05, 0.3, 0.1, 0.1)),
+    "browsers": dict(share=0.32, rate=0.6, life=300.0, buy=0.02, carts=0.4, qty=0.0, click=0.6,
+                     mix=(0.1, 0.1, 0.65, 0.05, 0.05, 0.05)),
+    "occasional": dict(share=0.30, rate=0.05, life=400.0, buy=0.5, carts=1.2, qty=0.3, click=-0.3,
+                       mix=(0.2, 0.55, 0.05, 0.05, 0.1, 0.05)),
+    "lapsing": dict(share=0.20, rate=0.6, life=4.0, buy=0.05, carts=0.5, qty=0.0, click=0.0,
+                    mix=(0.2, 0.15, 0.15, 0.05, 0.35, 0.1)),
 }
 SEGMENT_NAMES = tuple(SEGMENTS)
 
@@ -108,7 +108,7 @@ def generate(rng: np.random.Generator, start: date, end: date, size) -> dict:
     mix = np.array([s["mix"] for s in SEGMENTS.values()])
     s_ch = _choice_by_row(rng, mix, seg[s_user])
     first = np.r_[True, s_user[1:] != s_user[:-1]]
-    stay = first | (rng.random(n_sess) < 0.45)
+    stay = first | (rng.random(n_sess) < 0.3)
     s_ch = np.where(stay, signup_ch[s_user], s_ch)
     s_dev = np.where(rng.random(n_sess) < 0.8, device_pref[s_user], rng.choice(len(DEVICES), n_sess))
     hour_w = np.array([1, 0.5, 0.3, 0.2, 0.2, 0.4, 1, 2, 3, 3.5, 3.5, 3.5, 4, 3.5, 3.5, 3.5, 4, 4.5, 5.5, 6, 6, 5, 3.5],

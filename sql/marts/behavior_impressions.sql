@@ -1,0 +1,76 @@
+-- Ad impressions of the last $days days as click-through training rows, as of $run_date.
+-- Label: a click on the same campaign followed in the same session (30-minute gap rule) before the
+-- next impression of that campaign. Features come only from the user's events strictly before the
+-- impression (ordered by time, then event id): no peeking at the click or anything later.
+-- History counts look back over $history_days days. At most $max_rows rows (a hash sample).
+with ev as (
+    select user_id, ts, event_id, event_type, channel, campaign_id, coalesce(device, 'unknown') as device
+    from events
+    where _partition <= $run_date
+      and ts < $run_date::date + interval 1 day
+      and ts >= $run_date::date - cast($history_days - 1 as integer)
+),
+
+gaps as (
+    select
+        *,
+        coalesce(ts - lag(ts) over (partition by user_id order by ts, event_id) > interval 30 minute, true) as starts
+    from ev
+),
+
+numbered as (
+    select *, sum(starts::int) over (partition by user_id order by ts, event_id rows unbounded preceding) as session_no
+    from gaps
+),
+
+history as (
+    select
+        *,
+        count(*) filter (where event_type = 'ad_impression') over before as prior_impressions,
+        count(*) filter (where event_type = 'ad_click') over before as prior_clicks,
+        count(*) filter (where event_type = 'add_to_cart') over before as prior_carts,
+        count(*) filter (where event_type = 'purchase') over before as prior_purchases,
+        min(ts) over before as first_seen,
+        count(*) filter (where event_type = 'ad_impression') over session_before as session_impressions_before
+    from numbered
+    window
+        before as (partition by user_id order by ts, event_id rows between unbounded preceding and 1 preceding),
+        session_before as (partition by user_id, session_no order by ts, event_id
+                           rows between unbounded preceding and 1 preceding)
+),
+
+ads as (
+    select
+        *,
+        lead(event_type) over (partition by user_id, session_no, campaign_id order by ts, event_id) as next_ad_event
+    from history
+    where event_type in ('ad_impression', 'ad_click') and campaign_id is not null
+),
+
+final as (
+    select
+        event_id,
+        user_id,
+        ts,
+        cast(ts as date) as day,
+        campaign_id,
+        channel,
+        device,
+        hour(ts)::int as hour,
+        isodow(ts)::int as day_of_week,
+        prior_impressions::bigint as prior_impressions,
+        prior_clicks::bigint as prior_clicks,
+        prior_carts::bigint as prior_carts,
+        prior_purchases::bigint as prior_purchases,
+        (session_no - 1)::bigint as prior_sessions,
+        coalesce(date_diff('day', first_seen, ts), 0)::bigint as days_since_first_seen,
+        session_impressions_before::bigint as session_impressions_before,
+        coalesce(next_ad_event = 'ad_click', false)::int as clicked
+    from ads
+    where event_type = 'ad_impression'
+      and ts >= $run_date::date - cast($days - 1 as integer)
+    order by hash(event_id)
+    limit $max_rows
+)
+
+select * from final order by ts, event_id

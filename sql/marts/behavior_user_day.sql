@@ -1,0 +1,49 @@
+-- Person-level rows for the daily channel trends: one row per user, day and session channel in the
+-- last $days days, with visits (sessions), converting visits, purchases and revenue.
+-- Feeds privacy releases only (user_id is the privacy unit); never shown as is.
+with ev as (
+    select user_id, ts, event_id, event_type, channel, revenue_cents
+    from events
+    where _partition <= $run_date
+      and ts < $run_date::date + interval 1 day
+      and ts >= $run_date::date - cast($days - 1 as integer)
+),
+
+gaps as (
+    select
+        *,
+        coalesce(ts - lag(ts) over (partition by user_id order by ts, event_id) > interval 30 minute, true) as starts
+    from ev
+),
+
+numbered as (
+    select *, sum(starts::int) over (partition by user_id order by ts, event_id rows unbounded preceding) as session_no
+    from gaps
+),
+
+sessions as (
+    select
+        user_id,
+        session_no,
+        cast(min(ts) as date) as day,
+        arg_min(channel, ts) as channel,
+        count(*) filter (where event_type = 'purchase') as purchases,
+        coalesce(sum(revenue_cents) filter (where event_type = 'purchase'), 0) as revenue_cents
+    from numbered
+    group by user_id, session_no
+),
+
+final as (
+    select
+        user_id,
+        day,
+        channel,
+        count(*)::bigint as visits,
+        count(*) filter (where purchases > 0)::bigint as converting_visits,
+        sum(purchases)::bigint as purchases,
+        sum(revenue_cents)::bigint as revenue_cents
+    from sessions
+    group by user_id, day, channel
+)
+
+select * from final

@@ -1,0 +1,191 @@
+"""The click-through model: XGBoost on ad impressions, against a campaign-CTR baseline.
+
+Rows come from `sql/marts/behavior_impressions.sql`, whose features use only the user's events
+strictly before each impression. The split is by time (the last `HOLDOUT_DAYS` days are the
+holdout), so the scores say how the model does on days it never saw. The registry keeps every
+trained version; a challenger replaces the champion only if it beats it on the same holdout.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from nightshift.modeling import FnFormat
+from nightshift.modeling import metrics as mm
+from nightshift.tables import CHANNELS, DEVICES
+
+HOLDOUT_DAYS = 7
+PRIOR_WEIGHT = 200.0  # pseudo-impressions that pull a small campaign's CTR toward the overall rate
+NUMERIC = ["hour", "day_of_week", "prior_impressions", "prior_clicks", "prior_carts", "prior_purchases",
+           "prior_sessions", "days_since_first_seen", "session_impressions_before"]
+FEATURES = ["channel_code", "device_code", "campaign_code", *NUMERIC, "prior_ctr"]
+PARAMS = {"objective": "binary:logistic", "eval_metric": "logloss", "max_depth": 4, "eta": 0.15, "max_bin": 64,
+          "subsample": 0.9, "colsample_bytree": 0.9, "min_child_weight": 5, "seed": 7}
+
+
+@dataclass
+class CtrModel:
+    """A trained booster plus the campaign list its codes refer to."""
+
+    booster: Any
+    campaigns: list[str]
+
+    def predict(self, frame: pl.DataFrame) -> np.ndarray:
+        """Click probabilities for impression rows with canonical feature columns."""
+        import xgboost as xgb
+
+        x = design_matrix(frame, self.campaigns)
+        d = xgb.DMatrix(x, feature_names=FEATURES)
+        best = self.booster.attributes().get("best_iteration")
+        rng = (0, int(best) + 1) if best is not None else (0, 0)
+        return self.booster.predict(d, iteration_range=rng)
+
+
+def _save(model: CtrModel, directory: Path) -> None:
+    model.booster.save_model(directory / "booster.json")
+    (directory / "campaigns.json").write_text(json.dumps(model.campaigns))
+
+
+def _load(directory: Path) -> CtrModel:
+    import xgboost as xgb
+
+    booster = xgb.Booster()
+    booster.load_model(directory / "booster.json")
+    booster.set_param({"device": "cpu"})
+    return CtrModel(booster, json.loads((directory / "campaigns.json").read_text()))
+
+
+CTR_FORMAT = FnFormat("xgboost-ctr", _save, _load)
+
+
+def design_matrix(frame: pl.DataFrame, campaigns: list[str]) -> np.ndarray:
+    """Feature matrix in `FEATURES` order; unknown categories become missing (NaN) for the trees."""
+    def code(col: str, values: list[str] | tuple[str, ...]) -> pl.Expr:
+        return pl.col(col).replace_strict({v: i for i, v in enumerate(values)}, default=None,
+                                          return_dtype=pl.Float64)
+
+    x = frame.select(
+        code("channel", CHANNELS).alias("channel_code"),
+        code("device", DEVICES).alias("device_code"),
+        code("campaign_id", campaigns).alias("campaign_code"),
+        *[pl.col(c).cast(pl.Float64) for c in NUMERIC],
+        ((pl.col("prior_clicks") + 0.5) / (pl.col("prior_impressions") + 5.0)).alias("prior_ctr"),
+    )
+    return x.to_numpy().astype(np.float32)
+
+
+def campaign_baseline(train: pl.DataFrame) -> pl.DataFrame:
+    """Each campaign's historical CTR on the training days, shrunk toward the overall rate."""
+    overall = float(train["clicked"].mean())
+    return (
+        train.group_by("campaign_id")
+        .agg(impressions=pl.len(), clicks=pl.col("clicked").sum())
+        .with_columns(baseline_ctr=(pl.col("clicks") + PRIOR_WEIGHT * overall) / (pl.col("impressions") + PRIOR_WEIGHT))
+        .sort("campaign_id")
+    )
+
+
+def baseline_predict(baseline: pl.DataFrame, frame: pl.DataFrame, overall: float) -> np.ndarray:
+    """The baseline's probability for each row: its campaign's historical CTR."""
+    out = frame.select("campaign_id").join(baseline.select("campaign_id", "baseline_ctr"), on="campaign_id",
+                                           how="left", maintain_order="left")
+    return out["baseline_ctr"].fill_null(overall).to_numpy()
+
+
+def split(rows: pl.DataFrame, run_date: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Time split: training days before the holdout week, holdout = the last `HOLDOUT_DAYS` days."""
+    cut = run_date - timedelta(days=HOLDOUT_DAYS - 1)
+    return rows.filter(pl.col("day") < cut), rows.filter(pl.col("day") >= cut)
+
+
+def train(train_rows: pl.DataFrame, *, rounds: int = 150) -> CtrModel:
+    """Fit the booster with early stopping on the last fifth (by time) of the training rows."""
+    from nightshift.modeling.xgb import train_early_stopped
+
+    campaigns = sorted(train_rows["campaign_id"].unique().to_list())
+    n_fit = int(train_rows.height * 0.8)
+    fit, valid = train_rows[:n_fit], train_rows[n_fit:]
+    booster = train_early_stopped(
+        design_matrix(fit, campaigns), fit["clicked"].to_numpy(), design_matrix(valid, campaigns),
+        valid["clicked"].to_numpy(), PARAMS, feature_names=FEATURES, num_boost_round=rounds,
+        early_stopping_rounds=25,
+    )
+    return CtrModel(booster, campaigns)
+
+
+def evaluate(model: CtrModel, baseline: pl.DataFrame, holdout: pl.DataFrame, overall: float) -> dict[str, Any]:
+    """Holdout log loss, AUC and calibration of the model and the baseline."""
+    y = holdout["clicked"].to_numpy()
+    p = model.predict(holdout)
+    b = baseline_predict(baseline, holdout, overall)
+    calib = mm.calibration_table(y, p, bins=10)
+    return {
+        "model": mm.binary_metrics(y, p),
+        "baseline": mm.binary_metrics(y, b),
+        "calibration": calib,
+        "predictions": p,
+    }
+
+
+def data_hash(rows: pl.DataFrame) -> str:
+    """A short fingerprint of the training rows (for the registry's metadata)."""
+    return f"{int(rows.hash_rows(seed=7).sum()) & ((1 << 64) - 1):016x}-{rows.height}"
+
+
+def fit_and_register(rows: pl.DataFrame, run_date: date, registry: Any, *, rounds: int = 150) -> dict[str, Any]:
+    """Train a challenger, store it, compare it with the champion on the same holdout, score with the winner."""
+    train_rows, holdout = split(rows, run_date)
+    if train_rows.height < 200 or holdout.height < 50 or train_rows["clicked"].sum() < 10:
+        raise ValueError(f"too few ad impressions to train the click-through model "
+                         f"({train_rows.height} training rows, {holdout.height} holdout rows)")
+    overall = float(train_rows["clicked"].mean())
+    baseline = campaign_baseline(train_rows)
+    model = train(train_rows, rounds=rounds)
+    ev = evaluate(model, baseline, holdout, overall)
+    holdout_info = {"start": (run_date - timedelta(days=HOLDOUT_DAYS - 1)).isoformat(), "end": run_date.isoformat(),
+                    "rows": holdout.height}
+    metrics = {"log_loss": ev["model"]["log_loss"], "auc": ev["model"]["auc"],
+               "baseline_log_loss": ev["baseline"]["log_loss"], "baseline_auc": ev["baseline"]["auc"]}
+    version = registry.save(
+        model, CTR_FORMAT, run_date=run_date,
+        training_window=(train_rows["day"].min(), train_rows["day"].max()), data_hash=data_hash(train_rows),
+        features=FEATURES, params={**PARAMS, "rounds": rounds}, metrics=metrics, holdout=holdout_info,
+    )
+    champion_value, champion_version, notes = None, registry.champion(), []
+    if champion_version and champion_version != version.version:
+        try:
+            champ = registry.load_champion(CTR_FORMAT)
+            champion_version = champ.version
+            notes += champ.warnings
+            champion_value = mm.log_loss(holdout["clicked"].to_numpy(), champ.model.predict(holdout))
+        except Exception as e:  # a broken champion is compared as "could not be evaluated"
+            notes.append(f"champion {champion_version} could not be scored on the holdout: {e}")
+    decision = registry.decide(version.version, metric="log_loss", challenger_value=metrics["log_loss"],
+                               champion_value=champion_value, higher_is_better=False,
+                               champion=champion_version, holdout=holdout_info)
+    scorer = model
+    if decision.champion != version.version:
+        loaded = registry.load_champion(CTR_FORMAT)
+        scorer, notes = loaded.model, notes + loaded.warnings
+    return {"evaluation": ev, "metrics": metrics, "version": version.version, "decision": decision,
+            "scorer": scorer, "scorer_version": decision.champion, "holdout": holdout, "baseline": baseline,
+            "train_rows": train_rows.height, "notes": notes}
+
+
+def predict_tomorrow(scorer: CtrModel, recent: pl.DataFrame, run_date: date) -> pl.DataFrame:
+    """Expected CTR per campaign tomorrow: the model on last week's impression contexts, moved to tomorrow's weekday."""
+    tomorrow = run_date + timedelta(days=1)
+    frame = recent.with_columns(day_of_week=pl.lit(tomorrow.isoweekday(), dtype=pl.Int32))
+    p = scorer.predict(frame)
+    return (
+        frame.select("campaign_id").with_columns(p=pl.Series(p))
+        .group_by("campaign_id").agg(predicted_ctr=pl.col("p").mean())
+        .sort("campaign_id")
+    )
