@@ -1,0 +1,178 @@
+"""The behavior job: which channels and campaigns bring users who stay, click and buy; what to show next.
+
+One night, as of the run date:
+1. segments — k-means on per-user recency, frequency, monetary value and channel mix, ids kept
+   stable against the last saved centroids (`behavior_segments`);
+2. click-through — XGBoost on ad impressions vs the campaign-CTR baseline, champion/challenger
+   through the registry, predicted CTR per campaign for tomorrow (`behavior_ctr`);
+3. recommendations — item-to-item cosine on co-carts/co-purchases, written to
+   `recommendations.parquet` (holds user ids: an operational output, never on the page), with an
+   offline hit-rate check against popularity (`behavior_recs`);
+4. channel, campaign and segment aggregates about people — only through the privacy layer
+   (`behavior_channels`); the page is built from released tables and model metrics only.
+The job reads canonical columns only; mapping a user's own column names is the sources' job.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import polars as pl
+
+from nightshift.jobs import JobContext, JobResult
+from nightshift.jobs import behavior_channels as chan
+from nightshift.jobs import behavior_ctr as ctr
+from nightshift.jobs import behavior_recs as recs
+from nightshift.jobs import behavior_report as rep
+from nightshift.jobs import behavior_segments as segs
+from nightshift.modeling import has_gpu
+from nightshift.modeling.xgb import xgb_device
+
+WINDOW_DAYS = 90  # trends, channel totals, segments and recommendations look back this far
+CTR_DAYS = 60  # impressions the click model learns from (history features look back further)
+CTR_HISTORY_DAYS = 120
+CTR_MAX_ROWS = 1_000_000  # a hash sample beyond this: enough rows for a stable model, bounded time
+ACTIVE_DAYS = 28  # users seen in the last 28 days get personal recommendations
+TOP_N = 10
+
+
+def _segments(ctx: JobContext, features: pl.DataFrame, warnings: list[str]) -> segs.Segmentation | None:
+    if features.height < 20:
+        warnings.append(f"segments skipped: only {'a handful of' if features.height else 'no'} active users")
+        return None
+    previous, prev_day = segs.load_previous(ctx.settings.models_dir, ctx.run_date)
+    seg = segs.segment(features, previous, seed=ctx.settings.seed)
+    segs.save(ctx.settings.models_dir, ctx.run_date, seg)
+    seg.previous_day = prev_day  # type: ignore[attr-defined]
+    return seg
+
+
+def _ctr(ctx: JobContext, warnings: list[str]) -> dict[str, Any] | None:
+    rows = ctx.sql("behavior_impressions", days=CTR_DAYS, history_days=CTR_HISTORY_DAYS, max_rows=CTR_MAX_ROWS)
+    if rows.is_empty():
+        warnings.append("click-through model skipped: no ad impressions (events need event_type "
+                        "'ad_impression' with a campaign_id)")
+        return None
+    try:
+        out = ctr.fit_and_register(rows, ctx.run_date, ctx.registry)
+    except ValueError as e:
+        warnings.append(f"click-through model skipped: {e}")
+        return None
+    warnings += out["notes"]
+    out["predicted"] = ctr.predict_tomorrow(out["scorer"], out["holdout"], ctx.run_date)
+    return out
+
+
+def _recommendations(ctx: JobContext, features: pl.DataFrame, warnings: list[str]) -> dict[str, Any] | None:
+    inter = ctx.sql("behavior_interactions", days=WINDOW_DAYS)
+    if inter.is_empty():
+        warnings.append("recommendations skipped: no add_to_cart or purchase events with a product_id")
+        return None
+    model = recs.fit(inter)
+    active = features.filter(pl.col("recency_days") < ACTIVE_DAYS)["user_id"].to_numpy()
+    per_user = recs.recommend(model, active, TOP_N)
+    per_item = recs.similar_items(model, TOP_N)
+    frame = pl.concat([
+        per_user.select(pl.lit("user").alias("kind"), "user_id", pl.lit(None, pl.String).alias("for_product_id"),
+                        "rank", "product_id", "score", "source"),
+        per_item.select(pl.lit("product").alias("kind"), pl.lit(None, pl.Int64).alias("user_id"), "for_product_id",
+                        "rank", "product_id", "score", pl.lit("similar items").alias("source")),
+    ])
+    path = ctx.write_parquet("recommendations", frame)
+    return {"evaluation": recs.evaluate(inter, ctx.run_date, k=TOP_N), "file": path.name,
+            "products": len(model.items)}
+
+
+def run(ctx: JobContext) -> JobResult:
+    """Run the behavior job for `ctx.run_date`."""
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    warnings: list[str] = []
+
+    def lap(name: str) -> None:
+        nonlocal t0
+        timings[name] = round(time.perf_counter() - t0, 2)
+        t0 = time.perf_counter()
+
+    features = ctx.sql("behavior_user_features", days=WINDOW_DAYS)
+    lap("features")
+    seg = _segments(ctx, features, warnings)
+    lap("segments")
+    model = _ctr(ctx, warnings)
+    lap("ctr_model")
+    rec = _recommendations(ctx, features, warnings)
+    lap("recommendations")
+
+    # -- aggregates about people: the privacy layer only --------------------------------------------
+    frames = chan.person_frames(ctx.sql, features, seg.labels if seg else None, WINDOW_DAYS)
+    campaigns = sorted(frames["campaigns"]["campaign_id"].unique().to_list())
+    days = chan.trend_window(ctx.run_date, WINDOW_DAYS)
+    eps = chan.night_epsilon(ctx.settings)
+    decl = chan.declarations(eps, days, campaigns or ["none"], sorted(seg.centroids) if seg else [0])
+    if not campaigns:
+        frames.pop("campaigns")
+    released = chan.release_all(ctx.privacy, decl, frames)
+    warnings += [f"privacy budget refused {r}" for r in released.refused]
+    t = released.tables
+    lap("privacy")
+
+    table = chan.channel_table(t)
+    best = chan.best_channel(table)
+    camp = chan.campaign_table(t, model["predicted"] if model else None)
+    seg_rows, seg_chart = rep.segment_rows(t.get("segments"), t.get("segment_channels"), segs.describe, WINDOW_DAYS)
+    context: dict[str, Any] = {
+        "window_days": WINDOW_DAYS,
+        "window_start": (ctx.run_date - timedelta(days=WINDOW_DAYS - 1)).isoformat(),
+        "night_epsilon": eps,
+        "best_channel": best,
+        "channel_rows": rep.channel_rows(table),
+        "channel_charts": rep.channel_charts(table),
+        "trend_charts": rep.trend_charts(t.get("daily_channel"), t.get("new_users")),
+        "histogram_chart": rep.histogram_chart(t.get("visits_histogram"), chan.VISIT_BINS),
+        "campaign_rows": rep.campaign_rows(camp),
+        "campaign_chart": rep.campaign_chart(camp),
+        "segment_rows": seg_rows,
+        "segment_chart": seg_chart,
+        "segments": None if seg is None else {
+            "k": seg.k, "silhouettes": [{"k": k, "silhouette": round(v, 3)} for k, v in sorted(seg.silhouettes.items())],
+            "matched": seg.matched, "previous_day": getattr(seg, "previous_day", None)},
+        "ctr": None,
+        "recs": None,
+    }
+    summary: dict[str, Any] = {"best_channel": best, "epsilon_night": round(eps, 5)}
+    models: dict[str, str] = {}
+    if model:
+        ev, d = model["evaluation"], model["decision"]
+        context["ctr"] = {
+            "model": {k: round(ev["model"][k], 4) for k in ("log_loss", "auc", "brier", "mean_predicted")},
+            "baseline": {k: round(ev["baseline"][k], 4) for k in ("log_loss", "auc", "brier", "mean_predicted")},
+            "challenger": model["version"], "scorer": model["scorer_version"], "promoted": d.promoted,
+            "reason": d.reason, "holdout_days": ctr.HOLDOUT_DAYS, "margin": d.margin,
+            "calibration_rows": rep.calibration_rows(ev["calibration"]),
+            "calibration_chart": rep.calibration_chart(ev["calibration"]),
+        }
+        summary |= {"ctr_log_loss": round(ev["model"]["log_loss"], 4),
+                    "ctr_baseline_log_loss": round(ev["baseline"]["log_loss"], 4),
+                    "ctr_auc": round(ev["model"]["auc"], 4)}
+        models["ctr"] = model["scorer_version"]
+    if rec:
+        e = rec["evaluation"]
+        context["recs"] = {"file": f"{ctx.job}/{rec['file']}", "top_n": TOP_N, "active_days": ACTIVE_DAYS,
+                           "test_days": recs.TEST_DAYS,
+                           "metrics": [{"method": "item-to-item (cosine)", "hit rate@10": _r(e.get("item_item_hit_rate")),
+                                        "coverage": _r(e.get("item_item_coverage"))},
+                                       {"method": "popularity", "hit rate@10": _r(e.get("popularity_hit_rate")),
+                                        "coverage": _r(e.get("popularity_coverage"))}] if e else []}
+        summary |= {"recs_hit_rate_at_10": _r(e.get("item_item_hit_rate")),
+                    "popularity_hit_rate_at_10": _r(e.get("popularity_hit_rate"))}
+    if seg:
+        summary["segments"] = seg.k
+    lap("report")
+    return JobResult(summary=summary, context=context, models=models, warnings=warnings,
+                     extra={"timings_s": timings, "device": xgb_device() if has_gpu() else "cpu"})
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(float(v), 4)

@@ -1,0 +1,175 @@
+"""Charts and tables for the behavior page, built only from released (noisy) tables and model metrics.
+
+Nothing here sees a person-level frame: inputs are the privacy layer's tables (values with their
+95% margins of error) and model evaluation numbers, so the page cannot leak a user id or a raw count.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+import polars as pl
+
+from nightshift.reporting import charts
+from nightshift.tables import CHANNELS
+
+
+def _num(v: Any, digits: int = 3) -> Any:
+    return None if v is None else round(float(v), digits)
+
+
+def pm(v: Any, moe: Any, digits: int = 3, scale: float = 1.0) -> str:
+    """A value with its margin of error, as text: '12.3 ± 4.5' (or 'suppressed')."""
+    if v is None:
+        return "suppressed"
+    fmt = f"{{:,.{digits}f}}"
+    return f"{fmt.format(float(v) * scale)} ± {fmt.format(float(moe or 0) * scale)}"
+
+
+def trend_charts(daily: pl.DataFrame | None, new_users: pl.DataFrame | None) -> list[charts.Chart]:
+    """Daily trends per channel over the window, each point with its ± margin as an error bar."""
+    out = []
+    specs = []
+    if daily is not None:
+        specs += [(daily, "active_users", "Active users per day", 1.0), (daily, "visits", "Visits per day", 1.0),
+                  (daily, "revenue_cents", "Revenue per day (currency units)", 0.01)]
+    if new_users is not None:
+        specs.append((new_users, "new_users", "New users per day (by signup channel)", 1.0))
+    for frame, col, title, scale in specs:
+        fig = go.Figure()
+        for ch in CHANNELS:
+            part = frame.filter(pl.col("channel") == ch).sort("day")
+            fig.add_trace(go.Scatter(
+                x=[d.isoformat() for d in part["day"]], y=(part[col] * scale).to_list(), mode="lines+markers",
+                name=ch, marker=dict(size=3),
+                error_y=dict(type="data", array=(part[f"{col}_moe"] * scale).to_list(), thickness=0.6, width=0),
+            ))
+        out.append(charts.chart(fig, f"{title} — noisy, ± 95% margin"))
+    return out
+
+
+def channel_charts(table: pl.DataFrame | None) -> list[charts.Chart]:
+    """Conversion, revenue per user, funnel and retention per channel, with error bars."""
+    if table is None:
+        return []
+    t = table.sort("channel")
+    x = t["channel"].to_list()
+    out = [
+        charts.bar(x, {"conversion": t["conversion"].to_list()}, "Conversion: visits that led to a purchase",
+                   "share of visits", errors={"conversion": t["conversion_moe"].to_list()}),
+        charts.bar(x, {"revenue per user": (t["revenue_per_user_cents"] / 100).to_list()},
+                   "Revenue per user (noisy sum / noisy count)", "currency units",
+                   errors={"revenue per user": (t["revenue_per_user_cents_moe"] / 100).to_list()}),
+        charts.bar(x, {"saw an ad and clicked": t["click_rate"].to_list(), "added to cart": t["cart_rate"].to_list(),
+                       "purchased": t["purchase_rate"].to_list()},
+                   "Funnel per channel: share of visiting users reaching each step", "share of users",
+                   errors={"saw an ad and clicked": t["click_rate_moe"].to_list(),
+                           "added to cart": t["cart_rate_moe"].to_list(),
+                           "purchased": t["purchase_rate_moe"].to_list()}),
+    ]
+    if "retention_7d" in t.columns:
+        out.append(charts.bar(
+            x, {"7-day": t["retention_7d"].to_list(), "28-day": t["retention_28d"].to_list()},
+            "Retention per signup-channel cohort", "share of cohort",
+            errors={"7-day": t["retention_7d_moe"].to_list(), "28-day": t["retention_28d_moe"].to_list()}))
+    return out
+
+
+def channel_rows(table: pl.DataFrame | None) -> list[dict[str, Any]]:
+    """One row per channel for the page's table, each number with its ±."""
+    if table is None:
+        return []
+    rows = []
+    for r in table.sort("conversion", descending=True, nulls_last=True).iter_rows(named=True):
+        rows.append({
+            "channel": r["channel"],
+            "users": pm(r["users"], r["users_moe"], 0),
+            "visits": pm(r["visits"], r["visits_moe"], 0),
+            "conversion": pm(r["conversion"], r["conversion_moe"]),
+            "revenue per user": pm(r["revenue_per_user_cents"], r["revenue_per_user_cents_moe"], 2, 0.01),
+            "7-day retention": pm(r.get("retention_7d"), r.get("retention_7d_moe")),
+            "28-day retention": pm(r.get("retention_28d"), r.get("retention_28d_moe")),
+        })
+    return rows
+
+
+def histogram_chart(hist: pl.DataFrame | None, bins: tuple[str, ...]) -> charts.Chart | None:
+    """Users by number of visits in the window (public bins), with error bars."""
+    if hist is None:
+        return None
+    h = hist.with_columns(pl.col("bin").replace_strict({b: i for i, b in enumerate(bins)}).alias("_o")).sort("_o")
+    return charts.bar(h["bin"].to_list(), {"users": h["users"].to_list()}, "Visits per user (window)",
+                      "users", errors={"users": h["users_moe"].to_list()})
+
+
+def campaign_rows(table: pl.DataFrame | None) -> list[dict[str, Any]]:
+    """One row per campaign: noisy reach, impressions, clicks, CTR and the model's CTR for tomorrow."""
+    if table is None:
+        return []
+    return [{
+        "campaign": r["campaign_id"],
+        "users reached": pm(r["users"], r["users_moe"], 0),
+        "impressions": pm(r["impressions"], r["impressions_moe"], 0),
+        "clicks": pm(r["clicks"], r["clicks_moe"], 0),
+        "CTR": pm(r["ctr"], r["ctr_moe"]),
+        "predicted CTR tomorrow": _num(r.get("predicted_ctr")),
+    } for r in table.iter_rows(named=True)]
+
+
+def campaign_chart(table: pl.DataFrame | None) -> charts.Chart | None:
+    """Observed (noisy) CTR per campaign with error bars, beside tomorrow's predicted CTR."""
+    if table is None:
+        return None
+    series = {"observed CTR (noisy)": table["ctr"].to_list()}
+    errors = {"observed CTR (noisy)": table["ctr_moe"].to_list()}
+    if "predicted_ctr" in table.columns:
+        series["predicted CTR tomorrow"] = table["predicted_ctr"].to_list()
+    return charts.bar(table["campaign_id"].to_list(), series, "Click-through rate per campaign", "CTR", errors=errors)
+
+
+def calibration_chart(calib: pl.DataFrame) -> charts.Chart:
+    """Reliability diagram of the click model on the holdout (mean prediction vs observed rate)."""
+    fig = go.Figure([
+        go.Scatter(x=[0, float(calib["p_max"].max())], y=[0, float(calib["p_max"].max())], mode="lines",
+                   name="perfect", line=dict(dash="dot", color="grey")),
+        go.Scatter(x=calib["mean_predicted"].to_list(), y=calib["observed_rate"].to_list(), mode="lines+markers",
+                   name="model", error_y=dict(type="data", array=(1.96 * calib["observed_se"]).to_list())),
+    ])
+    fig.update_xaxes(title="mean predicted CTR")
+    fig.update_yaxes(title="observed CTR")
+    return charts.chart(fig, "Calibration on the holdout week (deciles of prediction)")
+
+
+def calibration_rows(calib: pl.DataFrame) -> list[dict[str, Any]]:
+    """Calibration deciles without their row counts (counts of people's actions stay off the page)."""
+    return [{"decile": int(r["bin"]) + 1, "mean predicted": _num(r["mean_predicted"], 4),
+             "observed": _num(r["observed_rate"], 4), "gap": _num(r["gap"], 4)} for r in calib.iter_rows(named=True)]
+
+
+def segment_rows(seg: pl.DataFrame | None, seg_ch: pl.DataFrame | None, describe: Any,
+                 window_days: int) -> tuple[list[dict[str, Any]], charts.Chart | None]:
+    """Segment profiles in plain words from noisy means, sizes with ±, and a size chart."""
+    if seg is None:
+        return [], None
+    top: dict[int, str] = {}
+    if seg_ch is not None:
+        for s, part in seg_ch.group_by("segment"):
+            best = part.sort("users", descending=True).row(0, named=True)
+            top[int(s[0])] = best["channel"] if best["users"] > best["users_moe"] else None
+    rows = []
+    for r in seg.sort("segment").iter_rows(named=True):
+        profile = {"recency_days": r["recency_days"], "sessions": r["sessions"], "revenue": r["revenue"],
+                   "purchases": r["purchases"]}
+        rows.append({
+            "segment": r["segment"], "in plain words": describe(profile, window_days, top.get(int(r["segment"]))),
+            "users": pm(r["users"], r["users_moe"], 0),
+            "days since last visit": pm(r["recency_days"], r["recency_days_moe"], 1),
+            "visits": pm(r["sessions"], r["sessions_moe"], 1),
+            "purchases": pm(r["purchases"], r["purchases_moe"], 2),
+            "revenue per user": pm(r["revenue"], r["revenue_moe"], 2),
+        })
+    s = seg.sort("segment")
+    chart = charts.bar([f"segment {i}" for i in s["segment"]], {"users": s["users"].to_list()},
+                       "Segment sizes (noisy)", "users", errors={"users": s["users_moe"].to_list()})
+    return rows, chart
