@@ -1,0 +1,130 @@
+"""The loans job: demo signal, label lag in the features SQL, encoding, and a full night on mapped user data."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, timedelta
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import polars as pl
+import pytest
+
+from nightshift.demo import SIZES
+from nightshift.demo.loans import generate
+from nightshift.jobs import JobContext
+from nightshift.jobs.loans_features import OTHER, Encoder
+from nightshift.settings import SourceSettings, load_settings
+from nightshift.tables import TABLES
+from nightshift.warehouse import Warehouse
+
+D = date(2026, 3, 1)
+SMALL = dataclasses.replace(SIZES["tiny"], loans_per_day=16, loan_days=420)
+DTYPES = {"VARCHAR": pl.String, "BIGINT": pl.Int64, "INTEGER": pl.Int32, "DOUBLE": pl.Float64, "DATE": pl.Date}
+
+
+@pytest.fixture(scope="module")
+def demo() -> dict:
+    return generate(np.random.default_rng(3), D - timedelta(days=SMALL.loan_days - 1), D, SMALL)
+
+
+def _load(wh: Warehouse, tables: dict) -> None:
+    cur = wh.cursor
+    for t, col in (("loans", "application_date"), ("loan_outcomes", "observed_date")):
+        cur.register("f", tables[t].with_columns(pl.col(col).alias("_partition")).to_arrow())
+        cur.execute(f"insert into {t} select * from f")  # noqa: S608 - fixed table names
+        cur.unregister("f")
+
+
+def test_generator_tables_and_planted_signal(demo: dict) -> None:
+    for t in ("loans", "loan_outcomes"):
+        assert {c.name: DTYPES[c.type] for c in TABLES[t].columns} == dict(demo[t].schema)
+    loans, out = demo["loans"], demo["loan_outcomes"]
+    assert loans["applicant_id"].is_duplicated().any()  # repeat applicants exist
+    lag = out.join(loans, on="application_id").select((pl.col("observed_date") - pl.col("application_date")).dt.total_days())
+    assert lag.min().item() >= 30 and out["observed_date"].max() <= D
+    truth = demo["_truth"]["default_prob"].join(loans, on="application_id")
+    by_dti = truth.group_by((pl.col("debt_to_income").rank("ordinal") - 1).mul(5).floordiv(pl.len()).alias("q")).agg(
+        pl.col("defaulted").mean()).sort("q")["defaulted"].to_list()
+    assert by_dti == sorted(by_dti)  # observed default rate rises with debt-to-income
+
+
+def test_features_respect_label_lag_and_point_in_time(demo: dict, tmp_path: Path) -> None:
+    wh = Warehouse(tmp_path / "w.duckdb")
+    _load(wh, demo)
+    d1 = D - timedelta(days=90)
+    f1 = wh.run_sql("marts/loans_features", run_date=d1, pending_days=30)
+    train = f1.filter(pl.col("role") == "train")
+    assert train["outcome_date"].max() <= d1 and f1["application_date"].max() <= d1
+    # an outcome observed after d1 must not label its application at d1
+    resolved_late = demo["_truth"]["default_prob"].filter(pl.col("resolved_on") > d1)["application_id"]
+    assert not train["application_id"].is_in(resolved_late.implode()).any()
+    scored = f1.filter(pl.col("role") == "score")
+    assert scored["application_date"].min() > d1 - timedelta(days=30) and scored["defaulted"].null_count() == scored.height
+    # the same date gives the same rows whether or not later data has arrived (backfill safety)
+    wh2 = Warehouse(tmp_path / "w2.duckdb")
+    _load(wh2, {t: demo[t].filter(pl.col(c) <= d1) for t, c in
+                (("loans", "application_date"), ("loan_outcomes", "observed_date"))})
+    assert f1.equals(wh2.run_sql("marts/loans_features", run_date=d1, pending_days=30))
+    later = wh.run_sql("marts/loans_features", run_date=D, pending_days=30)
+    assert later.filter(pl.col("role") == "train").height > train.height
+
+
+def test_encoder_pools_rare_and_unseen_levels() -> None:
+    rows = pl.DataFrame({c: [1.0] * 30 for c in Encoder().numeric}).with_columns(
+        home_ownership=pl.lit("rent"), purpose=pl.Series(["car"] * 25 + ["boat"] * 5), region=pl.lit("north"))
+    enc = Encoder.fit(rows)
+    assert enc.levels["purpose"] == ["car", OTHER]
+    new = rows.head(2).with_columns(purpose=pl.Series(["spaceship", "car"]))
+    m = enc.transform(new)
+    cols = enc.names
+    assert m[0, cols.index("purpose=other")] == 1 and m[1, cols.index("purpose=car")] == 1
+    assert Encoder.from_dict(enc.to_dict()).names == cols
+    assert enc.monotone_constraints().count("1") >= 3
+
+
+@pytest.mark.slow  # loads a CSV day by day and trains twice: ~10-40 s on the shared 2-core machine
+def test_night_on_user_data_with_other_column_names(demo: dict, tmp_path: Path) -> None:
+    """A user's CSV with their own column names and extra columns, mapped through source settings."""
+    from nightshift.ingest import ingest
+    from nightshift.jobs.loans import run
+
+    rename = {"application_id": "AppRef", "applicant_id": "CustomerNo", "application_date": "Applied",
+              "debt_to_income": "DTI", "credit_score": "FICO", "region": "Area"}
+    loans = demo["loans"].rename(rename).with_columns(branch_code=pl.lit("X1"), notes=pl.lit("n/a"))
+    outcomes = demo["loan_outcomes"].rename({"application_id": "AppRef", "status": "State"}).with_columns(
+        source_system=pl.lit("core"))
+    loans.write_csv(tmp_path / "my_loans.csv")
+    outcomes.write_csv(tmp_path / "my_outcomes.csv")
+    settings = load_settings(home=tmp_path, sources={
+        "loans": SourceSettings(path=str(tmp_path / "my_loans.csv"), columns={v: k for k, v in rename.items()}),
+        "loan_outcomes": SourceSettings(path=str(tmp_path / "my_outcomes.csv"),
+                                        columns={"AppRef": "application_id", "State": "status"}),
+    })
+    wh = Warehouse(settings.warehouse_path)
+    loads = ingest(settings, wh, D, ["loans", "loan_outcomes"])
+    assert all(load.usable for load in loads.values())
+
+    ctx = JobContext("loans", D, settings, wh, out_dir=tmp_path / "out")
+    res = run(ctx)
+    assert res.models["default_model"] == res.context["scoring_version"]
+    assert res.summary["holdout_auc"] > 0.7 and res.context["promoted"]  # first night: no champion yet
+    scores = pl.read_parquet(tmp_path / "out" / "scores.parquet")
+    assert scores.height == res.context["counts"]["scored"] > 0
+    assert {"probability_default", "risk_band", "top_feature_1", "contribution_1", "model_version"} <= set(scores.columns)
+    assert scores["probability_default"].is_between(0, 1).all()
+    assert set(scores["top_feature_1"]) <= set(res.context["importance_rows"][0].keys()) | {
+        r["feature"] for r in res.context["importance_rows"]} | {"home_ownership", "purpose", "region"}
+
+    # A second run of the same night reuses the stored model: no new version, same champion.
+    again = run(JobContext("loans", D, settings, wh, out_dir=tmp_path / "out2"))
+    assert again.context["challenger_version"] == res.context["challenger_version"]
+    assert ctx.registry.versions() == [res.context["challenger_version"]]
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(
+        Path(__file__).resolve().parents[2] / "src/nightshift/reporting/templates"), autoescape=True)
+    html = env.get_template("loans.html.j2").render(**res.context, run_date=D, job="loans",
+                                                    warnings=res.warnings, assets=".", root=".")
+    assert res.context["scoring_version"] in html and "Calibration" in html
+    assert not any(a in html for a in scores["application_id"].head(50).to_list())  # no person-level ids
