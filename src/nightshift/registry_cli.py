@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +13,7 @@ from nightshift.registry import ModelRegistry, RegistryError
 
 app = typer.Typer(help="Model versions, champions and rollbacks.", no_args_is_help=True)
 console = Console()
+ModelsDir = Annotated[Path | None, typer.Option(help="Registry root (default: <home>/models from settings)")]
 
 
 def _registry(job: str, models_dir: Path | None) -> ModelRegistry:
@@ -26,7 +28,7 @@ def _fmt(v: object) -> str:
 
 
 @app.command("list")
-def list_models(job: str, models_dir: Path = typer.Option(None, help="Registry root (default: settings)")) -> None:
+def list_models(job: str, models_dir: ModelsDir = None) -> None:
     """List a job's model versions with their holdout metrics; the champion is marked."""
     try:
         reg = _registry(job, models_dir)
@@ -65,7 +67,7 @@ def list_models(job: str, models_dir: Path = typer.Option(None, help="Registry r
 
 @app.command()
 def promote(job: str, version: str,
-            models_dir: Path = typer.Option(None, help="Registry root (default: settings)")) -> None:
+            models_dir: ModelsDir = None) -> None:
     """Make VERSION the champion of JOB (the previous champion stays available for rollback)."""
     try:
         reg = _registry(job, models_dir)
@@ -77,7 +79,7 @@ def promote(job: str, version: str,
 
 
 @app.command()
-def rollback(job: str, models_dir: Path = typer.Option(None, help="Registry root (default: settings)")) -> None:
+def rollback(job: str, models_dir: ModelsDir = None) -> None:
     """Restore JOB's previous champion."""
     try:
         reg = _registry(job, models_dir)
