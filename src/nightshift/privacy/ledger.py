@@ -24,7 +24,9 @@ TOLERANCE = 1e-9  # float slack when comparing sums of ε with the budget
 
 
 def ensure_tables(wh: Warehouse) -> None:
-    """Create the ledger tables if they do not exist (idempotent)."""
+    """Create the ledger tables if they do not exist (idempotent; a no-op once they do)."""
+    if has_tables(wh.cursor):  # also lets a read-only warehouse re-serve stored releases
+        return
     with wh.transaction() as cur:
         cur.execute(sql_text("privacy/ledger"))
 
