@@ -9,8 +9,6 @@ rows already loaded from other days) and references to other tables.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
-
 import polars as pl
 import pyarrow as pa
 
@@ -44,7 +42,7 @@ def _first_reason(rules: list[tuple[pl.Expr, pl.Expr, str]]) -> tuple[pl.Expr, p
     return reason, rule
 
 
-def _column_rules(t: TableSpec, raw: pl.DataFrame) -> list[tuple[pl.Expr, pl.Expr, str]]:
+def _column_rules(t: TableSpec) -> list[tuple[pl.Expr, pl.Expr, str]]:
     rules = []
     for c in t.columns:
         col = pl.col(c.name)
@@ -73,14 +71,23 @@ def _column_rules(t: TableSpec, raw: pl.DataFrame) -> list[tuple[pl.Expr, pl.Exp
     return rules
 
 
-def check(table: str, raw: pa.Table, day: date, warehouse: Warehouse) -> Checked:
-    """Type, normalise and check one partition of `table` that landed on `day`."""
+def _mark(frame: pl.DataFrame, broken: pl.Expr, message: pl.Expr, rule: str) -> pl.DataFrame:
+    """Give rows that are still good and break this rule their first reason."""
+    hit = pl.col("_reason").is_null() & broken
+    return frame.with_columns(
+        pl.when(hit).then(message).otherwise(pl.col("_reason")).alias("_reason"),
+        pl.when(hit).then(pl.lit(rule)).otherwise(pl.col("_rule")).alias("_rule"),
+    )
+
+
+def check(table: str, raw: pa.Table, warehouse: Warehouse) -> Checked:
+    """Type, normalise and check rows of `table`; `raw` carries `_partition`, the drop each row came in."""
     t = spec(table)
     raw = raw.append_column("_row", pa.array(range(raw.num_rows), pa.int64()))
     cur = warehouse.cursor
     cur.register("raw", raw)
     try:
-        typed = cur.execute(sql_text(f"staging/stg_{table}")).pl()
+        typed = cur.sql(sql_text(f"staging/stg_{table}")).pl()
     finally:
         cur.unregister("raw")
     raw_pl = pl.from_arrow(raw)
@@ -89,87 +96,71 @@ def check(table: str, raw: pa.Table, day: date, warehouse: Warehouse) -> Checked
     # (text present, typed value null) from a real null.
     raw_text = raw_pl.select(
         [pl.col(c).cast(pl.String).str.strip_chars().replace("", None).alias(f"_raw_{c}") for c in t.column_names]
+        + [pl.col("_partition").cast(pl.Date)]
     )
     frame = pl.concat([typed, raw_text], how="horizontal")
-
-    day_col = pl.col(t.time_column).cast(pl.Date)
-    rules = _column_rules(t, raw_pl)
-    rules.append(((day_col > day).fill_null(False),
-                  pl.format("{} {} is after the drop date {}", pl.lit(t.time_column), day_col, pl.lit(str(day))),
-                  "future timestamp"))
-    reason, rule = _first_reason(rules)
+    reason, rule = _first_reason(_column_rules(t))
     frame = frame.with_columns(reason.alias("_reason"), rule.alias("_rule"))
 
-    # Duplicates within the drop: identical rows, then distinct rows sharing a key.
-    key = list(t.key)
-    frame = frame.with_columns(
-        pl.when(pl.col("_reason").is_null() & pl.struct(t.column_names).is_first_distinct().not_())
-        .then(pl.lit("duplicate row"))
-        .otherwise(pl.col("_rule"))
-        .alias("_rule")
-    ).with_columns(pl.when(pl.col("_rule") == "duplicate row").then(pl.lit("an identical row appears earlier in the drop"))
-                   .otherwise(pl.col("_reason")).alias("_reason"))
+    day_col = pl.col(t.time_column).cast(pl.Date)
+    frame = _mark(frame, (day_col > pl.col("_partition")).fill_null(False),
+                  pl.format("{} {} is after the drop date {}", pl.lit(t.time_column), day_col, pl.col("_partition")),
+                  "future timestamp")
+    # Duplicates in the batch: identical rows within a drop, then distinct rows sharing a key
+    # (within one drop, or across drops: the earliest drop wins).
+    frame = frame.sort("_partition", "_row")
     ok = pl.col("_reason").is_null()
-    first_key = pl.struct(key).is_first_distinct().over(ok)
-    frame = frame.with_columns(
-        pl.when(ok & ~first_key).then(pl.lit("duplicate key")).otherwise(pl.col("_rule")).alias("_rule"),
-        pl.when(ok & ~first_key)
-        .then(pl.format("key ({}) appears more than once in the drop", pl.lit(", ".join(key))))
-        .otherwise(pl.col("_reason"))
-        .alias("_reason"),
-    )
-    frame = _against_warehouse(t, frame, day, warehouse)
-    good = frame.filter(pl.col("_reason").is_null()).select(t.column_names)
+    frame = _mark(frame, ok & ~pl.struct([*t.column_names, "_partition"]).is_first_distinct().over(ok),
+                  pl.lit("an identical row appears earlier in the drop"), "duplicate row")
+    ok = pl.col("_reason").is_null()
+    key = list(t.key)
+    first_part = pl.col("_partition").first().over([*key, ok])
+    not_first = ~pl.struct(key).is_first_distinct().over(ok)
+    frame = _mark(frame, ok & not_first & (first_part == pl.col("_partition")),
+                  pl.format("key ({}) appears more than once in the drop", pl.lit(", ".join(key))), "duplicate key")
+    frame = _mark(frame, pl.col("_reason").is_null() & not_first,
+                  pl.format("key already delivered in the drop of {}", first_part), "duplicate key across days")
+    frame = _against_warehouse(t, frame, warehouse)
+    good = frame.filter(pl.col("_reason").is_null()).select([*t.column_names, "_partition"])
     bad = frame.filter(pl.col("_reason").is_not_null()).select(
-        ["_row", "_reason", "_rule"] + [f"_raw_{c}" for c in t.column_names]
+        ["_partition", "_row", "_reason", "_rule"] + [f"_raw_{c}" for c in t.column_names]
     ).rename({f"_raw_{c}": c for c in t.column_names})
     return Checked(good=good, bad=bad)
 
 
-def _against_warehouse(t: TableSpec, frame: pl.DataFrame, day: date, warehouse: Warehouse) -> pl.DataFrame:
-    """Quarantine keys already loaded from another day, and references to rows that don't exist."""
+def _against_warehouse(t: TableSpec, frame: pl.DataFrame, warehouse: Warehouse) -> pl.DataFrame:
+    """Quarantine keys already loaded from other drops, and references to rows that don't exist."""
     cur = warehouse.cursor
-    candidates = frame.filter(pl.col("_reason").is_null())
+    key = list(t.key)
+    candidates = frame.filter(pl.col("_reason").is_null()).select(["_row", "_partition", *key])
     if candidates.height == 0:
         return frame
-    key = list(t.key)
-    cur.register("_cand", candidates.select(["_row", *key]).to_arrow())
+    cur.register("_cand", candidates.to_arrow())
     try:
         on = " and ".join(f"w.{k} = c.{k}" for k in key)
-        clash = cur.execute(
+        clash = cur.sql(
             "select c._row, min(w._partition) as other from _cand c join " + t.name + " w on " + on
-            + " where w._partition <> $d group by c._row",
-            {"d": day},
+            + " where w._partition not in (select distinct _partition from _cand) group by c._row"
         ).pl()
     finally:
         cur.unregister("_cand")
     if clash.height:
-        frame = frame.join(clash, on="_row", how="left").with_columns(
-            pl.when(pl.col("other").is_not_null())
-            .then(pl.format("key already loaded from the drop of {}", pl.col("other")))
-            .otherwise(pl.col("_reason")).alias("_reason"),
-            pl.when(pl.col("other").is_not_null()).then(pl.lit("duplicate key across days"))
-            .otherwise(pl.col("_rule")).alias("_rule"),
-        ).drop("other")
+        frame = frame.join(clash, on="_row", how="left")
+        frame = _mark(frame, pl.col("other").is_not_null(),
+                      pl.format("key already loaded from the drop of {}", pl.col("other")),
+                      "duplicate key across days").drop("other")
     for ref in t.references:
-        pending = frame.filter(pl.col("_reason").is_null()).select("_row", ref.column)
+        pending = frame.filter(pl.col("_reason").is_null()).select("_row", "_partition", ref.column)
         cur.register("_refs", pending.to_arrow())
         try:
-            missing = cur.execute(
-                "select r._row from _refs r anti join (select distinct " + ref.target + " as k from " + ref.table
-                + " where _partition <= $d) t on r." + ref.column + " = t.k",
-                {"d": day},
+            missing = cur.sql(
+                "select r._row from _refs r anti join " + ref.table + " t on r." + ref.column + " = t." + ref.target
+                + " and t._partition <= r._partition"
             ).pl()
         finally:
             cur.unregister("_refs")
         if missing.height:
-            lost = pl.col("_row").is_in(missing["_row"].implode())
-            frame = frame.with_columns(
-                pl.when(lost).then(pl.format("{} {} has no row in {}", pl.lit(ref.column), pl.col(ref.column),
-                                             pl.lit(ref.table))).otherwise(pl.col("_reason")).alias("_reason"),
-                pl.when(lost).then(pl.lit(f"unknown {ref.column}")).otherwise(pl.col("_rule")).alias("_rule"),
-            )
+            frame = _mark(frame, pl.col("_row").is_in(missing["_row"].implode()),
+                          pl.format("{} {} has no row in {}", pl.lit(ref.column), pl.col(ref.column), pl.lit(ref.table)),
+                          f"unknown {ref.column}")
     return frame
-
-
-__all__ = ["Checked", "check", "sql_text"]

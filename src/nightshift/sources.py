@@ -18,8 +18,11 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
 from nightshift.settings import Settings, SourceSettings
+from nightshift.tables import DAILY_TABLES as DAILY
 from nightshift.tables import spec
 
 _PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
@@ -80,20 +83,20 @@ def _file_reader(table: str, files: list[Path], mapping: dict[str, str]):
 
 
 def _read_one(table: str, path: Path) -> pa.Table:
-    con = duckdb.connect()
     try:
         if path.suffix == ".csv":
             # All text: types are the contract's job, so a bad value quarantines a row, not the file.
-            return con.execute("select * from read_csv($p, all_varchar = true, header = true)", {"p": str(path)}).arrow()
-        return con.execute("select * from read_parquet($p)", {"p": str(path)}).arrow()
-    except (duckdb.Error, OSError) as e:
+            opts = pa_csv.ConvertOptions(column_types={}, strings_can_be_null=True, auto_dict_encode=False)
+            header = pa_csv.read_csv(path, convert_options=opts).schema.names
+            opts = pa_csv.ConvertOptions(column_types={n: pa.string() for n in header}, strings_can_be_null=True)
+            return pa_csv.read_csv(path, convert_options=opts)
+        return pq.ParquetFile(path).read()
+    except (pa.ArrowException, OSError) as e:
         kind = "CSV" if path.suffix == ".csv" else "Parquet"
         raise SourceError(
             f"table {table}: {path} is not a readable {kind} file ({str(e).splitlines()[0]}); "
             "re-deliver the file or remove it, then run the date again"
         ) from None
-    finally:
-        con.close()
 
 
 def _rename(table: str, raw: pa.Table, mapping: dict[str, str], origin: object) -> pa.Table:
@@ -159,10 +162,10 @@ def read_user_source(settings: Settings, table: str, src: SourceSettings) -> pa.
     con = duckdb.connect(str(path), read_only=True)
     try:
         if src.query:
-            raw = con.execute(src.query).arrow()
+            raw = con.sql(src.query).to_arrow_table()
         elif src.table:
             # The name was checked to be a plain identifier in settings; quote it anyway.
-            raw = con.execute('select * from "' + src.table + '"').arrow()
+            raw = con.sql('select * from "' + src.table + '"').to_arrow_table()
         else:
             raise SourceError(f"table {table}: a DuckDB source needs sources.{table}.table or .query")
     except duckdb.Error as e:
@@ -181,8 +184,6 @@ def partitions(settings: Settings, table: str, until: date) -> Iterator[Partitio
 
 def latest_complete_date(settings: Settings, tables: list[str] | None = None) -> date | None:
     """The newest day for which every daily table has data, from the landing zone or its user source."""
-    from nightshift.ingest import DAILY
-
     newest: list[date] = []
     for table in sorted(DAILY if tables is None else DAILY & set(tables)):
         if table in settings.sources:

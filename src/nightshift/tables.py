@@ -186,6 +186,9 @@ TABLES: dict[str, TableSpec] = {
     )
 }
 
+# Tables that get a drop every business day; the others (sign-ups, outcomes) only when something happened.
+DAILY_TABLES = frozenset({"events", "sales", "loans", "inventory", "energy"})
+
 # Tables are loaded in this order so that references point at already-loaded tables.
 LOAD_ORDER = ("users", "events", "sales", "loans", "loan_outcomes", "inventory", "energy")
 

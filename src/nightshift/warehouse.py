@@ -83,7 +83,11 @@ class Warehouse:
     # -- reading -----------------------------------------------------------------------------------
     def run_sql(self, name: str, **params: Any) -> pl.DataFrame:
         """Run `sql/<name>.sql` with bound `$params` and return the result as Polars (via Arrow)."""
-        return self.cursor.execute(sql_text(name), params).pl()
+        return self.frame(sql_text(name), params)
+
+    def frame(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+        """Run a query with bound parameters on this thread's cursor; the result as Polars (via Arrow)."""
+        return self.cursor.sql(sql, params=params or None).pl()
 
     def execute(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> duckdb.DuckDBPyConnection:
         """Execute a statement with bound parameters on this thread's cursor."""
@@ -101,7 +105,7 @@ class Warehouse:
             "select " + ", ".join(cols) + " from " + t.name
             + " where _partition <= $d and " + time_col + " < " + upper
         )
-        return self.cursor.execute(sql, {"d": run_date}).pl()
+        return self.frame(sql, {"d": run_date})
 
     # -- writing -----------------------------------------------------------------------------------
     @contextmanager
@@ -116,13 +120,3 @@ class Warehouse:
                 cur.execute("rollback")
                 raise
             cur.execute("commit")
-
-    def replace_partition(self, table: str, partition: date, rows: pl.DataFrame) -> None:
-        """Replace exactly `partition`'s rows of `table` with `rows`, in one transaction."""
-        t = spec(table)
-        frame = rows.select(t.column_names).with_columns(pl.lit(partition).alias("_partition"))
-        with self.transaction() as cur:
-            cur.execute("delete from " + t.name + " where _partition = $p", {"p": partition})
-            cur.register("_incoming", frame.to_arrow())
-            cur.execute("insert into " + t.name + " select * from _incoming")
-            cur.unregister("_incoming")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from nightshift.demo.faults import drop_day, inject
 from nightshift.tables import TABLES
 
 GENERATORS = ("events", "sales", "loans", "inventory", "energy")
@@ -72,8 +73,11 @@ def _day_of(frame: pl.DataFrame, table: str) -> pl.Series:
     return frame[col].cast(pl.Date) if frame[col].dtype != pl.Date else frame[col]
 
 
-def write_partitions(frame: pl.DataFrame, table: str, landing: Path, part_col: str = "_day") -> int:
-    """Write `frame` as one Parquet file per business day: `<landing>/<table>/date=D/part-0.parquet`."""
+def write_partitions(frame: pl.DataFrame, table: str, landing: Path, part_col: str = "_drop_day") -> int:
+    """Write `frame` as one Parquet file per drop day: `<landing>/<table>/date=D/part-0.parquet`.
+
+    Rows land in the drop of their own business day unless `_drop_day` says otherwise (late rows).
+    """
     if part_col not in frame.columns:
         frame = frame.with_columns(_day_of(frame, table).alias(part_col))
     cols = TABLES[table].column_names
@@ -101,9 +105,10 @@ def generate(landing: Path, *, end: date, size: str = "small", seed: int = 7,
         truth = tables.pop("_truth", None)
         for table, frame in tables.items():
             if faults:
-                from nightshift.demo.faults import inject
-
-                frame = inject(frame, table, np.random.default_rng([seed, i, 99]))
+                fault_rng = np.random.default_rng([seed, i, 99])
+                frame = inject(frame, table, fault_rng)
+                if table == "sales":  # one missing drop in the history
+                    frame = drop_day(frame, table, fault_rng)
             write_partitions(frame, table, landing)
             counts[table] = frame.height
         if truth and truth_dir is not None:
