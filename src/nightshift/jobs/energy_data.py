@@ -19,6 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 LOOKBACK = 168  # hours of history a window sees (one week)
 HORIZON = 168  # hours forecast (the next seven days)
 MIN_COVERAGE = 0.5  # below this share of active meters reporting, an hour's load is re-estimated
+TRAIN_STRIDE = 3  # training origins every 3 hours: neighbouring windows are near-copies; a third of the cost
 PAST_FEATURES = ("load", "temperature_c", "hour_sin", "hour_cos", "dow_sin", "dow_cos", "holiday")
 FUTURE_FEATURES = ("hour_sin", "hour_cos", "dow_sin", "dow_cos", "holiday")
 
@@ -209,7 +210,7 @@ class Split:
     val_days: int
 
 
-def time_split(s: Series, holdout_days: int = 28, val_days: int = 28, train_stride: int = 1) -> Split:
+def time_split(s: Series, holdout_days: int = 28, val_days: int = 28, train_stride: int = TRAIN_STRIDE) -> Split:
     """Time-based split: the last `holdout_days` are the holdout, the `val_days` before validation.
 
     Targets never cross a boundary: a training window's whole horizon ends before validation

@@ -1,0 +1,202 @@
+"""The energy job: next week's hourly load per region from a Keras network, against honest baselines.
+
+Flow for run date D: region-hour load from SQL (sql/marts/energy_region_hourly.sql) → gap repair
+(missing readings, temperature outages; meters joining/leaving are told apart from gaps) →
+sliding windows split by time (train / validation / holdout) → seasonal naive and ridge baselines
+→ the network (MirroredStrategy on GPUs, default strategy on CPU) → registry champion/challenger on
+the holdout → forecast from midnight after D with intervals from validation residuals → household
+aggregates through the privacy layer → the page.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+
+from nightshift.jobs import JobContext, JobResult
+from nightshift.jobs import energy_baselines as B
+from nightshift.jobs import energy_data as D
+from nightshift.jobs import energy_report as R
+from nightshift.modeling import KERAS
+from nightshift.registry import ModelLoadError
+
+METRIC = "holdout_mae_kwh"
+COVERAGE = 0.9  # forecast interval: 5% and 95% quantiles of validation residuals
+MIN_COMPARE_ORIGINS = 3  # fewer unseen holdout forecasts than this and the champion is kept
+RECENT_DAYS = 7  # gaps this close to D feed tonight's forecast inputs: warn about them
+
+
+def run(ctx: JobContext) -> JobResult:
+    """Train, judge, forecast and report for one run date."""
+    t_start = time.perf_counter()
+    warnings: list[str] = []
+    hourly = ctx.sql("energy_region_hourly")
+    if hourly.height == 0:
+        raise ValueError(f"energy: no meter readings up to {ctx.run_date}; load the energy table first")
+    clean = D.clean_hourly(hourly)
+    gaps = D.incidents(clean)
+    series = D.to_series(clean)
+    split = D.time_split(series)
+    train_w, val_w, hold_w = (D.make_windows(series, o) for o in (split.train, split.val, split.holdout))
+    warnings += _gap_warnings(gaps, ctx)
+
+    t0 = time.perf_counter()
+    linear = B.fit_linear(train_w, val_w)
+    linear_s = time.perf_counter() - t0
+
+    from nightshift.jobs import energy_net as N  # TensorFlow: imported only when the job runs
+
+    info = N.select_strategy()
+    trained = N.train(train_w, val_w, info, seed=ctx.settings.seed)
+    hold_pred = {"network": N.predict(trained.model, hold_w), "seasonal naive": B.seasonal_naive(hold_w),
+                 "linear (ridge)": B.predict_linear(linear, hold_w)}
+    hold_mae = {k: B.mae(B.to_kwh(p, hold_w), hold_w) for k, p in hold_pred.items()}
+
+    reg = ctx.registry
+    fit_end = _hour(series, split.val[-1] + D.HORIZON - 1)
+    challenger = reg.save(
+        trained.model, KERAS, run_date=ctx.run_date,
+        training_window=(_hour(series, int(split.train[0]) - D.LOOKBACK).date(), fit_end.date()),
+        data_hash=D.data_fingerprint(series),
+        features=[f"past:{f}" for f in D.PAST_FEATURES] + [f"future:{f}" for f in D.FUTURE_FEATURES] + ["naive"],
+        params=trained.params,
+        metrics={METRIC: hold_mae["network"], "holdout_wape": B.wape(B.to_kwh(hold_pred["network"], hold_w), hold_w),
+                 "baseline_seasonal_naive_mae": hold_mae["seasonal naive"],
+                 "baseline_linear_mae": hold_mae["linear (ridge)"]},
+        holdout={"start": _hour(series, split.holdout[0]), "end": _hour(series, len(series.hours) - 1),
+                 "forecasts": len(hold_w)},
+        extra={"device": info.describe(), "epochs": trained.epochs, "train_seconds": trained.seconds,
+               "fit_end": fit_end},
+    )
+    model, version, decision = _champion_challenger(ctx, reg, challenger, trained.model, series, split, hold_w,
+                                                    hold_mae["network"], warnings)
+    if version != challenger.version:
+        hold_pred["network (champion in use)"] = N.predict(model, hold_w)
+        hold_mae["network (champion in use)"] = B.mae(B.to_kwh(hold_pred["network (champion in use)"], hold_w), hold_w)
+    used = "network (champion in use)" if version != challenger.version else "network"
+
+    # Interval: quantiles of the used model's validation residuals, per horizon hour.
+    lo, hi = B.residual_quantiles(N.predict(model, val_w), val_w, COVERAGE)
+    hold_cov = B.interval_coverage(hold_pred[used], lo, hi, hold_w)
+
+    start = D.first_forecast_hour(ctx.run_date)
+    fut_hol = D.future_holidays(clean, start, D.HORIZON)
+    live = D.make_windows(series, np.array([len(series.hours)]), future_holiday=fut_hol)
+    live_pred = N.predict(model, live)
+    forecast = _forecast_frame(series, live, live_pred, lo, hi, start, version)
+    ctx.write_parquet("forecast", forecast)
+
+    privacy_rows, privacy_warn = R.privacy_releases(ctx, series.regions)
+    warnings += privacy_warn
+    total_s = time.perf_counter() - t_start
+    training = {"device": ", ".join(info.devices), "strategy": info.name, "replicas": info.replicas,
+                "mixed precision": info.mixed_precision, "epochs run": trained.epochs,
+                "best epoch": trained.best_epoch, "training seconds": round(trained.seconds, 1),
+                "training windows": len(train_w), "windows per second": round(trained.windows_per_s, 1),
+                "ridge seconds": round(linear_s, 1), "job seconds": round(total_s, 1)}
+    context = {
+        "model_version": version, "challenger_version": challenger.version, "decision": decision,
+        "training": training, "split": _split_info(series, split),
+        "accuracy_rows": R.accuracy_rows(hold_pred, hold_w),
+        "mae": {k: round(v, 3) for k, v in hold_mae.items()},
+        "interval": {"coverage_target": COVERAGE, "holdout_coverage": round(hold_cov, 3)},
+        "charts": {"horizon": R.horizon_chart(hold_pred, hold_w),
+                   "forecasts": R.forecast_charts(forecast),
+                   "temperature": R.load_vs_temperature(clean),
+                   "loss": R.loss_chart(trained.history)},
+        "peaks": R.peak_rows(forecast),
+        "gaps": R.gap_rows(gaps),
+        "future_holidays": sorted({str(d) for d in forecast.filter(pl.col("is_holiday"))["hour"].dt.date().to_list()}),
+        "privacy_tables": privacy_rows,
+    }
+    summary = {"holdout_mae_kwh": round(hold_mae[used], 3),
+               "naive_mae_kwh": round(hold_mae["seasonal naive"], 3),
+               "linear_mae_kwh": round(hold_mae["linear (ridge)"], 3),
+               "regions": len(series.regions), "device": info.name, "model_version": version}
+    extra = {"device": info.describe(), "strategy": info.name, "epochs": trained.epochs,
+             "train_seconds": round(trained.seconds, 2), "windows_per_s": round(trained.windows_per_s, 1),
+             "imputed_load_hours": int(clean["load_imputed"].sum()),
+             "imputed_temperature_hours": int(clean["temp_imputed"].sum())}
+    return JobResult(summary=summary, context=context, models={"energy_load": version}, warnings=warnings,
+                     extra=extra)
+
+
+def _hour(series: D.Series, i: int):
+    return series.hours[int(i)].astype("datetime64[us]").item()
+
+
+def _champion_challenger(ctx, reg, challenger, challenger_model, series, split, hold_w, challenger_mae, warnings):
+    """Judge the challenger against the champion on holdout forecasts neither model was fitted on."""
+    champion = None
+    try:
+        champion = reg.load_champion(KERAS)
+        warnings += champion.warnings
+    except ModelLoadError as e:
+        if reg.champion() is not None:
+            warnings.append(str(e))
+    if champion is None or champion.version == challenger.version:
+        d = reg.decide(challenger.version, metric=METRIC, challenger_value=challenger_mae, champion_value=None,
+                       higher_is_better=False)
+        return challenger_model, challenger.version, d.reason
+    from nightshift.jobs import energy_net as N
+
+    champ_end = champion.metadata.get("extra", {}).get("fit_end")
+    ok = np.ones(len(hold_w), dtype=bool)
+    if champ_end:  # a champion trained on later data (a backfill) has seen part of this holdout
+        origin_hours = series.hours[hold_w.origin].astype("datetime64[h]")
+        ok = origin_hours > np.datetime64(str(champ_end)[:19], "h")
+    if ok.sum() < MIN_COMPARE_ORIGINS * len(series.regions) or \
+            champion.metadata.get("features") != challenger.metadata.get("features"):
+        why = ("its inputs differ from tonight's" if ok.sum() >= MIN_COMPARE_ORIGINS * len(series.regions)
+               else "too few holdout forecasts are newer than its training data")
+        reg.decide(challenger.version, metric=METRIC, challenger_value=challenger_mae, champion_value=None,
+                   higher_is_better=False, champion=champion.version)
+        return challenger_model, challenger.version, f"champion {champion.version} could not be compared ({why})"
+    sub = _subset(hold_w, ok)
+    champ_mae = B.mae(B.to_kwh(N.predict(champion.model, sub), sub), sub)
+    chall_mae = B.mae(B.to_kwh(N.predict(challenger_model, sub), sub), sub)
+    d = reg.decide(challenger.version, metric=METRIC, challenger_value=chall_mae, champion_value=champ_mae,
+                   higher_is_better=False, champion=champion.version,
+                   holdout={"forecasts": int(ok.sum())})
+    if d.promoted:
+        return challenger_model, challenger.version, d.reason
+    return champion.model, champion.version, d.reason
+
+
+def _subset(w: D.Windows, mask: np.ndarray) -> D.Windows:
+    return D.Windows(w.past[mask], w.future[mask], w.naive[mask], w.target[mask], w.level[mask], w.region[mask],
+                     w.origin[mask])
+
+
+def _forecast_frame(series, live, pred, lo, hi, start, version) -> pl.DataFrame:
+    """Long forecast table: region, hour, forecast, lower, upper (kWh, never below zero)."""
+    n_r, h = pred.shape
+    hours = [start + timedelta(hours=i) for i in range(h)]
+    level = live.level[:, None]
+    return pl.DataFrame({
+        "region": np.repeat(np.array(series.regions)[live.region], h),
+        "hour": hours * n_r,
+        "forecast": np.clip(pred * level, 0, None).ravel(),
+        "lower": np.clip((pred + lo) * level, 0, None).ravel(),
+        "upper": np.clip((pred + hi) * level, 0, None).ravel(),
+        "horizon_h": np.tile(np.arange(1, h + 1), n_r),
+        "is_holiday": np.tile(live.future[0, :, -1] > 0.5, n_r),
+    }).with_columns(pl.col("hour").cast(pl.Datetime("us")), pl.lit(version).alias("model_version"))
+
+
+def _split_info(series: D.Series, split: D.Split) -> dict[str, str]:
+    fmt = lambda i: str(_hour(series, i))[:16]  # noqa: E731
+    return {"history": f"{fmt(0)} … {fmt(len(series.hours) - 1)}",
+            "train_targets": f"{fmt(split.train[0])} … {fmt(split.train[-1] + D.HORIZON - 1)}",
+            "validation_targets": f"{fmt(split.val[0])} … {fmt(split.val[-1] + D.HORIZON - 1)}",
+            "holdout_targets": f"{fmt(split.holdout[0])} … {fmt(split.holdout[-1] + D.HORIZON - 1)}",
+            "holdout_forecasts": f"{len(split.holdout)} midnights × {len(series.regions)} regions"}
+
+
+def _gap_warnings(gaps: pl.DataFrame, ctx: JobContext) -> list[str]:
+    recent = gaps.filter(pl.col("end").dt.date() > ctx.run_date - timedelta(days=RECENT_DAYS))
+    return [f"{r['kind']} in region {r['region']} from {r['start']} to {r['end']} ({r['hours']} h): "
+            f"re-estimated; it feeds tonight's forecast inputs" for r in recent.iter_rows(named=True)]
