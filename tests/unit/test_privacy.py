@@ -146,7 +146,8 @@ def test_section_and_template_show_spend_budget_moe_and_suppressions(wh, tmp_pat
     for text in ("Privacy", "ε = 1", "Budget left", "0.5", "Refused releases", "&lt;b&gt;more&lt;/b&gt;", "± (95%)"):
         assert text in html, text
     assert "<b>more</b>" not in html and "9000001" not in html and "9,000,001" not in html
-    assert environment().from_string('{% import "_privacy.html.j2" as p %}{{ p.privacy_section(None) }}').render() == ""
+    empty = environment().from_string('{% import "_privacy.html.j2" as p %}{{ p.privacy_section(privacy) }}')
+    assert empty.render() == "" and empty.render(privacy=None) == ""  # pages without DP numbers
 
 
 def test_cli_prints_spent_and_left_per_dataset(tmp_path, monkeypatch):

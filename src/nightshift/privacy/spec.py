@@ -80,7 +80,9 @@ class Release:
     unit: str  # the privacy unit column in the frame
     keys: dict[str, list[Any]] = field(default_factory=dict)  # public key values, declared up front
     measures: list[Measure] = field(default_factory=list)
-    max_rows_per_unit: int = 1  # K: rows (or distinct cells) one unit may contribute
+    # K: rows (distinct cells for a distinct count) one unit may contribute to the whole release, i.e.
+    # to its window (the frame passed in: one day, the last 28 days, ...), across all cells together.
+    max_rows_per_unit: int = 1
     epsilon: float = 0.1
 
     def validate(self) -> None:
