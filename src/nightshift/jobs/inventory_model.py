@@ -22,7 +22,8 @@ import numpy as np
 import polars as pl
 import xgboost as xgb
 
-from nightshift.modeling import FnFormat, has_gpu
+from nightshift.modeling import FnFormat
+from nightshift.modeling.xgb import default_threads, xgb_device
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
 MIN_HISTORY_DAYS = 28  # rows with less known history are neither trained on nor scored by the model
@@ -113,8 +114,8 @@ def fit(train: pl.DataFrame, params: dict[str, Any] | None = None, seed: int = 7
     y = (train["target"] / train["scale"]).to_numpy()
     booster_params = {
         "objective": "reg:quantileerror", "quantile_alpha": np.array(QUANTILES), "seed": seed,
-        # One CPU thread: on the shared 2-core machines two threads ran 8x slower (oversubscribed).
-        "nthread": 1, "device": "cuda" if has_gpu() else "cpu", **p,
+        # Half the cores: on the shared 2-core machines two threads ran 8x slower (oversubscribed).
+        "nthread": default_threads(), "device": xgb_device(), **p,
     }
     dtrain = xgb.QuantileDMatrix(x, y, max_bin=booster_params["max_bin"])
     model.booster = xgb.train(booster_params, dtrain, num_boost_round=rounds)

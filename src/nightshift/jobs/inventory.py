@@ -1,0 +1,240 @@
+"""The inventory job: lead-time demand quantiles → reorder points → what to order tomorrow.
+
+Steps, all as of the run date D: daily demand history and features (sql/marts/inventory_features),
+a multi-quantile XGBoost model trained on a time-based split and compared with each series'
+empirical quantiles (registered, champion/challenger), an (s, S) policy per warehouse × SKU for
+the fill-rate target in settings, tomorrow's order list, and a replay of the last days of actual
+demand through the policy (and a naive one) to check the service it really gives.
+Series the model cannot score get a clear status instead of a number: too little history →
+empirical quantiles; no demand ever → no forecast, review by hand.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from nightshift.jobs import JobContext, JobResult
+from nightshift.jobs import inventory_model as im
+from nightshift.jobs import inventory_policy as ip
+from nightshift.jobs import inventory_report as ir
+from nightshift.jobs import inventory_sim as isim
+
+HOLDOUT_DAYS = 120  # model holdout and policy replay: the last ~4 months, unseen by training
+TRAIN_EVERY = 2  # train on every 2nd origin day: neighbouring lead-time targets overlap almost fully
+SPIKE_FACTOR = 10  # a day above 10x the 28-day median (and 20 units) is flagged as a spike
+KEYS = ["warehouse_id", "product_id"]
+
+
+def _train_and_register(ctx: JobContext, feat: pl.DataFrame, holdout_days: int,
+                        params: dict | None) -> tuple[im.QuantileDemandModel | None, dict, dict, list[str]]:
+    """Fit the challenger, compare with the champion on the same holdout, return the model to use."""
+    d = ctx.run_date
+    train, hold, cutoff = im.split(feat, d, holdout_days)
+    train = train.filter(pl.col("date").cast(pl.Int32) % TRAIN_EVERY == 0)
+    notes: list[str] = []
+    if train.height < 200 or hold.height == 0:
+        notes.append(f"too little history to train the demand model ({train.height} training rows, "
+                     f"{hold.height} holdout rows before {d}); empirical quantiles are used instead")
+        return None, {}, {}, notes
+    challenger = im.fit(train, params, seed=ctx.settings.seed)
+    base = im.baseline(feat, hold, cutoff)
+    quality = im.evaluate(challenger, hold, base)
+    holdout_info = {"start": cutoff + timedelta(days=1), "end": d, "rows": hold.height}
+    metrics = {"pinball": quality["pinball"], "pinball_baseline": quality.get("pinball_baseline"),
+               "coverage_95": quality["coverage"]["0.95"]}
+    mv = ctx.registry.save(
+        challenger, im.FORMAT, run_date=d, training_window=(train["date"].min(), cutoff),
+        data_hash=im.data_hash(train), features=im.FEATURES, params={**im.DEFAULT_PARAMS, **(params or {})},
+        metrics=metrics, holdout=holdout_info,
+    )
+    champion_value, champion_model, champion_version = None, None, ctx.registry.champion()
+    if champion_version and champion_version != mv.version:
+        try:
+            loaded = ctx.registry.load_champion(im.FORMAT)
+            notes.extend(loaded.warnings)
+            champion_model, champion_version = loaded.model, loaded.version
+            if champion_model.features == im.FEATURES:
+                champion_value = im.evaluate(champion_model, hold)["pinball"]
+        except Exception as e:  # a broken champion must not stop tonight's orders
+            notes.append(f"the champion model could not be used: {e}")
+    decision = ctx.registry.decide(mv.version, metric="pinball", challenger_value=quality["pinball"],
+                                   champion_value=champion_value, higher_is_better=False,
+                                   champion=champion_version, holdout=holdout_info)
+    use_champion = not decision.promoted and champion_model is not None and decision.champion != mv.version
+    model, version = (champion_model, decision.champion) if use_champion else (challenger, mv.version)
+    if use_champion:
+        quality = im.evaluate(model, hold, base)
+    quality.update(decision=decision.reason, version=version, cutoff=cutoff, train_rows=train.height)
+    return model, quality, {"inventory_demand": version}, notes
+
+
+def _quantiles(model: im.QuantileDemandModel | None, rows: pl.DataFrame, empirical: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Quantiles per row from the model where it may score, else the series' empirical quantiles."""
+    q = empirical.copy()
+    source = np.where(np.isnan(empirical).any(axis=1), "none", "empirical").astype(object)
+    if model is not None and rows.height:
+        ok = (rows["days_known"] >= im.MIN_HISTORY_DAYS).to_numpy() & rows["scale"].is_not_null().to_numpy()
+        if ok.any():
+            q[ok] = model.predict(rows.filter(pl.Series(ok)))
+            source[ok] = "model"
+    return q, list(source)
+
+
+def _empirical(feat: pl.DataFrame, rows: pl.DataFrame, as_of: date) -> np.ndarray:
+    """Empirical lead-time demand quantiles per series from targets complete by `as_of`."""
+    return im.baseline(feat, rows, as_of)
+
+
+def _inbound(reports_dir: Path, d: date, max_lead: int) -> tuple[pl.DataFrame, int]:
+    """Units ordered on earlier nights (our own published order lists) that arrive after D."""
+    paths = [p for k in range(1, max_lead + 1)
+             if (p := reports_dir / (d - timedelta(days=k)).isoformat() / "inventory" / "orders.parquet").exists()]
+    if not paths:
+        return pl.DataFrame(schema={"warehouse_id": pl.String, "product_id": pl.String, "inbound": pl.Float64}), 0
+    frame = pl.concat([pl.read_parquet(p, columns=[*KEYS, "order_qty", "arrives_on"]) for p in paths])
+    inbound = (frame.filter(pl.col("arrives_on") > d).group_by(KEYS)
+               .agg(pl.col("order_qty").sum().cast(pl.Float64).alias("inbound")))
+    return inbound, len(paths)
+
+
+def plan(feat: pl.DataFrame, model: im.QuantileDemandModel | None, d: date, target: float,
+         inbound: pl.DataFrame) -> pl.DataFrame:
+    """The policy table: one row per warehouse × SKU as of D, with tomorrow's recommended order."""
+    today = feat.filter(pl.col("date") == d)
+    last_stock = (feat.filter(pl.col("on_hand").is_not_null()).group_by(KEYS)
+                  .agg(pl.col("on_hand").last().alias("on_hand_now"), pl.col("date").max().alias("last_seen")))
+    today = (today.join(last_stock, on=KEYS, how="left").join(inbound, on=KEYS, how="left")
+             .with_columns(pl.col("inbound").fill_null(0.0)).sort(KEYS))
+    q, source = _quantiles(model, today, _empirical(feat, today, d))
+    lead = today["lead_time_days"].to_numpy().astype(float)
+    pol = ip.policy(q, im.QUANTILES, lead, today["unit_cost_cents"].to_numpy().astype(float),
+                    today["holding_cost_rate"].to_numpy(), today["order_cost_cents"].to_numpy().astype(float), target)
+    on_hand = today["on_hand_now"].fill_null(0).to_numpy().astype(float)
+    position = on_hand + today["inbound"].to_numpy()
+    qty = ip.order_quantity(position, pol["reorder_point"], pol["order_up_to"])
+    never = (today["days_known"].to_numpy() < 7) | (today["m365"].fill_null(0).to_numpy() <= 0)
+    status = np.where(never, "no demand history", np.array(source, dtype=object))
+    valid = status != "no demand history"
+    valid &= np.array([s != "none" for s in source])
+    status = np.where(~never & ~valid, "no lead-time history", status)
+    spike = (today["max28"] > SPIKE_FACTOR * today["med28"]) & (today["max28"] > 20)
+
+    def masked(a: np.ndarray) -> list:
+        return [float(x) if ok else None for x, ok in zip(a, valid, strict=True)]
+
+    return today.select(*KEYS, "lead_time_days", "unit_cost_cents", "last_seen").with_columns(
+        pl.Series("status", status.astype(str)),
+        pl.Series("on_hand", on_hand),
+        pl.Series("inbound", today["inbound"].to_numpy()),
+        pl.Series("position", position),
+        *[pl.Series(f"lt_demand_q{int(a * 100)}", masked(q[:, i])) for i, a in enumerate(im.QUANTILES)],
+        pl.Series("expected_lt_demand", masked(pol["expected_lt_demand"])),
+        pl.Series("safety_stock", masked(pol["safety_stock"])),
+        pl.Series("reorder_point", masked(pol["reorder_point"])),
+        pl.Series("eoq", masked(pol["eoq"])),
+        pl.Series("order_up_to", masked(pol["order_up_to"])),
+        pl.Series("order_qty", np.where(valid, qty, 0.0)),
+        pl.Series("days_of_cover", masked(ip.days_of_cover(on_hand, pol["mean_daily"]))),
+        pl.Series("stockout_risk", masked(ip.stockout_risk(pol["values"], position))),
+        pl.Series("recent_spike", spike.fill_null(False)),
+    ).with_columns(
+        pl.when(pl.col("days_of_cover").is_infinite()).then(None).otherwise(pl.col("days_of_cover")).alias("days_of_cover"),
+        (pl.col("order_qty") * pl.col("unit_cost_cents") / 100).alias("order_value"),
+    )
+
+
+def replay(feat: pl.DataFrame, model: im.QuantileDemandModel | None, d: date, target: float,
+           days: int) -> dict | None:
+    """Replay the last `days` of demand under tonight's policy rule and the naive rule."""
+    start = d - timedelta(days=days - 1)
+    window = feat.filter(pl.col("date") >= start - timedelta(days=30)).sort(*KEYS, "date")
+    eligible = (window.filter(pl.col("date") == start, pl.col("days_known") >= im.MIN_HISTORY_DAYS)
+                .filter(pl.col("scale").is_not_null()).select(KEYS))
+    window = window.join(eligible, on=KEYS, how="semi")
+    n = eligible.height
+    if n == 0 or model is None:
+        return None
+    span = days + 30
+    if window.height != n * span:  # every eligible series has every day (the mart's date spine)
+        return None
+    hist = window["demand"].fill_null(0).to_numpy().reshape(n, span)
+    rows = window.filter(pl.col("date") >= start)
+    q = model.predict(rows)
+    last = rows.filter(pl.col("date") == d)
+    lead_row = rows["lead_time_days"].to_numpy().astype(float)
+    pol = ip.policy(q, im.QUANTILES, lead_row, rows["unit_cost_cents"].to_numpy().astype(float),
+                    rows["holding_cost_rate"].to_numpy(), rows["order_cost_cents"].to_numpy().astype(float), target)
+    lead = last["lead_time_days"].to_numpy()
+    costs = (last["unit_cost_cents"].to_numpy().astype(float), last["holding_cost_rate"].to_numpy(),
+             last["order_cost_cents"].to_numpy().astype(float))
+    start_stock = window.filter(pl.col("date") == start - timedelta(days=1))["on_hand"].fill_null(0).to_numpy()
+    demand = hist[:, 30:]
+    sim = isim.simulate(demand, lead, start_stock, pol["reorder_point"].reshape(n, days),
+                        pol["order_up_to"].reshape(n, days), *costs)
+    naive_up_to = isim.naive_levels(hist, lead)
+    naive = isim.simulate(demand, lead, start_stock, naive_up_to - 1, naive_up_to, *costs)
+    actual_value = (rows["on_hand"].fill_null(0).to_numpy().reshape(n, days) * costs[0][:, None]).sum(axis=0) / 100
+    per_wh = last.select("warehouse_id").with_columns(
+        pl.Series("served", (sim.served * sim.counted).sum(axis=1)),
+        pl.Series("demand", ((sim.served + sim.lost) * sim.counted).sum(axis=1)),
+    ).group_by("warehouse_id").agg((pl.col("served").sum() / pl.col("demand").sum()).alias("fill_rate")).sort("warehouse_id")
+    return {"policy": sim.summary(), "naive": naive.summary(), "series": n, "days": days, "start": start,
+            "dates": [start + timedelta(days=i) for i in range(days)], "value_policy": sim.value_by_day(),
+            "value_naive": naive.value_by_day(), "value_actual": actual_value, "by_warehouse": per_wh}
+
+
+def run(ctx: JobContext, *, holdout_days: int = HOLDOUT_DAYS, params: dict | None = None) -> JobResult:
+    """Train, plan and check tonight's inventory policy; write orders.parquet and policy.parquet."""
+    t0 = time.perf_counter()
+    d, target = ctx.run_date, ctx.settings.service_level
+    daily = ctx.sql("inventory_features")
+    if daily.height == 0:
+        raise ValueError(f"inventory: the inventory table has no rows on or before {d}; load it first "
+                         "(make run loads the landing zone) or pick a later date")
+    feat = im.add_features(daily)
+    warnings: list[str] = []
+    model, quality, models, notes = _train_and_register(ctx, feat, holdout_days, params)
+    warnings += notes
+    inbound, nights = _inbound(ctx.settings.reports_dir, d, int(feat["lead_time_days"].max() or 1))
+    policy = plan(feat, model, d, target, inbound)
+    orders = (policy.filter(pl.col("order_qty") > 0)
+              .select(*KEYS, "order_qty", "order_value", "position", "reorder_point", "order_up_to",
+                      "lead_time_days", "stockout_risk")
+              .with_columns(pl.lit(d + timedelta(days=1)).alias("order_date"),
+                            (pl.lit(d) + pl.duration(days=pl.col("lead_time_days"))).alias("arrives_on"))
+              .sort("order_value", descending=True))
+    ctx.write_parquet("policy", policy)
+    ctx.write_parquet("orders", orders)
+    sim = replay(feat, model, d, target, min(holdout_days, 120))
+    if sim is None:
+        warnings.append("the policy replay was skipped: no series has a model forecast for the whole window")
+    elif abs(sim["policy"]["fill_rate"] - target) > 0.03:
+        warnings.append(f"the replayed fill rate {sim['policy']['fill_rate']:.1%} is more than 3 points from "
+                        f"the target {target:.0%}: check the demand model's coverage")
+    skipped = policy.filter(pl.col("status").is_in(["no demand history", "no lead-time history"]))
+    if skipped.height:
+        warnings.append(f"{skipped.height} warehouse × SKU without enough demand history get no forecast "
+                        "and no order; set their stock by hand: "
+                        + ", ".join(f"{r['warehouse_id']}/{r['product_id']}" for r in skipped.head(10).to_dicts()))
+    if nights == 0:
+        warnings.append("no earlier order lists found: inbound (ordered, not yet received) is taken as 0")
+    context = ir.context(policy, orders, quality, sim, target, nights)
+    summary = {
+        "service_target": target,
+        "orders_tomorrow": orders.height,
+        "order_value": round(float(orders["order_value"].sum()), 2),
+        "skus_at_risk": context["at_risk_count"],
+        "pinball": quality.get("pinball"),
+        "pinball_baseline": quality.get("pinball_baseline"),
+        "coverage_95": quality.get("coverage", {}).get("0.95"),
+        "fill_rate_policy": sim["policy"]["fill_rate"] if sim else None,
+        "fill_rate_naive": sim["naive"]["fill_rate"] if sim else None,
+    }
+    return JobResult(summary=summary, context=context, models=models, warnings=warnings,
+                     extra={"seconds": round(time.perf_counter() - t0, 2), "series": policy.height,
+                            "device": "cuda" if model is not None and im.xgb_device() == "cuda" else "cpu"})
