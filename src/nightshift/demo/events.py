@@ -38,7 +38,7 @@ AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55+")
 # purchase prob per carted item, carts per session, quantity extra, click logit shift, channel mix.
 SEGMENTS = {
     "loyal_buyers": dict(share=0.18, rate=0.4, life=400.0, buy=0.4, carts=2.0, qty=1.5, click=0.2,
-                         mix=(0.35, 0.1, 0.05, 0.3, 0.1, 0.1)),
+                         mix=(0.5, 0.1, 0.05, 0.15, 0.1, 0.1)),
     "browsers": dict(share=0.32, rate=0.6, life=300.0, buy=0.02, carts=0.4, qty=0.0, click=0.6,
                      mix=(0.1, 0.1, 0.65, 0.05, 0.05, 0.05)),
     "occasional": dict(share=0.30, rate=0.05, life=400.0, buy=0.5, carts=1.2, qty=0.3, click=-0.3,
@@ -148,7 +148,10 @@ def generate(rng: np.random.Generator, start: date, end: date, size) -> dict:
     g_end = np.searchsorted(p_group[order], np.arange(n_groups), side="right")
     cum_in = np.cumsum(pop[order])
     g_base = np.where(g_start > 0, cum_in[np.maximum(g_start - 1, 0)], 0.0)
-    seg_carts = np.array([s["carts"] for s in SEGMENTS.values()])[seg[s_user]] * (1 + 0.8 * sess_clicked)
+    # The channel's purchase multiplier acts on carting (so more visits convert) and on buying.
+    ch_mult = np.array([PURCHASE_MULT[c] for c in CHANNELS])
+    seg_carts = np.array([s["carts"] for s in SEGMENTS.values()])[seg[s_user]] * (1 + 0.8 * sess_clicked) \
+        * ch_mult[s_ch] ** 0.8
     n_cart = rng.poisson(seg_carts)
     a_sess = np.repeat(np.arange(n_sess), n_cart)
     a_user = s_user[a_sess]
@@ -160,8 +163,7 @@ def generate(rng: np.random.Generator, start: date, end: date, size) -> dict:
     global_draw = rng.random(len(a_sess)) < 0.15
     a_prod = np.where(global_draw, rng.choice(n_prod, len(a_sess), p=pop / pop.sum()), a_prod)
     a_ts = s_start[a_sess] + rng.integers(60, 22 * 60, len(a_sess))
-    buy_p = np.array([s["buy"] for s in SEGMENTS.values()])[seg[a_user]] * \
-        np.array([PURCHASE_MULT[c] for c in CHANNELS])[s_ch[a_sess]]
+    buy_p = np.array([s["buy"] for s in SEGMENTS.values()])[seg[a_user]] * np.sqrt(ch_mult[s_ch[a_sess]])
     bought = rng.random(len(a_sess)) < np.clip(buy_p, 0, 0.97)
     b_sess, b_prod = a_sess[bought], a_prod[bought]
     b_ts = a_ts[bought] + rng.integers(30, 6 * 60, bought.sum())
