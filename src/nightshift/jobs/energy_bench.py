@@ -82,7 +82,7 @@ def bench_energy(size: str = "small", epochs: int = 3, batch_size: int = 256, se
 
     timer = _Timer()
     epochs = max(2, int(epochs))
-    model.fit(ds, epochs=epochs, callbacks=[timer], verbose=0)
+    model.fit(ds, epochs=epochs, callbacks=[timer], verbose=0, shuffle=False)
     timed = timer.times[1:]
     return {
         "benchmark": "energy_training_throughput",

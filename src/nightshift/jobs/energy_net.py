@@ -140,7 +140,8 @@ def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, ma
     vds = make_dataset(val_w, 1024 * info.replicas, shuffle=False, seed=seed)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     t0 = time.perf_counter()
-    hist = model.fit(ds, validation_data=vds, epochs=max_epochs, callbacks=[stop], verbose=0)
+    # shuffle=False: the tf.data pipeline shuffles (seeded); Keras would only warn that it ignores it
+    hist = model.fit(ds, validation_data=vds, epochs=max_epochs, callbacks=[stop], verbose=0, shuffle=False)
     seconds = time.perf_counter() - t0
     epochs = len(hist.history["loss"])
     val = hist.history["val_loss"]

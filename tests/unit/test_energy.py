@@ -1,0 +1,72 @@
+"""Energy network: strategy selection (device list mocked) and determinism for a seed on CPU."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+tf = pytest.importorskip("tensorflow")
+
+from nightshift.jobs import energy_data as D  # noqa: E402
+from nightshift.jobs import energy_net as N  # noqa: E402
+
+
+def test_no_gpu_picks_the_default_strategy(monkeypatch):
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    info = N.select_strategy()
+    assert info.name == "default" and not info.mixed_precision
+    assert info.strategy is tf.distribute.get_strategy()
+    assert not isinstance(info.strategy, tf.distribute.MirroredStrategy)
+    assert info.devices[0].startswith("CPU") and info.describe()["strategy"] == "default"
+
+
+def test_listed_gpus_pick_mirrored_strategy_with_mixed_precision(monkeypatch):
+    fake = [tf.config.PhysicalDevice(name=f"/physical_device:GPU:{i}", device_type="GPU") for i in range(2)]
+    real = tf.config.list_physical_devices
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: fake if kind == "GPU" else real(kind))
+    info = N.select_strategy()
+    assert isinstance(info.strategy, tf.distribute.MirroredStrategy)
+    assert info.name == "mirrored" and info.mixed_precision
+    assert info.devices == ["GPU: /physical_device:GPU:0", "GPU: /physical_device:GPU:1"]
+
+
+def _windows(n: int, seed: int) -> D.Windows:
+    """Synthetic windows: a daily cycle plus noise, so there is something to fit."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(D.LOOKBACK + D.HORIZON)
+    base = 1 + 0.3 * np.sin(2 * np.pi * t / 24)
+    load = base + rng.normal(0, 0.05, (n, len(t)))
+    past = np.zeros((n, D.LOOKBACK, len(D.PAST_FEATURES)), np.float32)
+    past[:, :, 0] = load[:, :D.LOOKBACK]
+    past[:, :, 1] = rng.normal(10, 5, (n, D.LOOKBACK))
+    past[:, :, 2] = np.sin(2 * np.pi * t[:D.LOOKBACK] / 24)
+    fut = np.zeros((n, D.HORIZON, len(D.FUTURE_FEATURES)), np.float32)
+    fut[:, :, 0] = np.sin(2 * np.pi * t[D.LOOKBACK:] / 24)
+    return D.Windows(past, fut, past[:, -D.HORIZON:, 0].copy(), load[:, D.LOOKBACK:].astype(np.float32),
+                     np.ones(n), np.zeros(n, int), np.zeros(n, int))
+
+
+def test_training_is_deterministic_for_a_seed_on_cpu():
+    info = N.StrategyInfo(tf.distribute.get_strategy(), "default", ["CPU"], 1, False)
+    train_w, val_w = _windows(128, 1), _windows(32, 2)
+    runs = [N.train(train_w, val_w, info, seed=11, max_epochs=2, batch_size=64, width=8) for _ in range(2)]
+    p0, p1 = (N.predict(r.model, val_w) for r in runs)
+    np.testing.assert_array_equal(p0, p1)
+    assert runs[0].history == runs[1].history and runs[0].epochs == 2
+    other = N.train(train_w, val_w, info, seed=12, max_epochs=1, batch_size=64, width=8)
+    first = N.train(train_w, val_w, info, seed=11, max_epochs=1, batch_size=64, width=8)
+    assert not np.array_equal(N.predict(other.model, val_w), N.predict(first.model, val_w))
+
+
+def test_model_round_trips_through_the_keras_format(tmp_path):
+    from nightshift.modeling import KERAS
+
+    model = N.build_model(10.0, 5.0, width=8)
+    w = _windows(8, 3)
+    KERAS.save(model, tmp_path)
+    assert (tmp_path / "model.keras").is_file()
+    np.testing.assert_allclose(N.predict(KERAS.load(tmp_path), w), N.predict(model, w), rtol=1e-6)

@@ -1,0 +1,165 @@
+"""Energy data path without TensorFlow: generator, region-hour mart, gap repair, windows, baselines."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from nightshift.demo import SIZES
+from nightshift.demo import energy as gen
+from nightshift.jobs import energy_baselines as B
+from nightshift.jobs import energy_data as D
+from nightshift.tables import TABLES
+from nightshift.warehouse import Warehouse
+
+END = date(2025, 12, 31)
+DTYPES = {"VARCHAR": pl.String, "DOUBLE": pl.Float64, "BOOLEAN": pl.Boolean, "TIMESTAMP": pl.Datetime("us")}
+
+
+def _generate(seed: int = 3, size: str = "tiny"):
+    days = SIZES[size].energy_days
+    return gen.generate(np.random.default_rng(seed), END - timedelta(days=days - 1), END, SIZES[size])
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """Tiny demo energy loaded into a throwaway warehouse, with the mart and its repair."""
+    import tempfile
+    from pathlib import Path
+
+    out = _generate()
+    with tempfile.TemporaryDirectory() as tmp:
+        wh = Warehouse(Path(tmp) / "w.duckdb")
+        wh.cursor.register("_e", out["energy"].with_columns(pl.col("ts").dt.date().alias("_partition")).to_arrow())
+        wh.cursor.execute("insert into energy select * from _e")
+        hourly = wh.run_sql("marts/energy_region_hourly", run_date=END)
+        daily = wh.run_sql("marts/energy_meter_daily", run_date=END, days=1)
+        wh.close()
+    return {"out": out, "hourly": hourly, "clean": D.clean_hourly(hourly), "daily": daily}
+
+
+def test_generator_matches_the_canonical_table_and_is_deterministic():
+    a, b = _generate(seed=5), _generate(seed=5)
+    frame = a["energy"]
+    spec = TABLES["energy"]
+    assert frame.columns == spec.column_names
+    assert {c.name: DTYPES[c.type] for c in spec.columns} == dict(frame.schema)
+    assert frame.equals(b["energy"])
+    assert not frame.equals(_generate(seed=6)["energy"])
+    assert frame["kwh"].min() >= 0
+    assert frame["ts"].min().date() == END - timedelta(days=SIZES["tiny"].energy_days - 1)
+    assert frame["ts"].max().date() == END
+    assert frame.select("ts", "meter_id").is_unique().all()
+
+
+def test_generator_plants_cycles_holidays_sites_and_movers():
+    out = _generate(size="small")
+    e, meters = out["energy"], out["_truth"]["meters"]
+    by_hour = e.group_by(pl.col("ts").dt.hour().alias("h")).agg(pl.col("kwh").mean()).sort("h")["kwh"].to_numpy()
+    assert by_hour[19] > 1.5 * by_hour[3]  # evening peak over the night
+    assert e.filter(pl.col("ts").dt.date() == date(2025, 12, 25))["is_holiday"].all()
+    assert (meters["kind"] == "site").sum() >= 2
+    assert meters["joined"].drop_nulls().len() > 0 and meters["left"].drop_nulls().len() > 0
+    cold = e.filter(pl.col("temperature_c") < 0)["kwh"].mean()
+    mild = e.filter(pl.col("temperature_c").is_between(15, 20))["kwh"].mean()
+    assert cold > 1.2 * mild  # heating load
+
+
+def test_mart_grid_is_complete_and_counts_active_meters(tiny):
+    h = tiny["hourly"]
+    regions = h["region"].n_unique()
+    hours = h["hour"].n_unique()
+    assert h.height == regions * hours
+    assert h["hour"].max() == np.datetime64("2025-12-31T23:00").astype("datetime64[us]").item()
+    assert (h["meters_reporting"] <= h["meters_active"]).all()
+    # a meter that left is no longer active, so its absence is not a gap
+    meters = tiny["out"]["_truth"]["meters"]
+    leaver = meters.filter(pl.col("left").is_not_null()).row(0, named=True)
+    region = h.filter(pl.col("region") == leaver["region"]).sort("hour")
+    before = region.filter(pl.col("hour") == leaver["left"] - timedelta(hours=2))["meters_active"][0]
+    after = region.filter(pl.col("hour") == leaver["left"] + timedelta(hours=2))["meters_active"][0]
+    assert after == before - 1
+
+
+def test_missing_day_and_temperature_outage_are_found_and_repaired(tiny):
+    clean, truth = tiny["clean"], tiny["out"]["_truth"]["incidents"]
+    found = D.incidents(clean)
+    for row in truth.iter_rows(named=True):
+        kind = "missing readings" if row["kind"] == "missing_day" else "temperature outage"
+        hit = found.filter((pl.col("kind") == kind) & (pl.col("region") == row["region"])
+                           & (pl.col("start") == row["start"]))
+        assert hit.height == 1 and hit["hours"][0] == row["hours"]
+    gap = truth.filter(pl.col("kind") == "missing_day").row(0, named=True)
+    day = clean.filter((pl.col("region") == gap["region"]) & (pl.col("hour") >= gap["start"])
+                       & (pl.col("hour") < gap["start"] + timedelta(hours=24)))
+    assert day["load_imputed"].all() and (day["load"] > 0).all()
+    week_before = clean.filter((pl.col("region") == gap["region"]) & (pl.col("hour") >= gap["start"] - timedelta(days=7))
+                               & (pl.col("hour") < gap["start"] - timedelta(days=6)))
+    # re-estimated from the same hours a week earlier (per active meter): same shape, same size
+    assert np.corrcoef(day["load"], week_before["load"])[0, 1] > 0.9
+    out = truth.filter(pl.col("kind") == "temperature_outage").row(0, named=True)
+    hole = clean.filter((pl.col("region") == out["region"]) & pl.col("temp_imputed"))
+    assert hole.height == out["hours"] and hole["temperature"].is_not_null().all()
+    assert clean["temperature"].is_null().sum() == 0 and clean["load"].is_null().sum() == 0
+
+
+def test_windows_align_with_the_series_and_split_does_not_leak(tiny):
+    s = D.to_series(tiny["clean"])
+    split = D.time_split(s, train_stride=1)
+    assert split.train[-1] + D.HORIZON <= split.val[0]
+    assert split.val[-1] + D.HORIZON <= split.holdout[0]
+    assert split.holdout[-1] + D.HORIZON == len(s.hours)
+    w = D.make_windows(s, split.holdout)
+    n = len(s.regions) * len(split.holdout)
+    assert w.past.shape == (n, D.LOOKBACK, len(D.PAST_FEATURES)) and w.target.shape == (n, D.HORIZON)
+    i = n - 1
+    r, o = w.region[i], w.origin[i]
+    np.testing.assert_allclose(w.target[i] * w.level[i], s.load[r, o:o + D.HORIZON], rtol=1e-5)
+    np.testing.assert_allclose(w.naive[i] * w.level[i], s.load[r, o - 168:o - 168 + D.HORIZON], rtol=1e-5)
+    np.testing.assert_allclose(w.level[i], s.load[r, o - D.LOOKBACK:o].mean(), rtol=1e-9)
+    live = D.make_windows(s, np.array([len(s.hours)]))
+    assert np.isnan(live.target).all() and np.isfinite(live.past).all()
+
+
+def test_seasonal_naive_is_exact_on_a_weekly_series_and_ridge_learns_a_trend():
+    hours = np.datetime64("2025-01-06T00", "h") + np.arange(24 * 120)
+    weekly = 10 + 3 * np.sin(2 * np.pi * np.arange(len(hours)) / 168)
+    s = D.Series(["a"], hours, weekly[None, :], np.zeros((1, len(hours))), np.zeros(len(hours), bool))
+    split = D.time_split(s)
+    ho = D.make_windows(s, split.holdout)
+    assert B.mae(B.to_kwh(B.seasonal_naive(ho), ho), ho) < 1e-9
+    trend = weekly * (1 + np.arange(len(hours)) / len(hours))  # growth: last week is always too low
+    s2 = D.Series(["a"], hours, trend[None, :], np.zeros((1, len(hours))), np.zeros(len(hours), bool))
+    tr, va, ho2 = (D.make_windows(s2, o) for o in (split.train, split.val, split.holdout))
+    lin = B.fit_linear(tr, va)
+    naive_mae = B.mae(B.to_kwh(B.seasonal_naive(ho2), ho2), ho2)
+    assert B.mae(B.to_kwh(lin.predict(ho2), ho2), ho2) < 0.5 * naive_mae
+
+
+def test_interval_quantiles_cover_validation_residuals():
+    rng = np.random.default_rng(0)
+    n, h = 400, D.HORIZON
+    w = D.Windows(np.zeros((n, 1, 1)), np.zeros((n, 1, 1)), np.zeros((n, h)),
+                  rng.normal(0, 1, (n, h)).astype(np.float32), np.ones(n), np.zeros(n, int), np.zeros(n, int))
+    lo, hi = B.residual_quantiles(np.zeros((n, h)), w, 0.9)
+    assert np.all(lo < 0) and np.all(hi > 0)
+    assert 0.85 < B.interval_coverage(np.zeros((n, h)), lo, hi, w) < 0.95
+
+
+def test_future_holidays_come_from_the_calendar_seen_in_history(tiny):
+    from datetime import datetime
+
+    flags = D.future_holidays(tiny["clean"], datetime(2026, 1, 1), D.HORIZON)
+    # tiny has 120 days of history: Dec 25/26 were seen, Jan 1 was not
+    assert not flags[:24].any()
+    flags = D.future_holidays(tiny["clean"], datetime(2026, 12, 24), 72)
+    assert flags.tolist() == [False] * 24 + [True] * 48
+
+
+def test_meter_daily_mart_feeds_the_privacy_layer_one_row_per_meter(tiny):
+    d = tiny["daily"]
+    assert d.select("meter_id").is_unique().all() and (d["day"] == END).all()
+    assert (d["hours"] <= 24).all() and (d["kwh"] >= 0).all()
