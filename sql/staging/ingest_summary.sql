@@ -1,0 +1,23 @@
+-- Row accounting per table as of the run date: every drop loaded so far, and the run date's own drop.
+with drops as (
+    select *
+    from _ingest_log
+    where partition_date <= $run_date
+),
+
+final as (
+    select
+        table_name,
+        count(*) as drops,
+        sum(rows_read) as rows_read,
+        sum(rows_loaded) as rows_loaded,
+        sum(rows_quarantined) as rows_quarantined,
+        min(partition_date) as first_drop,
+        max(partition_date) as last_drop,
+        list(reasons) filter (where rows_quarantined > 0) as reasons
+    from drops
+    group by table_name
+    order by table_name
+)
+
+select * from final
