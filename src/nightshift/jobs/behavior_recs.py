@@ -133,7 +133,7 @@ def evaluate(rows: pl.DataFrame, run_date: date, k: int = 10) -> dict[str, float
     # Only new purchases of users the model knows count: re-buying is not a recommendation's job.
     target = (test.select("user_id", "product_id").unique()
               .join(seen, on=["user_id", "product_id"], how="anti")
-              .filter(pl.col("user_id").is_in(pl.Series(model.users))))
+              .join(pl.DataFrame({"user_id": model.users}), on="user_id", how="semi"))
     users = target["user_id"].unique().sort().to_numpy()
     if len(users) == 0:
         return {}
