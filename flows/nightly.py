@@ -50,8 +50,8 @@ def job_task(settings: Settings, warehouse: Warehouse, run_date: date, job: str,
 
 @task(name="publish", **RETRY)
 def publish_task(settings: Settings, run_date: date, build: Any, loads: dict, outcomes: list,
-                 attempt: dict, fingerprints: dict) -> str:
-    return str(night.publish_night(settings, run_date, build, loads, outcomes, attempt, fingerprints))
+                 attempt: dict, fingerprints: dict, quality: dict) -> str:
+    return str(night.publish_night(settings, run_date, build, loads, outcomes, attempt, fingerprints, quality))
 
 
 @flow(name="nightly", log_prints=True)
@@ -80,12 +80,14 @@ def nightly(run_date: date | None = None, jobs: list[str] | None = None, force: 
                 logger.error("job %s failed: %s", j, e)
                 outcomes.append(night.failed(j, e))
         prints = night.table_fingerprints(wh, run_date, list(loads))
-        index = publish_task(settings, run_date, build, loads, outcomes, attempt, prints)
+        quality = night.data_quality(wh, run_date, loads)
+        index = publish_task(settings, run_date, build, loads, outcomes, attempt, prints, quality)
         attempt.update(ended=runs.now(), status=night.overall_status(outcomes), report=index,
                        jobs={o.job: {"status": o.status, "seconds": round(o.seconds, 2), "error": o.error,
                                      "input_hash": o.input_hash} for o in outcomes},
-                       tables={t: {"read": x.rows_read, "loaded": x.rows_loaded, "quarantined": x.rows_quarantined,
-                                   "problem": x.problem} for t, x in loads.items()})
+                       tables={t: {"read": q["rows_read"], "loaded": q["rows_loaded"],
+                                   "quarantined": q["rows_quarantined"], "problem": q["problem"]}
+                               for t, q in quality.items()})
         runs.save_attempt(settings, run_date, attempt)
     logger.info("night of %s: %s — %s", run_date, attempt["status"], index)
     return {"run_date": run_date.isoformat(), "status": attempt["status"], "report": index,

@@ -14,7 +14,8 @@ final as (
         sum(rows_quarantined) as rows_quarantined,
         min(partition_date) as first_drop,
         max(partition_date) as last_drop,
-        list(reasons) filter (where rows_quarantined > 0) as reasons
+        list(reasons) filter (where rows_quarantined > 0) as reasons,
+        list(partition_date order by partition_date) as days
     from drops
     group by table_name
     order by table_name

@@ -39,10 +39,11 @@ class JobOutcome:
     stale_from: str | None = None  # outputs carried over from an earlier good run
 
 
-def job_input_hash(warehouse: Warehouse, job: str, run_date: date) -> str:
-    """A fingerprint of everything a job reads for a date: its tables' loaded drops and the code version."""
+def job_input_hash(settings: Settings, warehouse: Warehouse, job: str, run_date: date) -> str:
+    """A fingerprint of what a job's result depends on: its tables' drops, the settings, the code version."""
     prints = table_fingerprints(warehouse, run_date, list(get_job(job).tables))
-    text = f"{__version__}|{job}|{run_date}|" + "|".join(f"{t}={h}" for t, h in sorted(prints.items()))
+    text = (f"{__version__}|{job}|{run_date}|{settings.model_dump_json(exclude={'home', 'jobs'})}|"
+            + "|".join(f"{t}={h}" for t, h in sorted(prints.items())))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -60,7 +61,7 @@ def run_job(settings: Settings, warehouse: Warehouse, run_date: date, job: str, 
     bad = [loads[t].problem for t in spec.tables if t in loads and not loads[t].usable]
     if bad:
         return JobOutcome(job, "skipped", error="; ".join(p for p in bad if p))
-    digest = job_input_hash(warehouse, job, run_date)
+    digest = job_input_hash(settings, warehouse, job, run_date)
     prev = previous_manifest(settings, run_date)
     prev_job = (prev or {}).get("jobs", {}).get(job)
     if not force and prev_job and prev_job["status"] in ("success", "reused") and prev_job["input_hash"] == digest:
@@ -99,7 +100,8 @@ def _carry_over(settings: Settings, run_date: date, job: str, build: Path) -> st
 
 
 def publish_night(settings: Settings, run_date: date, build: Path, loads: dict[str, ingest.TableLoad],
-                  outcomes: list[JobOutcome], attempt: dict[str, Any], fingerprints: dict[str, str]) -> Path:
+                  outcomes: list[JobOutcome], attempt: dict[str, Any], fingerprints: dict[str, str],
+                  quality: dict[str, dict]) -> Path:
     """Write the manifest and run page into the build, swap it in, and refresh the index of nights."""
     prev = previous_manifest(settings, run_date) or {}
     for o in outcomes:
@@ -118,7 +120,7 @@ def publish_night(settings: Settings, run_date: date, build: Path, loads: dict[s
         "started": attempt["started"],
         "finished": runs.now(),
         "trigger": attempt.get("trigger", "manual"),
-        "inputs": {t: ingest.as_dict(load) for t, load in loads.items()},
+        "inputs": quality,
         "input_hashes": fingerprints,
         "jobs": {o.job: asdict(o) for o in outcomes},
     }
@@ -135,6 +137,36 @@ def table_fingerprints(warehouse: Warehouse, run_date: date, tables: list[str]) 
     """Per table, a hash over the input hashes of every drop loaded up to the run date."""
     rows = warehouse.run_sql("staging/ingest_fingerprint", tables=tables, run_date=run_date)
     return dict(zip(rows["table_name"].to_list(), rows["fingerprint"].to_list(), strict=True))
+
+
+def data_quality(warehouse: Warehouse, run_date: date, loads: dict[str, ingest.TableLoad]) -> dict[str, dict]:
+    """Per table: rows read, loaded and quarantined over every drop up to D, reasons, missing drops."""
+    from datetime import timedelta
+
+    from nightshift.tables import DAILY_TABLES
+
+    out = {}
+    for row in warehouse.run_sql("staging/ingest_summary", run_date=run_date).iter_rows(named=True):
+        reasons: dict[str, int] = {}
+        for text in row["reasons"] or []:
+            for rule, n in json.loads(text).items():
+                reasons[rule] = reasons.get(rule, 0) + n
+        missing = []
+        if row["table_name"] in DAILY_TABLES:
+            have = set(row["days"])
+            span = (row["last_drop"] - row["first_drop"]).days
+            missing = [d for i in range(span + 1) if (d := row["first_drop"] + timedelta(days=i)) not in have]
+        load = loads.get(row["table_name"])
+        out[row["table_name"]] = {
+            "drops": row["drops"], "rows_read": row["rows_read"], "rows_loaded": row["rows_loaded"],
+            "rows_quarantined": row["rows_quarantined"], "first_drop": row["first_drop"], "last_drop": row["last_drop"],
+            "reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])), "missing_drops": missing,
+            "usable": load.usable if load else True, "problem": load.problem if load else None,
+            "errors": load.errors if load else [], "day_rows_read": load.day_rows_read if load else 0,
+            "day_rows_quarantined": load.day_rows_quarantined if load else 0,
+            "drops_loaded_now": load.partitions_loaded if load else 0,
+        }
+    return out
 
 
 def overall_status(outcomes: list[JobOutcome]) -> str:
