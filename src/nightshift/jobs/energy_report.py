@@ -108,7 +108,8 @@ def privacy_releases(ctx, regions: list[str]) -> tuple[list[dict[str, Any]], lis
     from nightshift.privacy import Count, Mean, Release, Sum
 
     daily = ctx.sql("energy_meter_daily", days=1)
-    band = pl.col("kwh").cut(BAND_EDGES, labels=BANDS, left_closed=True).cast(pl.String).alias("band")
+    index = pl.sum_horizontal([(pl.col("kwh") >= e).cast(pl.Int32) for e in BAND_EDGES])
+    band = index.replace_strict(dict(enumerate(BANDS)), return_dtype=pl.String).alias("band")
     daily = daily.with_columns(band)
     releases = [
         (Release("daily_consumption_by_region", dataset="households", unit="meter_id",
