@@ -21,8 +21,9 @@ from nightshift.privacy import Count, Mean, Release, Sum
 from nightshift.tables import CHANNELS
 
 DATASET = "users"
-SHARES = {"channel_totals": 0.30, "daily_channel": 0.20, "new_users": 0.05, "visits_histogram": 0.05,
-          "retention": 0.15, "campaigns": 0.10, "segments": 0.10, "segment_channels": 0.05}
+# The headline (per-channel conversion and funnel) gets the largest share.
+SHARES = {"channel_totals": 0.40, "daily_channel": 0.15, "new_users": 0.05, "visits_histogram": 0.05,
+          "retention": 0.10, "campaigns": 0.10, "segments": 0.10, "segment_channels": 0.05}
 VISIT_BINS = ("1", "2", "3-4", "5-9", "10-19", "20+")
 HORIZONS = (7, 28)
 
@@ -41,8 +42,9 @@ def declarations(eps: float, days: list[date], campaigns: list[str], segments: l
         # K=2: a user counts in at most two channels' totals and funnels.
         "channel_totals": Release(
             "channel_totals", DATASET, "user_id", {"channel": ch},
-            [Count("users"), Sum("visits", "visits", 0, 40), Sum("converting_visits", "converting_visits", 0, 20),
-             Sum("revenue_cents", "revenue_cents", 0, 100_000), Sum("clicked", "clicked", 0, 1),
+            # Tight clips: sensitivity is K x bound, and most users stay well inside these.
+            [Count("users"), Sum("visits", "visits", 0, 10), Sum("converting_visits", "converting_visits", 0, 5),
+             Sum("revenue_cents", "revenue_cents", 0, 50_000), Sum("clicked", "clicked", 0, 1),
              Sum("carted", "carted", 0, 1), Sum("purchased", "purchased", 0, 1)],
             max_rows_per_unit=2, epsilon=e["channel_totals"]),
         # K=15 user-days (per channel) over the trend window; heavier users are sampled down to 15.
