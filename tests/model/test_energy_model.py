@@ -20,8 +20,7 @@ def night(tmp_path_factory):
     """The small demo energy table in a fresh home, and one run of the energy job for END."""
     from nightshift.demo import SIZES
     from nightshift.demo.energy import generate
-    from nightshift.jobs import JobContext
-    from nightshift.jobs import energy
+    from nightshift.jobs import JobContext, energy
     from nightshift.settings import load_settings
     from nightshift.warehouse import Warehouse
 
@@ -73,8 +72,7 @@ def test_device_strategy_gaps_and_privacy_are_reported(night):
 
 
 def test_second_night_runs_champion_challenger(night):
-    from nightshift.jobs import JobContext
-    from nightshift.jobs import energy
+    from nightshift.jobs import JobContext, energy
 
     first = night["result"].models["energy_load"]
     ctx = JobContext("energy", END, night["settings"], night["wh"], night["home"] / "out2")

@@ -20,13 +20,18 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 from nightshift.jobs.energy_data import (  # noqa: E402
-    FUTURE_FEATURES, HORIZON, LOOKBACK, PAST_FEATURES, Windows, make_dataset,
+    FUTURE_FEATURES,
+    HORIZON,
+    LOOKBACK,
+    PAST_FEATURES,
+    Windows,
+    make_dataset,
 )
 
 
