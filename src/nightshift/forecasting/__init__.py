@@ -1,0 +1,1 @@
+"""Per-series time-series forecasting for the sales job: SARIMA, baselines, backtests, fan-out."""

@@ -1,0 +1,115 @@
+"""The fan-out behind one small interface: `mapper.map(fn, items) -> list`, in order.
+
+Per-series fits are small, single-threaded numerical work, so the fast way to use a machine is
+one process per core with BLAS held to one thread in each (more BLAS threads per fit only add
+contention). The same interface wraps a Dask client, so the fan-out can leave the machine.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Protocol
+
+_BLAS_LIMIT: Any = None  # held for the worker's lifetime: dropping it would restore the limits
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+                "NUMEXPR_NUM_THREADS")
+
+
+def limit_blas_threads() -> None:
+    """Worker initializer: one BLAS/OpenMP thread in this process (for libraries loaded now or later)."""
+    global _BLAS_LIMIT
+    for var in _THREAD_VARS:
+        os.environ[var] = "1"
+    from threadpoolctl import threadpool_limits
+
+    _BLAS_LIMIT = threadpool_limits(limits=1)
+
+
+class Mapper(Protocol):
+    """Anything that applies a picklable function to picklable items and returns results in order."""
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]: ...
+
+    def __enter__(self) -> Mapper: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class SerialMapper:
+    """A plain loop in this process (BLAS held to one thread while it runs, like the workers)."""
+
+    workers = 1
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            return [fn(item) for item in items]
+
+    def __enter__(self) -> SerialMapper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class ProcessMapper:
+    """A process pool, one single-threaded worker per core; reused across `map` calls until closed."""
+
+    def __init__(self, workers: int, preload: tuple[str, ...] = ("nightshift.forecasting.task",)):
+        self.workers = max(1, workers)
+        # forkserver: workers fork from a clean server process, never from this one (which holds
+        # DuckDB and Polars threads that do not survive a fork); preloading makes forks cheap.
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(list(preload))
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=limit_blas_threads)
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        items = list(items)
+        # Small chunks keep workers busy to the end when series differ in cost.
+        chunk = max(1, len(items) // (self.workers * 8))
+        return list(self._pool.map(fn, items, chunksize=chunk))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> ProcessMapper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DaskMapper:
+    """Runs the same tasks on a Dask cluster (`client.map` + `gather`); needs the `dask` extra."""
+
+    def __init__(self, client: Any, own: bool = False):
+        self.client, self._own = client, own
+        self.workers = len(client.scheduler_info().get("workers", {})) or 1
+        client.run(limit_blas_threads)  # the same one-thread rule on every Dask worker
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        futures = self.client.map(fn, list(items), pure=False)
+        return self.client.gather(futures)
+
+    def __enter__(self) -> DaskMapper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._own:
+            self.client.close()
+
+
+def make_mapper(max_workers: int, dask_address: str | None = None) -> Mapper:
+    """The mapper the settings ask for: Dask when an address is set, else processes or a loop."""
+    if dask_address:
+        from dask.distributed import Client
+
+        return DaskMapper(Client(dask_address), own=True)
+    if max_workers > 1:
+        return ProcessMapper(max_workers)
+    return SerialMapper()

@@ -1,0 +1,130 @@
+"""The sales page's template variables: headline numbers, scorecard tables and charts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+
+import plotly.graph_objects as go
+import polars as pl
+
+from nightshift.forecasting.task import SeriesResult
+from nightshift.reporting import charts
+
+TOP_SERIES = 6
+WORST_SERIES = 10
+HISTORY_SHOWN = 120  # days of actuals drawn before each forecast
+
+
+def build_context(*, results: list[SeriesResult], forecast: pl.DataFrame, frame: pl.DataFrame,
+                  status: pl.DataFrame, overall: pl.DataFrame, scorecard: pl.DataFrame, past: pl.DataFrame,
+                  summary: dict, run_date: date, timings: dict) -> dict:
+    """Everything `sales.html.j2` shows, as plain rows and `Chart`s (no person-level data here)."""
+    kinds = Counter(r.kind for r in results)
+    headline = {
+        "series forecast": len(results),
+        "retired series (stopped)": int((status["status"] == "retired").sum()) if status.height else 0,
+        "SARIMA": kinds.get("sarima", 0),
+        "baseline by design": kinds.get("baseline", 0),
+        "fell back (fit failed)": kinds.get("fallback", 0),
+        "orders selected tonight": sum(r.selected for r in results),
+        "warm starts": sum(r.warm for r in results),
+        "backtest MASE (model)": summary["mase"],
+        "backtest MASE (seasonal naive)": summary["mase_seasonal_naive"],
+        "coverage 80%": summary["coverage_80"],
+        "coverage 95%": summary["coverage_95"],
+        "run time (s)": round(timings["total_s"], 1),
+        "fit time (s)": round(timings["fit_s"], 1),
+        "worker processes": timings["workers"],
+    }
+    return {
+        "headline": headline,
+        "overall": overall.with_columns(pl.col(pl.Float64).round(4)).to_dicts(),
+        "over_time": past.with_columns(pl.col(pl.Float64).round(4)).to_dicts(),
+        "over_time_chart": _over_time_chart(past),
+        "worst": _worst(scorecard),
+        "fallbacks": [{"series": r.key, "kind": r.kind, "model": r.forecast.model, "reason": r.reason}
+                      for r in results if r.kind != "sarima"],
+        "model_mix": [{"model": m, "series": n} for m, n in Counter(r.forecast.model for r in results).most_common()],
+        "by_store": _totals(forecast, "store_id"),
+        "by_product": _totals(forecast, "product_id"),
+        "store_chart": _totals_chart(forecast, "store_id"),
+        "product_chart": _totals_chart(forecast, "product_id"),
+        "series_charts": _series_charts(forecast, frame, run_date),
+        "horizon_days": int(forecast["horizon"].max() or 0) if forecast.height else 0,
+    }
+
+
+def _worst(scorecard: pl.DataFrame) -> list[dict]:
+    if scorecard.is_empty():
+        return []
+    return (
+        scorecard.filter(pl.col("mase").is_finite())
+        .sort("mase", descending=True)
+        .head(WORST_SERIES)
+        .select("series", "mase", pl.col("^mase_.*$"), "smape", "coverage_80", "coverage_95", "fallback_origins")
+        .with_columns(pl.col(pl.Float64).round(3))
+        .to_dicts()
+    )
+
+
+def _over_time_chart(past: pl.DataFrame) -> charts.Chart | None:
+    if past.is_empty():
+        return None
+    x = past["run_date"].to_list()
+    return charts.line(x, {"model MASE": past["mase"].to_list(), "seasonal naive MASE": past["mase_naive"].to_list(),
+                           "coverage 80%": past["coverage_80"].to_list()},
+                       title="Earlier nights' forecasts, scored on actuals known tonight", y_title="MASE / share")
+
+
+def _totals(forecast: pl.DataFrame, by: str) -> list[dict]:
+    if forecast.is_empty():
+        return []
+    return (
+        forecast.group_by(by)
+        .agg(pl.col("mean").sum().round(0).alias("forecast_units"),
+             pl.col("lower_80").sum().round(0).alias("sum_of_lower_80"),
+             pl.col("upper_80").sum().round(0).alias("sum_of_upper_80"),
+             pl.col("series").n_unique().alias("series"))
+        .sort(by)
+        .to_dicts()
+    )
+
+
+def _totals_chart(forecast: pl.DataFrame, by: str) -> charts.Chart | None:
+    rows = _totals(forecast, by)
+    if not rows:
+        return None
+    return charts.bar([r[by] for r in rows], {"forecast units": [r["forecast_units"] for r in rows]},
+                      title=f"Total forecast units over the horizon by {by.replace('_id', '')}", y_title="units")
+
+
+def _series_charts(forecast: pl.DataFrame, frame: pl.DataFrame, run_date: date) -> list[charts.Chart]:
+    """The biggest series by forecast volume: recent actuals, forecast, 80% and 95% bands."""
+    if forecast.is_empty():
+        return []
+    top = (forecast.group_by("series").agg(pl.col("mean").sum()).sort("mean", descending=True)
+           .head(TOP_SERIES)["series"].to_list())
+    since = run_date - timedelta(days=HISTORY_SHOWN)
+    hist = frame.with_columns(pl.concat_str("store_id", pl.lit("/"), "product_id").alias("series")).filter(
+        pl.col("series").is_in(top) & (pl.col("date") > since))
+    out = []
+    for key in top:
+        f = forecast.filter(pl.col("series") == key).sort("date")
+        h = hist.filter(pl.col("series") == key).sort("date")
+        x = f["date"].to_list()
+        fig = go.Figure([
+            go.Scatter(x=h["date"].to_list(), y=h["units"].to_list(), mode="lines", name="actual"),
+            go.Scatter(x=x, y=f["upper_95"].to_list(), mode="lines", line=dict(width=0), showlegend=False,
+                       hoverinfo="skip"),
+            go.Scatter(x=x, y=f["lower_95"].to_list(), mode="lines", line=dict(width=0), fill="tonexty",
+                       fillcolor="rgba(31,119,180,0.15)", name="95% interval"),
+            go.Scatter(x=x, y=f["upper_80"].to_list(), mode="lines", line=dict(width=0), showlegend=False,
+                       hoverinfo="skip"),
+            go.Scatter(x=x, y=f["lower_80"].to_list(), mode="lines", line=dict(width=0), fill="tonexty",
+                       fillcolor="rgba(31,119,180,0.3)", name="80% interval"),
+            go.Scatter(x=x, y=f["mean"].to_list(), mode="lines", name=f"forecast ({f['model'][0]})"),
+        ])
+        fig.update_yaxes(title="units / day")
+        out.append(charts.chart(fig, title=f"{key}"))
+    return out
