@@ -1,0 +1,50 @@
+"""`nightshift serve`: catch up missed nights, then serve the nightly schedule with Prefect."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+
+def serve_command(
+    plan_only: Annotated[bool, typer.Option("--plan", help="Print the schedule and the catch-up plan; run nothing")] = False,
+    no_catch_up: Annotated[bool, typer.Option("--no-catch-up", help="Skip the catch-up at start")] = False,
+) -> None:
+    """Serve the nightly deployment (cron and time zone from settings); first run missed nights per catch_up."""
+    from nightshift.cli import _settings, prefect_env
+    from nightshift import schedule
+    from nightshift.settings import SettingsError
+
+    s = _settings()
+    now = datetime.now(timezone.utc)
+    try:
+        fires = schedule.next_fires(s, now)
+        plan = schedule.catch_up_plan(now, s.timezone, s.schedule_cron, schedule.last_success(s), s.catch_up,
+                                      s.catch_up_limit)
+    except SettingsError as e:
+        console.print(f"[red]settings error:[/red] {e}")
+        raise typer.Exit(2) from None
+    console.print(f"schedule: [bold]{s.schedule_cron}[/bold] in {s.timezone}; each run processes the day before")
+    for at in fires:
+        local = at.astimezone(schedule.zone(s.timezone))
+        console.print(f"  next: {local:%Y-%m-%d %H:%M %Z} → night of {schedule.run_date_for(at, s.timezone)}")
+    console.print(f"catch-up: {plan.why}")
+    if plan.caught_up:
+        console.print("  would run: " + ", ".join(d.isoformat() for d in plan.caught_up))
+    if plan.left_out:
+        console.print(f"  left out: {plan.left_out[0]} … {plan.left_out[-1]} "
+                      f"(make backfill START={plan.left_out[0]} END={plan.left_out[-1]})")
+    if plan_only:
+        return
+    prefect_env(s)
+    if plan.caught_up and not no_catch_up:
+        catch = schedule.Plan(plan.caught_up, plan.caught_up, [], plan.why)
+        for res in schedule.run_plan(s, catch):
+            console.print(f"  caught up {res['run_date']}: {res['status']}")
+    console.print("serving: Ctrl-C to stop")
+    schedule.serve(s)
