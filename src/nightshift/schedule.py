@@ -16,7 +16,6 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
-from prefect import flow
 
 from nightshift import runs
 from nightshift.settings import Settings, SettingsError
@@ -169,8 +168,7 @@ def run_plan(settings: Settings, plan: Plan, current_trigger: str = "schedule") 
     return results
 
 
-@flow(name="nightly-scheduled", log_prints=True)
-def scheduled_nightly() -> list[dict[str, Any]]:
+def _scheduled_nightly() -> list[dict[str, Any]]:
     """The flow a schedule fires: yesterday (local to the schedule) plus missed nights per the catch-up policy."""
     from nightshift.settings import load_settings
 
@@ -183,13 +181,35 @@ def scheduled_nightly() -> list[dict[str, Any]]:
     return run_plan(settings, plan)
 
 
+_FLOW: Any = None
+
+
+def scheduled_flow() -> Any:
+    """The Prefect flow `scheduled_nightly`, made on first use so that the date logic imports no Prefect."""
+    global _FLOW
+    if _FLOW is None:
+        from prefect import flow
+
+        # Named as the module attribute it is reached by, so a deployment's entrypoint
+        # (src/nightshift/schedule.py:scheduled_nightly) loads this very flow.
+        _scheduled_nightly.__name__ = _scheduled_nightly.__qualname__ = "scheduled_nightly"
+        _FLOW = flow(name="nightly-scheduled", log_prints=True)(_scheduled_nightly)
+    return _FLOW
+
+
+def __getattr__(name: str) -> Any:
+    if name == "scheduled_nightly":
+        return scheduled_flow()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def nightly_deployment(settings: Settings) -> Any:
     """The `nightly` deployment: the scheduled flow on the cron line and zone from settings."""
     from prefect.schedules import Cron
 
     zone(settings.timezone)
     check_cron(settings.schedule_cron)
-    return scheduled_nightly.to_deployment(name="nightly", schedules=[Cron(settings.schedule_cron, timezone=settings.timezone)],
+    return scheduled_flow().to_deployment(name="nightly", schedules=[Cron(settings.schedule_cron, timezone=settings.timezone)],
                            description="nightshift: yesterday's night, plus missed nights per catch_up")
 
 
