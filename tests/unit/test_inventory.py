@@ -196,3 +196,12 @@ def test_empty_table_is_a_clear_error(tmp_path: Path) -> None:
     empty = pl.DataFrame(schema={c.name: DTYPES[c.type] for c in TABLES["inventory"].columns})
     with pytest.raises(ValueError, match="inventory table has no rows"):
         _run(tmp_path, empty, None)
+
+
+def test_runs_on_the_ingested_demo_night(demo_night, tmp_path: Path) -> None:
+    load = demo_night.loads["inventory"]
+    assert load.rows_loaded > 0 and load.rows_quarantined == 0  # the generator keeps the contract
+    settings = load_settings(home=tmp_path)
+    ctx = JobContext("inventory", demo_night.run_date, settings, demo_night.warehouse, tmp_path / "out")
+    result = job.run(ctx, params=FAST)
+    assert (tmp_path / "out" / "orders.parquet").exists() and result.summary["fill_rate_policy"] > 0.5
