@@ -1,0 +1,140 @@
+"""The benchmark run: data, interleaved A/B reps in child processes, summaries, re-run and extras.
+
+Ratios are B/A (pandas seconds over nightshift seconds): above 1 nightshift is faster. Medians
+over reps; min–max shows the spread (these shared 2-core machines drift run to run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from nightshift import __version__
+from nightshift.bench import data as D
+from nightshift.bench import extras, rerun
+from nightshift.bench import workload as W
+from nightshift.bench.memory import memory_bandwidth_gbs
+
+SIDES = ("nightshift", "pandas")
+
+
+def _run_rep(side: str, data: D.BenchData, work: W.Workload, workdir: Path) -> dict:
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = workdir / f"{side}.json"
+    cmd = [sys.executable, "-m", "nightshift.bench.worker", side, str(data.root), data.size, str(data.seed),
+           str(workdir), str(out), json.dumps(work.to_dict())]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark side {side} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(out.read_text())
+
+
+def summarise(values: list[float]) -> dict[str, float]:
+    """Median, min and max of one measurement over reps."""
+    return {"median": round(statistics.median(values), 4), "min": round(min(values), 4),
+            "max": round(max(values), 4)}
+
+
+def stage_table(reps: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
+    """Per stage (and end to end): each side's time and peak memory over reps, and the ratio B/A."""
+    out = {}
+    for stage in (*W.STAGES, "end_to_end"):
+        row: dict[str, Any] = {}
+        for side in SIDES:
+            runs = [r["stages"][stage] if stage != "end_to_end" else r["end_to_end"] for r in reps[side]]
+            row[side] = {"seconds": summarise([x["seconds"] for x in runs]),
+                         "peak_mib": max(x["peak_mib"] for x in runs)}
+        a, b = row["nightshift"]["seconds"]["median"], row["pandas"]["seconds"]["median"]
+        row["ratio_b_over_a"] = round(b / a, 3) if a > 0 else None
+        out[stage] = row
+    return out
+
+
+def agreement(reps: dict[str, list[dict]]) -> dict[str, Any]:
+    """Whether both sides computed the same things (first rep of each): exact counts, close metrics."""
+    a, b = reps["nightshift"][0]["checks"], reps["pandas"][0]["checks"]
+    keys = ["rows_loaded", "user_day_rows", "visits", "revenue_cents", "impression_rows", "clicks",
+            "series_rows", "units", "series"]
+    exact = {k: a.get(k) == b.get(k) for k in keys}
+    return {"same_counts": all(exact.values()), "per_check": exact, "nightshift": a, "pandas": b}
+
+
+def bandwidth_figures(table: dict, data: D.BenchData, scanned: dict[str, int], bw: dict) -> dict[str, Any]:
+    """Bytes per second of the load (Parquet on disk) and aggregate (columns in memory) stages."""
+    out = {}
+    for stage, nbytes in (("load", scanned["parquet_bytes"]), ("aggregate", scanned["aggregate_bytes"])):
+        out[stage] = {"bytes": nbytes}
+        for side in SIDES:
+            s = table[stage][side]["seconds"]["median"]
+            gbs = nbytes / s / 1e9 if s else None
+            out[stage][side] = {"gb_s": round(gbs, 4) if gbs else None,
+                                "of_copy_bandwidth": round(gbs / bw["copy_gb_s"], 5) if gbs else None}
+    return out
+
+
+def scanned_bytes(data: D.BenchData) -> dict[str, int]:
+    """Parquet bytes read by the load stage; in-memory bytes of the columns the aggregates scan."""
+    import polars as pl
+
+    ev = pl.scan_parquet([str(p) for p in data.files("events")]).select(
+        "user_id", "ts", "event_id", "event_type", "channel", "campaign_id", "device", "revenue_cents").collect()
+    sales = pl.scan_parquet([str(p) for p in data.files("sales")]).select(
+        "date", "store_id", "product_id", "units", "on_promotion").collect()
+    return {"parquet_bytes": data.bytes_on_disk(), "aggregate_bytes": int(ev.estimated_size() + sales.estimated_size())}
+
+
+def run(scale: str, reps: int, bench_home: Path, reports_dir: Path, *, seed: int = 7, rerun_jobs: list[str] | None = None,
+        extras_for: tuple[str, ...] = ("sales", "energy"), log=print) -> tuple[dict, Path]:
+    """The whole benchmark for one scale; the result and the path of its JSON report."""
+    work = W.SCALES[scale]
+    t_start = time.perf_counter()
+    data, gen_s = D.ensure(bench_home, scale, seed)
+    log(f"data: {data.root} ({'generated in %.0f s' % gen_s if gen_s else 'reused'})")
+    bw = memory_bandwidth_gbs()
+    log(f"memory copy bandwidth: {bw['copy_gb_s']} GB/s")
+    reps_out: dict[str, list[dict]] = {s: [] for s in SIDES}
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    scratch = data.root / f"scratch-{stamp}"
+    try:
+        for i in range(reps):
+            order = SIDES if i % 2 == 0 else SIDES[::-1]  # A B, B A, ...: neither side always goes first
+            for side in order:
+                log(f"rep {i + 1}/{reps}: {side} ...")
+                reps_out[side].append(_run_rep(side, data, work, scratch / f"{side}-{i}"))
+                log(f"  {side}: {reps_out[side][-1]['end_to_end']['seconds']:.1f} s")
+        result: dict[str, Any] = {
+            "benchmark": "nightshift vs pandas", "nightshift_version": __version__, "scale": scale, "seed": seed,
+            "run_date": data.run_date.isoformat(), "reps": reps, "started": stamp, "workload": work.to_dict(),
+            "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
+                        "memory_bandwidth": bw},
+            "rows": D.row_counts(data), "memory_method": reps_out["nightshift"][0]["memory_method"],
+        }
+        result["stages"] = stage_table(reps_out)
+        result["agreement"] = agreement(reps_out)
+        scanned = scanned_bytes(data)
+        result["bandwidth"] = bandwidth_figures(result["stages"], data, scanned, bw)
+        jobs = rerun_jobs if rerun_jobs is not None else ["loans"]
+        if jobs:
+            log(f"cold night vs unchanged re-run ({', '.join(jobs)}) ...")
+            result["rerun"] = rerun.cold_vs_rerun(data, scratch / "rerun", jobs)
+        for name in extras_for:
+            log(f"{name} throughput benchmark ...")
+            result[f"{name}_bench"] = extras.run_in_child(name, scale, scratch / f"{name}.json", timeout_s=1800)
+        result["reps_raw"] = reps_out
+        result["seconds_total"] = round(time.perf_counter() - t_start, 1)
+    finally:
+        import shutil
+
+        shutil.rmtree(scratch, ignore_errors=True)
+    out = reports_dir / f"{stamp}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str))
+    return result, out

@@ -1,0 +1,113 @@
+"""Side A: the work done nightshift's way — ingest into DuckDB, SQL marts, the jobs' own models.
+
+Each stage calls the library code the nightly jobs use: `ingest.ingest` (contracts, quarantine,
+hashes, one transaction per month of drops), the marts in `sql/marts/`, `behavior_ctr` for the
+click-through booster, `forecasting.task.run_task` fanned out over a process pool, Polars to write.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from nightshift.bench import workload as W
+from nightshift.bench.data import TABLES, BenchData
+
+
+class NightshiftSide:
+    """One rep of the workload, nightshift's way; stages run in `workload.STAGES` order."""
+
+    name = "nightshift"
+
+    def __init__(self, data: BenchData, workdir: Path, work: W.Workload):
+        self.data, self.workdir, self.work, self.run_date = data, workdir, work, data.run_date
+        self.checks: dict[str, Any] = {}
+
+    def load(self) -> None:
+        from nightshift import ingest
+        from nightshift.settings import load_settings
+        from nightshift.warehouse import Warehouse
+
+        (self.workdir / "data").mkdir(parents=True, exist_ok=True)
+        link = self.workdir / "data" / "landing"
+        if not link.exists():
+            os.symlink(self.data.landing, link)  # the same drop files, a fresh warehouse per rep
+        self.settings = load_settings(home=self.workdir, seed=self.data.seed)
+        self.wh = Warehouse(self.settings.warehouse_path)
+        loads = ingest.ingest(self.settings, self.wh, self.run_date, tables=list(TABLES))
+        self.checks["rows_loaded"] = {t: x.rows_loaded for t, x in loads.items()}
+
+    def aggregate(self) -> None:
+        d = self.run_date
+        self.user_day = self.wh.run_sql("marts/behavior_user_day", run_date=d, days=W.USER_DAY_DAYS)
+        self.impressions = self.wh.run_sql("marts/behavior_impressions", run_date=d, days=W.CTR_DAYS,
+                                           history_days=W.CTR_HISTORY_DAYS, max_rows=W.CTR_MAX_ROWS)
+        self.series = self.wh.run_sql("marts/sales_series", run_date=d, history_days=W.HISTORY_DAYS,
+                                      retire_days=W.RETIRE_DAYS)
+        self.checks.update(
+            user_day_rows=self.user_day.height, visits=int(self.user_day["visits"].sum()),
+            revenue_cents=int(self.user_day["revenue_cents"].sum()), impression_rows=self.impressions.height,
+            clicks=int(self.impressions["clicked"].sum()), series_rows=self.series.height,
+            units=float(self.series["units"].sum()),
+        )
+
+    def train(self) -> None:
+        from nightshift.jobs import behavior_ctr as ctr
+
+        self.train_rows, self.holdout = ctr.split(self.impressions, self.run_date)
+        self.model = ctr.train(self.train_rows, rounds=self.work.rounds)
+
+    def forecast(self) -> None:
+        from nightshift.forecasting.parallel import ProcessMapper, SerialMapper
+        from nightshift.forecasting.sarima import Spec
+        from nightshift.forecasting.task import SeriesTask, run_task
+
+        h = W.HORIZON
+        per = (self.series.group_by("store_id", "product_id", maintain_order=True)
+               .agg(pl.col("units"), pl.col("on_promotion").cast(pl.Float64))
+               .filter(pl.col("units").list.len() > h).head(self.work.max_series))
+        spec = Spec(W.ORDER, W.SEASONAL, exog=True)
+        tasks, self.actual = [], []
+        for store, product, units, promo in per.iter_rows():  # one task per series, not per row
+            y, x = np.asarray(units, float), np.asarray(promo, float)
+            tasks.append(SeriesTask(f"{store}/{product}", y[:-h], x[:-h], x[-h:], h, W.FIT_DAYS, spec=spec))
+            self.actual.append(y[-h:])
+        mapper = ProcessMapper(self.work.workers) if self.work.workers > 1 else SerialMapper()
+        with mapper:
+            self.results = mapper.map(run_task, tasks)
+        self.checks["series"] = len(tasks)
+        self.checks["series_fallbacks"] = sum(r.kind != "sarima" for r in self.results)
+
+    def score(self) -> None:
+        from nightshift.jobs import behavior_ctr as ctr
+        from nightshift.modeling import metrics as mm
+
+        y = self.holdout["clicked"].to_numpy()
+        self.p = self.model.predict(self.holdout)
+        self.per_campaign = ctr.predict_tomorrow(self.model, self.holdout, self.run_date)
+        m = mm.binary_metrics(y, self.p)
+        mean = np.concatenate([r.forecast.mean for r in self.results]) if self.results else np.zeros(0)
+        actual = np.concatenate(self.actual) if self.actual else np.zeros(0)
+        self.checks.update(auc=round(m["auc"], 4), log_loss=round(m["log_loss"], 5),
+                           forecast_mae=round(float(np.mean(np.abs(mean - actual))), 4) if actual.size else None,
+                           forecast_units=round(float(mean.sum()), 1))
+
+    def write(self) -> None:
+        out = self.workdir / "out-nightshift"
+        out.mkdir(parents=True, exist_ok=True)
+        self.user_day.write_parquet(out / "user_day.parquet")
+        self.holdout.select("event_id", "campaign_id").with_columns(p_click=pl.Series(self.p)) \
+            .write_parquet(out / "ctr_scores.parquet")
+        self.per_campaign.write_parquet(out / "ctr_campaigns.parquet")
+        h = W.HORIZON
+        pl.DataFrame({
+            "series": np.repeat([r.key for r in self.results], h),
+            "horizon": np.tile(np.arange(1, h + 1, dtype=np.int32), len(self.results)),
+            **{k: np.concatenate([getattr(r.forecast, k) for r in self.results]) if self.results else []
+               for k in ("mean", "lower_80", "upper_80", "lower_95", "upper_95")},
+        }).write_parquet(out / "forecasts.parquet")
+        self.wh.close()

@@ -1,0 +1,59 @@
+"""One rep of one side, in its own process: stage times and peak memory as JSON.
+
+A fresh process per rep keeps the sides from sharing caches, allocator pools or a warm DuckDB
+buffer, so each rep's peak memory is its own. The parent interleaves A/B/A/B; the operating
+system's file cache is warm for both after the first rep.
+`python -m nightshift.bench.worker <side> <data_root> <size> <seed> <workdir> <out.json> <workload-json>`
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+from nightshift.bench import workload as W
+from nightshift.bench.data import RUN_DATE, BenchData
+from nightshift.bench.memory import StagePeak
+
+
+def run_side(side: str, data: BenchData, workdir: Path, work: W.Workload) -> dict:
+    """Run every stage of one side in order; seconds and peak MiB per stage, plus the side's checks."""
+    if side == "nightshift":
+        from nightshift.bench.nightshift_side import NightshiftSide as Side
+    elif side == "pandas":
+        from nightshift.bench.pandas_side import PandasSide as Side
+    else:
+        raise ValueError(f"unknown side {side!r}: nightshift or pandas")
+    runner = Side(data, workdir, work)
+    stages, method = {}, ""
+    t_all = time.perf_counter()
+    for stage in W.STAGES:
+        with StagePeak() as peak:
+            t0 = time.perf_counter()
+            getattr(runner, stage)()
+            seconds = time.perf_counter() - t0
+        stages[stage] = {"seconds": round(seconds, 4), "peak_mib": peak.peak_mib}
+        method = peak.method
+    total = time.perf_counter() - t_all
+    return {
+        "side": side,
+        "stages": stages,
+        "end_to_end": {"seconds": round(total, 4), "peak_mib": max(s["peak_mib"] for s in stages.values())},
+        "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "memory_method": method,
+        "checks": runner.checks,
+    }
+
+
+def main(argv: list[str]) -> None:
+    side, root, size, seed, workdir, out, work = argv
+    data = BenchData(Path(root), size, int(seed), RUN_DATE)
+    result = run_side(side, data, Path(workdir), W.Workload(**json.loads(work)))
+    Path(out).write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
