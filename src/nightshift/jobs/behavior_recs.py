@@ -52,7 +52,7 @@ def fit(rows: pl.DataFrame) -> ItemModel:
     sim = (xn.T @ xn).tocsr()
     sim.setdiag(0.0)
     sim.eliminate_zeros()
-    popularity = np.asarray((bought.sum(axis=0) + 0.01 * (x > 0).sum(axis=0))).ravel()
+    popularity = np.asarray(bought.sum(axis=0) + 0.01 * (x > 0).sum(axis=0)).ravel()
     return ItemModel(users, items, x, bought, sim, popularity)
 
 

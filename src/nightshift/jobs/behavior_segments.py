@@ -93,7 +93,6 @@ def match_ids(new_raw: np.ndarray, old: dict[int, list[float]], scale: np.ndarra
 def segment(users: pl.DataFrame, previous: dict[int, list[float]] | None, seed: int = 7,
             k_range: tuple[int, int] = K_RANGE) -> Segmentation:
     """Cluster users, choose k by silhouette and give clusters ids stable against `previous`."""
-    from sklearn.preprocessing import StandardScaler
 
     from threadpoolctl import threadpool_limits
 
