@@ -3,7 +3,7 @@ with final as (
     select
         table_name,
         count(*) as partitions,
-        sum(rows_loaded) as rows_loaded,
+        sum(rows_loaded)::bigint as rows_loaded,
         md5(string_agg(partition_date::varchar || ':' || input_hash, ',' order by partition_date)) as fingerprint
     from _ingest_log
     where list_contains($tables, table_name) and partition_date <= $run_date

@@ -9,9 +9,9 @@ final as (
     select
         table_name,
         count(*) as drops,
-        sum(rows_read) as rows_read,
-        sum(rows_loaded) as rows_loaded,
-        sum(rows_quarantined) as rows_quarantined,
+        sum(rows_read)::bigint as rows_read,
+        sum(rows_loaded)::bigint as rows_loaded,
+        sum(rows_quarantined)::bigint as rows_quarantined,
         min(partition_date) as first_drop,
         max(partition_date) as last_drop,
         list(reasons) filter (where rows_quarantined > 0) as reasons,

@@ -1,0 +1,82 @@
+"""The nightly flow end to end on a small generated dataset, under Prefect's test harness."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date
+
+import polars as pl
+import pytest
+
+D = date(2026, 3, 1)
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    """Tiny demo data, one night of the fast jobs, then an unchanged re-run of the same date."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.nightly import nightly
+    from nightshift import demo
+    from nightshift.settings import load_settings
+
+    home = tmp_path_factory.mktemp("night")
+    old = os.environ.get("NIGHTSHIFT_HOME")
+    os.environ["NIGHTSHIFT_HOME"] = str(home)
+    try:
+        settings = load_settings()
+        demo.generate(settings.landing_dir, end=D, size="tiny", seed=5)
+        with prefect_test_harness(server_startup_timeout=120):
+            first = nightly(run_date=D, jobs=["loans", "inventory"])
+            link_first = (settings.reports_dir / D.isoformat()).resolve()
+            again = nightly(run_date=D, jobs=["loans", "inventory"])
+        yield settings, first, again, link_first
+    finally:
+        if old is None:
+            os.environ.pop("NIGHTSHIFT_HOME", None)
+        else:
+            os.environ["NIGHTSHIFT_HOME"] = old
+
+
+def test_the_night_publishes_pages_tables_and_a_manifest(night):
+    settings, first, _, _ = night
+    assert first["status"] == "success", first
+    day = settings.reports_dir / D.isoformat()
+    for page in ("index.html", "loans.html", "inventory.html", "manifest.json"):
+        assert (day / page).is_file(), page
+    assert pl.read_parquet(day / "loans" / "scores.parquet").height > 0
+    manifest = json.loads((day / "manifest.json").read_text())
+    assert set(manifest["jobs"]) == {"loans", "inventory"}
+    assert manifest["inputs"]["sales"]["rows_read"] == (
+        manifest["inputs"]["sales"]["rows_loaded"] + manifest["inputs"]["sales"]["rows_quarantined"])
+    assert len(manifest["input_hashes"]) == 7
+    assert manifest["jobs"]["loans"]["models"]  # the model version used is recorded
+    index = (settings.reports_dir / "index.html").read_text()
+    assert f'href="{D.isoformat()}/index.html"' in index
+    assert (settings.reports_dir / "assets" / "plotly.min.js").is_file()
+    # Offline: no page loads anything from the network.
+    for page in day.glob("*.html"):
+        text = page.read_text()
+        assert "http://" not in text.replace("http://www.w3.org", "") and "https://cdn" not in text, page
+
+
+def test_an_unchanged_rerun_reuses_the_work_and_swaps_the_report_atomically(night):
+    settings, first, again, link_first = night
+    assert again["status"] == "success"
+    assert {j["status"] for j in again["jobs"].values()} == {"reused"}
+    link_again = (settings.reports_dir / D.isoformat()).resolve()
+    assert link_again != link_first and not link_first.exists()  # the old build was replaced whole
+    assert (settings.reports_dir / D.isoformat() / "loans" / "scores.parquet").is_file()
+
+
+def test_status_shows_the_night(night, monkeypatch):
+    from typer.testing import CliRunner
+
+    from nightshift.cli import app
+
+    settings, *_ = night
+    monkeypatch.setenv("NIGHTSHIFT_HOME", str(settings.home))
+    result = CliRunner().invoke(app, ["status"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0
+    assert "2026-03-01" in result.output and "success" in result.output and "loans:reused" in result.output
