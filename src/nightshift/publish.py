@@ -102,4 +102,7 @@ def sweep_orphans(reports_dir: Path, name: str) -> int:
         if b.resolve() != live:
             shutil.rmtree(b, ignore_errors=True)
             removed += 1
+    # A run killed inside `swap_in` leaves its temporary link (never the live name) behind.
+    for tmp_link in reports_dir.glob(f".{name}.*.link"):
+        tmp_link.unlink(missing_ok=True)
     return removed

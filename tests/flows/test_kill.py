@@ -97,6 +97,7 @@ def test_kill_during_publishing_never_shows_a_partial_night(tmp_path: Path) -> N
 
     publish.sweep_orphans(reports, D.isoformat())
     assert [b.resolve() for b in (reports / ".builds").iterdir()] == [(reports / D.isoformat()).resolve()]
+    assert not list(reports.glob(".*.link"))
 
 
 # -- the real thing ---------------------------------------------------------------------------------
@@ -167,3 +168,16 @@ def test_kill_nightshift_run_at_many_points_then_rerun_equals_uninterrupted(tmp_
         assert frames[name].equals(frame), f"{name} differs from the uninterrupted run"
     records = json.loads((killed / "data" / "state" / "runs" / f"{D}.json").read_text())["attempts"]
     assert records[-1]["status"] == "success" and len(records) >= 2  # the killed attempts are on record
+
+
+def test_sweep_clears_what_a_kill_inside_swap_in_leaves(tmp_path: Path) -> None:
+    from nightshift import publish
+
+    reports = tmp_path / "reports"
+    first = publish.new_build_dir(reports, "2026-03-01")
+    publish.swap_in(first, reports / "2026-03-01")
+    second = publish.new_build_dir(reports, "2026-03-01")
+    os.symlink(os.path.relpath(second, reports), reports / ".2026-03-01.deadbeef.link")  # killed before the rename
+    assert publish.sweep_orphans(reports, "2026-03-01") == 1
+    assert not second.exists() and not list(reports.glob(".*.link"))
+    assert (reports / "2026-03-01").resolve() == first.resolve()
