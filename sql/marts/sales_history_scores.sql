@@ -43,7 +43,7 @@ final as (
     select
         run_date,
         count(*) as series,
-        sum(days) as points,
+        sum(days)::bigint as points,
         avg(mase) as mase,
         avg(mase_naive) as mase_naive,
         avg(smape) as smape,

@@ -29,6 +29,14 @@ def limit_blas_threads() -> None:
     _BLAS_LIMIT = threadpool_limits(limits=1)
 
 
+def blas_threads(_: object = None) -> int:
+    """The BLAS thread count in the calling process (numpy loaded first), to check a worker's limit."""
+    import numpy  # noqa: F401 - loads the BLAS library that the limit applies to
+    from threadpoolctl import threadpool_info
+
+    return max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=1)
+
+
 class Mapper(Protocol):
     """Anything that applies a picklable function to picklable items and returns results in order."""
 

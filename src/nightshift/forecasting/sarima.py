@@ -28,7 +28,7 @@ GRID: tuple[tuple[tuple[int, int, int], tuple[int, int, int, int]], ...] = (
     ((1, 1, 1), (0, 1, 1, SEASON)),
     ((2, 1, 1), (0, 1, 1, SEASON)),
 )
-SELECT_DAYS = 26 * 7  # order selection looks at the last half year: cheaper, and orders are stable
+SELECT_DAYS = 16 * 7  # order selection looks at the last 16 weeks: cheap, and orders are stable
 FILTER_DAYS = 16 * 7  # the forecast's state is rebuilt from the last 16 weeks with fixed parameters
 MAXITER_COLD, MAXITER_WARM = 100, 50
 
@@ -68,6 +68,7 @@ class Fit:
     aic: float
     converged: bool
     iterations: int
+    named: dict[str, float]  # parameters by name, to warm-start a neighbouring order
 
 
 def has_variation(x: np.ndarray | None) -> bool:
@@ -79,12 +80,19 @@ def _exog(x: np.ndarray | None, spec: Spec) -> np.ndarray | None:
     return np.asarray(x, float)[:, None] if spec.exog else None
 
 
-def fit(y: np.ndarray, x: np.ndarray | None, spec: Spec, start_params: np.ndarray | None = None) -> Fit:
-    """Estimate `spec` on units `y` (NaN = unknown day); warm-started when `start_params` fit the spec."""
+def fit(y: np.ndarray, x: np.ndarray | None, spec: Spec,
+        start_params: np.ndarray | dict[str, float] | None = None) -> Fit:
+    """Estimate `spec` on units `y` (NaN = unknown day), warm-started from `start_params` when they fit.
+
+    `start_params` is either last night's vector (used when its length matches) or values by
+    parameter name from a nested model (absent terms start at zero).
+    """
     model = SARIMAX(np.log1p(y), exog=_exog(x, spec), order=spec.order, seasonal_order=spec.seasonal_order,
                     simple_differencing=True, concentrate_scale=True)
     start = None
-    if start_params is not None and len(start_params) == len(model.param_names) + 1:
+    if isinstance(start_params, dict):
+        start = np.array([start_params.get(name, 0.0) for name in model.param_names], float)
+    elif start_params is not None and len(start_params) == len(model.param_names) + 1:
         start = np.asarray(start_params[:-1], float)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence is read from mle_retvals, not from warnings
@@ -94,20 +102,25 @@ def fit(y: np.ndarray, x: np.ndarray | None, spec: Spec, start_params: np.ndarra
     converged = bool(res.mle_retvals.get("converged", True)) if res.mle_retvals else True
     if not np.all(np.isfinite(params)) or not np.isfinite(res.aic):
         raise FitError("the fit produced non-finite parameters")
-    return Fit(spec, params, float(res.aic), converged, int((res.mle_retvals or {}).get("iterations", 0)))
+    return Fit(spec, params, float(res.aic), converged, int((res.mle_retvals or {}).get("iterations", 0)),
+               dict(zip(model.param_names, params[:-1])))
 
 
-def select(y: np.ndarray, x: np.ndarray | None, grid=GRID) -> tuple[Fit, list[dict]]:
+def select(y: np.ndarray, x: np.ndarray | None, grid=None) -> tuple[Fit, list[dict]]:
     """The grid member with the lowest AIC on the recent window, and every candidate's AIC."""
+    grid = GRID if grid is None else grid
     y_sel = y[-SELECT_DAYS:]
     x_sel = None if x is None else x[-SELECT_DAYS:]
     exog = has_variation(x_sel)
     best: Fit | None = None
     tried: list[dict] = []
+    previous: dict[str, float] | None = None
     for order, seasonal in grid:
         spec = Spec(order, seasonal, exog)
         try:
-            f = fit(y_sel, x_sel, spec)
+            # The grid grows one term at a time: start each member from its smaller neighbour.
+            f = fit(y_sel, x_sel, spec, previous)
+            previous = f.named if f.converged else previous
         except Exception as e:  # one bad candidate should not sink the others
             tried.append({"spec": spec.label, "aic": None, "error": str(e)[:200]})
             continue

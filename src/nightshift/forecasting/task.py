@@ -18,6 +18,7 @@ from nightshift.forecasting.baselines import Forecast, mean_baseline, seasonal_n
 from nightshift.forecasting.metrics import SEASON, mase_scale
 
 MIN_DAYS = 8 * SEASON  # a weekly SARIMA needs a couple of months to learn the weekly shape
+ZERO_AS_MISSING_MEDIAN = 5.0
 
 
 @dataclass
@@ -65,6 +66,7 @@ class SeriesResult:
     candidates: list[dict] = field(default_factory=list)
     warm: bool = False
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     backtest: list[BacktestOrigin] = field(default_factory=list)
 
 
@@ -89,21 +91,28 @@ def _filled(y: np.ndarray) -> np.ndarray:
     return out[np.isfinite(out)]
 
 
-def _fit_and_forecast(y: np.ndarray, x: np.ndarray, fx: np.ndarray, spec: sarima.Spec,
-                      start: np.ndarray | None, horizon: int) -> tuple[sarima.Fit, Forecast]:
-    if spec.exog and not sarima.has_variation(x):
-        spec = sarima.Spec(spec.order, spec.seasonal_order, exog=False)
-    elif not spec.exog and sarima.has_variation(x):
-        spec = sarima.Spec(spec.order, spec.seasonal_order, exog=True)
-    fitted = sarima.fit(y, x, spec, start)
+def for_model(y: np.ndarray) -> np.ndarray:
+    """The series as SARIMA sees it: in a series that normally sells (median >= 5 a day), a zero day
+    is a stock-out or closure, not demand, so it is marked unknown instead of dragging the log scale."""
+    y = np.asarray(y, float).copy()
+    known = y[np.isfinite(y)]
+    if known.size and np.median(known) >= ZERO_AS_MISSING_MEDIAN:
+        y[y == 0] = np.nan
+    return y
+
+
+def _fit(y: np.ndarray, x: np.ndarray, spec: sarima.Spec, start: np.ndarray | None) -> sarima.Fit:
+    if spec.exog != sarima.has_variation(x):  # promotion is a regressor only where it varies
+        spec = sarima.Spec(spec.order, spec.seasonal_order, exog=not spec.exog)
+    fitted = sarima.fit(for_model(y), x, spec, start)
     if not fitted.converged:
         raise sarima.FitError(f"{spec.label} did not converge in {fitted.iterations} iterations")
-    return fitted, sarima.forecast(y, x, fx, fitted, horizon)
+    return fitted
 
 
 def run_task(task: SeriesTask) -> SeriesResult:
     """Model one series for tonight: forecast with intervals plus the rolling-origin backtest."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     y_all = np.asarray(task.y, float)
     x_all = np.asarray(task.promo, float)
     y, x = y_all[-task.fit_days:], x_all[-task.fit_days:]
@@ -114,39 +123,54 @@ def run_task(task: SeriesTask) -> SeriesResult:
         try:
             spec, start = task.spec, task.start_params
             if spec is None:
-                best, result.candidates = sarima.select(y, x)
+                best, result.candidates = sarima.select(for_model(y), x)
                 spec, start, result.selected = best.spec, best.params, True
-            fitted, fc = _fit_and_forecast(y, x, task.future_promo, spec, start, task.horizon)
-            result.forecast, result.kind, result.spec = fc, "sarima", fitted.spec
+            fitted = _fit(y, x, spec, start)
+            result.forecast = sarima.forecast(for_model(y), x, task.future_promo, fitted, task.horizon)
+            result.kind, result.spec = "sarima", fitted.spec
             result.params, result.aic = fitted.params.tolist(), fitted.aic
             result.warm = start is not None
         except Exception as e:  # noqa: BLE001 - any failure becomes a recorded fallback
             result.kind, result.reason = "fallback", f"{type(e).__name__}: {str(e)[:200]}"
-    result.backtest = [_backtest_origin(task, y_all, x_all, cut, result) for cut in task.origins
-                       if y_all.size - cut >= 1]
+    result.backtest = _backtest(task, y_all, x_all, result)
     result.seconds = time.perf_counter() - t0
+    result.cpu_seconds = time.process_time() - c0
     return result
 
 
-def _backtest_origin(task: SeriesTask, y_all: np.ndarray, x_all: np.ndarray, cut: int,
-                     tonight: SeriesResult) -> BacktestOrigin:
-    """Forecast from `cut` days ago with data up to then only, as the nightly run would have."""
-    h = min(task.horizon, cut)
-    y = y_all[: y_all.size - cut][-task.fit_days:]
-    x = x_all[: x_all.size - cut][-task.fit_days:]
-    actual = y_all[y_all.size - cut: y_all.size - cut + h]
-    filled = _filled(y)
-    naive = seasonal_naive(filled, h)
-    mean = mean_baseline(filled, h)
-    origin = BacktestOrigin(cut, actual, mase_scale(filled), naive, naive, mean)
-    reason = baseline_reason(y)
-    if reason is not None or tonight.spec is None:
-        origin.fallback = reason or tonight.reason or "no model tonight"
-        return origin
-    try:
-        # The future promotion calendar is unknown at the origin, exactly as it is tonight.
-        start = np.asarray(tonight.params) if tonight.params is not None else None
-        _, origin.model = _fit_and_forecast(y, x, np.zeros(h), tonight.spec, start, h)
-    except Exception as e:  # noqa: BLE001
-        origin.fallback = f"{type(e).__name__}: {str(e)[:200]}"
-    return origin
+def _backtest(task: SeriesTask, y_all: np.ndarray, x_all: np.ndarray, tonight: SeriesResult) -> list[BacktestOrigin]:
+    """Forecasts from each origin with data up to it only, as the nightly run would have made them.
+
+    Parameters are estimated once, at the earliest origin, and kept fixed for the later ones
+    (their state is still updated with the data up to each origin): one fit per series instead
+    of one per origin, and no parameter ever sees the days it is scored on.
+    """
+    cuts = sorted((c for c in task.origins if y_all.size - c >= 1), reverse=True)
+    fitted: sarima.Fit | None = None
+    failure: str | None = None
+    out = []
+    for i, cut in enumerate(cuts):
+        h = min(task.horizon, cut)
+        y = y_all[: y_all.size - cut][-task.fit_days:]
+        x = x_all[: x_all.size - cut][-task.fit_days:]
+        filled = _filled(y)
+        naive = seasonal_naive(filled, h)
+        origin = BacktestOrigin(cut, y_all[y_all.size - cut: y_all.size - cut + h], mase_scale(filled), naive,
+                                naive, mean_baseline(filled, h))
+        reason = baseline_reason(y)
+        out.append(origin)
+        if reason is not None or tonight.spec is None:
+            origin.fallback = reason or tonight.reason or "no model tonight"
+            continue
+        try:
+            if fitted is None and failure is None:
+                start = np.asarray(tonight.params) if tonight.params is not None else None
+                fitted = _fit(y, x, tonight.spec, start)
+            if fitted is None:
+                raise sarima.FitError(failure or "no fit")
+            # The future promotion calendar is unknown at the origin, exactly as it is tonight.
+            origin.model = sarima.forecast(for_model(y), x, np.zeros(h), fitted, h)
+        except Exception as e:  # noqa: BLE001
+            failure = failure or f"{type(e).__name__}: {str(e)[:200]}"
+            origin.fallback = failure
+    return out

@@ -91,6 +91,7 @@ def run(ctx: JobContext) -> JobResult:
         warnings=warnings,
         extra={"device": "cpu", "workers": workers, "fit_seconds": round(fit_seconds, 2),
                "seconds": round(seconds, 2), "orders_selected": selected,
+               "fit_cpu_seconds": round(sum(r.cpu_seconds for r in results), 2),
                "warm_starts": sum(r.warm for r in results)},
     )
 

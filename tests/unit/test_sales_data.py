@@ -1,0 +1,128 @@
+"""Sales demo data, the series SQL (listing window, retirement, point in time), history and cache."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from nightshift.demo import SIZES
+from nightshift.demo.sales import generate
+from nightshift.forecasting import history, state
+from nightshift.forecasting.sarima import Spec
+from nightshift.tables import TABLES
+from nightshift.warehouse import Warehouse
+
+END = date(2026, 3, 31)
+DTYPES = {"VARCHAR": pl.String, "BIGINT": pl.Int64, "DATE": pl.Date, "BOOLEAN": pl.Boolean}
+
+
+@pytest.fixture(scope="module")
+def demo() -> dict:
+    size = SIZES["tiny"]
+    return generate(np.random.default_rng([7, 1]), END - timedelta(days=size.sales_days - 1), END, size)
+
+
+def load(wh: Warehouse, sales: pl.DataFrame, partition: pl.Expr | None = None) -> None:
+    """Put rows into the warehouse's sales table, landed on their own date unless told otherwise."""
+    frame = sales.select(TABLES["sales"].column_names).with_columns((partition if partition is not None
+                                                                      else pl.col("date")).alias("_partition"))
+    wh.cursor.register("_rows", frame.to_arrow())
+    wh.execute("insert into sales select * from _rows")
+    wh.cursor.unregister("_rows")
+
+
+def test_generator_matches_the_table_contract(demo):
+    sales = demo["sales"]
+    assert sales.columns == TABLES["sales"].column_names
+    for c in TABLES["sales"].columns:
+        assert sales[c.name].dtype == DTYPES[c.type], c.name
+    assert sales.select(pl.struct("date", "store_id", "product_id").is_unique().all()).item()
+    assert sales["units"].min() >= 0 and sales["unit_price_cents"].min() > 0
+    assert sales["date"].min() == END - timedelta(days=SIZES["tiny"].sales_days - 1) and sales["date"].max() == END
+
+
+def test_generator_is_deterministic_for_a_seed():
+    size = SIZES["tiny"]
+    a = generate(np.random.default_rng(3), END - timedelta(days=99), END, size)["sales"]
+    b = generate(np.random.default_rng(3), END - timedelta(days=99), END, size)["sales"]
+    assert a.equals(b)
+
+
+def test_generator_plants_promotions_weekly_shape_new_and_retired(demo):
+    sales, truth = demo["sales"], demo["_truth"]["series"]
+    assert set(truth["status"]) >= {"new", "retired", "regular"}
+    lift = sales.group_by("on_promotion").agg(pl.col("units").mean()).sort("on_promotion")["units"]
+    assert lift[1] > 1.2 * lift[0]  # promotions lift units
+    by_day = sales.group_by(pl.col("date").dt.weekday()).agg(pl.col("units").mean()).sort("date")["units"]
+    assert by_day[5] > 1.2 * by_day[1]  # the planted weekend peak (Saturday vs Tuesday)
+    assert (sales["units"] == 0).sum() > 0  # occasional zero days
+    spans = sales.group_by("store_id", "product_id").agg(pl.col("date").min().alias("first"),
+                                                         pl.col("date").max().alias("last"))
+    checked = truth.join(spans, on=["store_id", "product_id"])
+    assert (checked["first"] == checked["first_date"]).all() and (checked["last"] == checked["last_date"]).all()
+    assert (checked.filter(pl.col("status") == "retired")["last"] < END - timedelta(days=40)).all()
+
+
+def _rows(days: list[int], store="S1", product="P1", units=5, promo=False) -> pl.DataFrame:
+    return pl.DataFrame({
+        "date": [END - timedelta(days=d) for d in days], "store_id": store, "product_id": product,
+        "units": units, "unit_price_cents": 100, "on_promotion": promo,
+    }, schema={"date": pl.Date, "store_id": pl.String, "product_id": pl.String, "units": pl.Int64,
+               "unit_price_cents": pl.Int64, "on_promotion": pl.Boolean})
+
+
+def test_series_sql_fills_listed_gaps_with_zero_and_drops_retired(tmp_path):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    # S1/P1 listed 20 days ago, rows missing for days 10..12 and for the last two days.
+    load(wh, _rows([d for d in range(20, 1, -1) if d not in (10, 11, 12)]))
+    load(wh, _rows([100, 90, 60], product="OLD"))  # retired: last row 60 days ago
+    load(wh, _rows([0], product="LATE"), partition=pl.lit(END + timedelta(days=1)))  # landed after D
+    frame = wh.run_sql("marts/sales_series", run_date=END, history_days=400, retire_days=28)
+    assert frame["product_id"].unique().to_list() == ["P1"]
+    assert frame["date"].min() == END - timedelta(days=20) and frame["date"].max() == END
+    assert frame.height == 21  # every listed day, once
+    gap = frame.filter(pl.col("filled"))
+    assert sorted((END - d).days for d in gap["date"]) == [0, 1, 10, 11, 12]
+    assert (gap["units"] == 0).all() and not gap["on_promotion"].any()
+    status = wh.run_sql("marts/sales_series_status", run_date=END, retire_days=28)
+    assert dict(zip(status["product_id"], status["status"])) == {"OLD": "retired", "P1": "active"}
+    short = wh.run_sql("marts/sales_series", run_date=END, history_days=5, retire_days=28)
+    assert short.height == 5  # only the most recent history window
+
+
+def test_history_is_replaced_per_run_date_and_scored_against_later_actuals(tmp_path):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    d1 = END - timedelta(days=5)
+    fc = pl.DataFrame({"store_id": "S1", "product_id": "P1",
+                       "date": [d1 + timedelta(days=k) for k in range(1, 6)], "horizon": list(range(1, 6)),
+                       "mean": 5.0, "lower_80": 4.0, "upper_80": 6.0, "lower_95": 3.0, "upper_95": 7.0,
+                       "naive": 7.0, "scale": 2.0, "model": "x"}).with_columns(pl.col("horizon").cast(pl.Int32))
+    history.record(wh, d1, fc)
+    history.record(wh, d1, fc)  # a rerun replaces, never duplicates
+    history.record(wh, END, fc.with_columns(pl.col("date") + pl.duration(days=5)))
+    assert wh.execute("select count(*) from sales_forecast_history").fetchall()[0][0] == 10
+    load(wh, _rows([4, 3, 2, 1], units=5))  # actuals for 4 of the 5 days; the missing one sold 0
+    s = history.scores(wh, END)
+    assert s.height == 1 and s["run_date"][0] == d1 and s["points"][0] == 5  # not END's own forecast
+    assert s["mase"][0] == pytest.approx(1.0 / 2.0)  # errors 0,0,0,0,5 → MAE 1, scale 2
+    assert s["mase_naive"][0] == pytest.approx((2 * 4 + 7) / 5 / 2.0)
+    assert s["coverage_80"][0] == pytest.approx(0.8)
+    assert history.scores(wh, d1).height == 0  # point in time: nothing scored before it existed
+
+
+def test_state_is_read_from_the_newest_earlier_night(tmp_path):
+    spec = Spec((1, 1, 1), (0, 1, 1, 7), True)
+    d1, d2 = date(2026, 3, 1), date(2026, 3, 5)
+    state.save(tmp_path, d1, {"a/b": state.Cached(spec, d1, np.array([0.1, 0.2, 0.3, 0.4]))})
+    state.save(tmp_path, d2, {"a/b": state.Cached(spec, d1, np.array([0.5, 0.2, 0.3, 0.4]))})
+    assert state.load(tmp_path, d1) == (None, {})  # a rerun of d1 must not see its own or later state
+    when, entries = state.load(tmp_path, d2)
+    assert when == d1 and entries["a/b"].spec == spec and entries["a/b"].params[0] == 0.1
+    when, entries = state.load(tmp_path, date(2026, 3, 6))
+    assert when == d2 and entries["a/b"].params[0] == 0.5
+    assert not state.needs_selection(entries["a/b"], d1 + timedelta(days=6))
+    assert state.needs_selection(entries["a/b"], d1 + timedelta(days=7))
+    assert state.needs_selection(None, d2)

@@ -1,0 +1,120 @@
+"""Forecasting pieces: measures, baselines, edge series never crash, SARIMA learns, fan-out limits BLAS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nightshift.forecasting import sarima
+from nightshift.forecasting.baselines import mean_baseline, seasonal_naive
+from nightshift.forecasting.metrics import coverage, mase, mase_scale, smape
+from nightshift.forecasting.parallel import ProcessMapper, SerialMapper, blas_threads
+from nightshift.forecasting.task import SeriesTask, run_task
+
+H = 14
+
+
+def test_measures_on_hand_computed_values():
+    y = np.array([1, 2, 3, 4, 5, 6, 7, 3, 4, 5, 6, 7, 8, 9], float)  # seasonal diffs all 2
+    assert mase_scale(y) == pytest.approx(2.0)
+    assert mase([10, 10], [8, 12], 2.0) == pytest.approx(1.0)
+    assert np.isnan(mase([1], [1], float("nan")))
+    assert smape([0, 100], [0, 50]) == pytest.approx(100 * (0 + 2 * 50 / 150) / 2)
+    assert coverage([1, 5, 9], np.array([0, 6, 0]), np.array([2, 7, 10])) == pytest.approx(2 / 3)
+    assert np.isnan(mase_scale(np.zeros(20)))  # no scale for a flat series: MASE is undefined, not 0
+
+
+def test_seasonal_naive_repeats_last_week_and_widens_per_season():
+    y = np.tile(np.arange(7, dtype=float), 6) + np.random.default_rng(0).normal(0, 0.5, 42)
+    f = seasonal_naive(y, 21)
+    np.testing.assert_allclose(f.mean[:7], y[-7:])
+    np.testing.assert_allclose(f.mean[7:14], y[-7:])
+    width = f.upper_95 - f.lower_95
+    assert width[20] > width[10] > width[0] > 0
+    assert (f.lower_95 >= 0).all() and (f.lower_80 >= f.lower_95).all() and (f.upper_80 <= f.upper_95).all()
+    m = mean_baseline(y, 5)
+    assert m.mean[0] == pytest.approx(y[-28:].mean())
+
+
+def _task(y, promo=None, horizon=H, **kw) -> SeriesTask:
+    y = np.asarray(y, float)
+    promo = np.zeros(y.size) if promo is None else promo
+    return SeriesTask(key="S/P", y=y, promo=promo, future_promo=np.zeros(horizon), horizon=horizon,
+                      fit_days=365, **kw)
+
+
+def _weekly(n: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    promo = (rng.random(n) < 0.08).astype(float)
+    mu = 30 * (1 + 0.4 * np.sin(2 * np.pi * t / 7)) * np.where(promo > 0, 1.6, 1.0)
+    return rng.poisson(mu).astype(float), promo
+
+
+@pytest.mark.parametrize(
+    "y, kind, reason",
+    [
+        (np.zeros(120), "baseline", "no sales"),
+        (np.array([4.0]), "baseline", "too short"),
+        (np.full(120, 9.0), "baseline", "constant"),
+        (np.array([], float), "baseline", "too short"),
+    ],
+    ids=["all-zeros", "one-observation", "constant", "empty"],
+)
+def test_edge_series_get_a_baseline_with_a_reason(y, kind, reason):
+    r = run_task(_task(y, origins=(H,)))
+    assert r.kind == kind and reason in r.reason
+    for a in (r.forecast.mean, r.forecast.lower_80, r.forecast.upper_95):
+        assert a.shape == (H,) and np.isfinite(a).all() and (a >= 0).all()
+
+
+def test_series_with_a_gap_is_modelled_and_forecast():
+    y, promo = _weekly(84)
+    y[30:40] = np.nan  # ten unknown days in the middle
+    r = run_task(_task(y, promo, spec=sarima.Spec((0, 1, 1), (0, 1, 1, 7), True)))
+    assert r.kind == "sarima", r.reason
+    f = r.forecast
+    assert np.isfinite(f.mean).all() and (f.lower_95 >= 0).all()
+    assert (f.lower_95 <= f.lower_80).all() and (f.lower_80 <= f.mean).all() and (f.mean <= f.upper_80).all()
+    assert (f.upper_80 <= f.upper_95).all()
+
+
+def test_failed_fit_falls_back_to_seasonal_naive_and_says_why(monkeypatch):
+    def boom(*a, **k):
+        raise np.linalg.LinAlgError("singular matrix")
+
+    monkeypatch.setattr(sarima, "fit", boom)
+    y, promo = _weekly(84)
+    r = run_task(_task(y, promo, spec=sarima.Spec((0, 1, 1), (0, 1, 1, 7), False), origins=(H,)))
+    assert r.kind == "fallback" and "singular matrix" in r.reason
+    assert r.forecast.model == "seasonal_naive"
+    assert r.backtest[0].fallback is not None
+
+
+def test_selection_warm_start_and_promotion_effect():
+    y, promo = _weekly(280, seed=3)
+    monkey_grid = sarima.GRID[:2]
+    best, tried = sarima.select(y, promo, grid=monkey_grid)
+    assert len(tried) == 2 and best.aic == min(t["aic"] for t in tried if t["aic"] is not None)
+    assert best.spec.exog  # the series has promotions, so promotion is a regressor
+    full = sarima.fit(y, promo, best.spec, best.params)  # warm start from the selection fit
+    assert full.converged
+    assert full.named["x1"] == pytest.approx(np.log(1.6), abs=0.15)  # planted lift, on the log scale
+    again = sarima.fit(y, promo, best.spec, full.params)  # tomorrow's warm start: already at the optimum
+    assert again.iterations <= 3 and again.params == pytest.approx(full.params, abs=0.02)
+
+
+def test_sarima_forecast_follows_the_weekly_shape():
+    y, promo = _weekly(140, seed=5)
+    fitted = sarima.fit(y[:-H], promo[:-H], sarima.Spec((0, 1, 1), (0, 1, 1, 7), True))
+    f = sarima.forecast(y[:-H], promo[:-H], promo[-H:], fitted, H)
+    scale = mase_scale(y[:-H])
+    assert mase(y[-H:], f.mean, scale) < mase(y[-H:], mean_baseline(y[:-H], H).mean, scale)
+
+
+def test_mappers_keep_order_and_limit_blas_to_one_thread():
+    assert SerialMapper().map(blas_threads, range(3)) == [1, 1, 1]
+    # Preload nothing heavy: this checks the pool's wiring, not statsmodels' import time.
+    with ProcessMapper(2, preload=("nightshift.forecasting.parallel",)) as mapper:
+        assert mapper.map(abs, [-3, -1, -2, 5]) == [3, 1, 2, 5]
+        assert set(mapper.map(blas_threads, range(4))) == {1}
