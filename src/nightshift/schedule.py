@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -44,7 +44,7 @@ def check_cron(cron: str) -> str:
 def _place(wall: datetime, tz: ZoneInfo) -> datetime:
     """A wall-clock time in `tz` as UTC. fold=0: in an autumn fold the first pass; in a spring gap
     the old offset, i.e. as long after the jump as the time was after its start (02:30 -> 03:30)."""
-    return wall.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)
+    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
 
 
 def fire_times(cron: str, tz_name: str, start: datetime, end: datetime) -> Iterator[datetime]:
@@ -72,7 +72,7 @@ def due_dates(cron: str, tz_name: str, now: datetime, since: date) -> list[date]
     """Run dates whose scheduled run fell after the night of `since` and by `now`, oldest first."""
     tz = zone(tz_name)
     # Start the search at local midnight of the day after `since`: its fire (the day after that) counts.
-    start = datetime.combine(since + timedelta(days=1), datetime.min.time(), tz).astimezone(timezone.utc)
+    start = datetime.combine(since + timedelta(days=1), datetime.min.time(), tz).astimezone(UTC)
     out: list[date] = []
     for at in fire_times(cron, tz_name, start - timedelta(seconds=1), now):
         d = run_date_for(at, tz_name)
@@ -153,6 +153,7 @@ def _scheduled_start(default: datetime) -> datetime:
 def run_plan(settings: Settings, plan: Plan, current_trigger: str = "schedule") -> list[dict[str, Any]]:
     """Run a plan's dates oldest first through the nightly flow; alert on each night that did not succeed."""
     from flows.nightly import nightly
+
     from nightshift import alerts
 
     results = []
@@ -173,7 +174,7 @@ def _scheduled_nightly() -> list[dict[str, Any]]:
     from nightshift.settings import load_settings
 
     settings = load_settings()
-    fired = _scheduled_start(datetime.now(timezone.utc))
+    fired = _scheduled_start(datetime.now(UTC))
     current = run_date_for(fired, settings.timezone)
     plan = catch_up_plan(fired, settings.timezone, settings.schedule_cron, last_success(settings),
                          settings.catch_up, settings.catch_up_limit, current=current)

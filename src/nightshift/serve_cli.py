@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -16,12 +16,12 @@ def serve_command(
     no_catch_up: Annotated[bool, typer.Option("--no-catch-up", help="Skip the catch-up at start")] = False,
 ) -> None:
     """Serve the nightly deployment (cron and time zone from settings); first run missed nights per catch_up."""
-    from nightshift.cli import _settings, prefect_env
     from nightshift import schedule
+    from nightshift.cli import _settings, prefect_env
     from nightshift.settings import SettingsError
 
     s = _settings()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         fires = schedule.next_fires(s, now)
         plan = schedule.catch_up_plan(now, s.timezone, s.schedule_cron, schedule.last_success(s), s.catch_up,

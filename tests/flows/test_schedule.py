@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from nightshift import runs, schedule
 from nightshift.settings import SettingsError, load_settings
 
-UTC = timezone.utc
+UTC = UTC
 BERLIN = "Europe/Berlin"
 SPRING = date(2026, 3, 29)  # 02:00 CET -> 03:00 CEST: 02:xx does not exist
 AUTUMN = date(2026, 10, 25)  # 03:00 CEST -> 02:00 CET: 02:xx happens twice
@@ -47,7 +47,7 @@ def test_spring_gap_fires_just_after_the_jump_and_autumn_fold_fires_once() -> No
 def test_hours_between_fires_follow_the_clock_change() -> None:
     fires = list(schedule.fire_times("0 2 * * *", BERLIN, datetime(2026, 3, 27, tzinfo=UTC),
                                      datetime(2026, 3, 31, tzinfo=UTC)))
-    gaps = [(b - a).total_seconds() / 3600 for a, b in zip(fires, fires[1:])]
+    gaps = [(b - a).total_seconds() / 3600 for a, b in zip(fires, fires[1:], strict=False)]
     assert gaps == [24, 24, 23, 24]  # the night of the jump is an hour shorter, not skipped
 
 
@@ -136,3 +136,31 @@ def test_serve_plan_prints_schedule_and_runs_nothing(home, monkeypatch) -> None:
     assert "policy=latest" in out.output and "would run:" in out.output
     assert "make backfill START=" in out.output
     assert not (home / "reports").exists()  # nothing ran
+
+
+def test_scheduled_night_runs_missed_nights_oldest_first_then_yesterday_and_alerts(home, monkeypatch) -> None:
+    import flows.nightly
+
+    from nightshift import alerts
+
+    monkeypatch.setenv("NIGHTSHIFT_TIMEZONE", BERLIN)
+    monkeypatch.setenv("NIGHTSHIFT_CATCH_UP_LIMIT", "2")
+    s = load_settings()
+    runs.save_attempt(s, date(2026, 3, 5), {"run_id": "a", "started": "x", "ended": "y", "status": "success"})
+    calls: list[tuple[date, str]] = []
+
+    def fake_nightly(run_date, trigger, lock_wait_s):
+        calls.append((run_date, trigger))
+        if run_date == date(2026, 3, 8):
+            raise runs.DateLocked("2026-03-08 is being processed by pid 1 (backfill)")
+        return {"run_date": run_date.isoformat(), "status": "success", "jobs": {}}
+
+    sent: list[dict] = []
+    monkeypatch.setattr(flows.nightly, "nightly", fake_nightly)
+    monkeypatch.setattr(alerts, "notify", lambda settings, event: sent.append(event) or [])
+    monkeypatch.setattr(schedule, "_scheduled_start", lambda default: NOW)  # fired 10 March, 09:00 Berlin
+    results = schedule._scheduled_nightly()
+    # missed 6..8 March, limit 2 -> 7 and 8 caught up; 9 March is the night this fire is for
+    assert calls == [(date(2026, 3, 7), "catch-up"), (date(2026, 3, 8), "catch-up"), (date(2026, 3, 9), "schedule")]
+    assert [r["status"] for r in results] == ["success", "failed", "success"]  # a locked date does not stop the rest
+    assert len(sent) == 1 and sent[0]["run_date"] == "2026-03-08" and "backfill" in sent[0]["error"]
