@@ -92,13 +92,14 @@ def scanned_bytes(data: D.BenchData) -> dict[str, int]:
 
 
 def run(scale: str, reps: int, bench_home: Path, reports_dir: Path, *, seed: int = 7, rerun_jobs: list[str] | None = None,
-        extras_for: tuple[str, ...] = ("sales", "energy"), log=print) -> tuple[dict, Path]:
+        extras_for: tuple[str, ...] = ("sales", "energy"), data: D.BenchData | None = None,
+        work: W.Workload | None = None, bandwidth_mib: int = 512, log=print) -> tuple[dict, Path]:
     """The whole benchmark for one scale; the result and the path of its JSON report."""
-    work = W.SCALES[scale]
+    work = work or W.SCALES[scale]
     t_start = time.perf_counter()
-    data, gen_s = D.ensure(bench_home, scale, seed)
+    data, gen_s = (data, 0.0) if data is not None else D.ensure(bench_home, scale, seed)
     log(f"data: {data.root} ({'generated in %.0f s' % gen_s if gen_s else 'reused'})")
-    bw = memory_bandwidth_gbs()
+    bw = memory_bandwidth_gbs(bandwidth_mib)
     log(f"memory copy bandwidth: {bw['copy_gb_s']} GB/s")
     reps_out: dict[str, list[dict]] = {s: [] for s in SIDES}
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
