@@ -156,14 +156,17 @@ def run_plan(settings: Settings, plan: Plan, current_trigger: str = "schedule") 
 
     from nightshift import alerts
 
+    # Alert here unless the nightly flow does it itself (a result marked `alerted`, failure hooks).
+    hooked = bool(getattr(nightly, "on_failure_hooks", None))
     results = []
     for d in plan.dates:
         trigger = "catch-up" if d in plan.caught_up else current_trigger
         try:
             res = nightly(run_date=d, trigger=trigger, lock_wait_s=600.0)
         except Exception as e:  # a locked or broken date must not stop the others
-            res = {"run_date": d.isoformat(), "status": "failed", "error": f"{type(e).__name__}: {e}", "jobs": {}}
-        if res["status"] != "success":
+            res = {"run_date": d.isoformat(), "status": "failed", "error": f"{type(e).__name__}: {e}", "jobs": {},
+                   "alerted": hooked}
+        if res["status"] != "success" and not res.get("alerted"):
             alerts.notify(settings, alerts.event_from_result(res, trigger))
         results.append(res)
     return results
