@@ -88,7 +88,7 @@ def test_series_sql_fills_listed_gaps_with_zero_and_drops_retired(tmp_path):
     assert sorted((END - d).days for d in gap["date"]) == [0, 1, 10, 11, 12]
     assert (gap["units"] == 0).all() and not gap["on_promotion"].any()
     status = wh.run_sql("marts/sales_series_status", run_date=END, retire_days=28)
-    assert dict(zip(status["product_id"], status["status"])) == {"OLD": "retired", "P1": "active"}
+    assert dict(zip(status["product_id"], status["status"], strict=True)) == {"OLD": "retired", "P1": "active"}
     short = wh.run_sql("marts/sales_series", run_date=END, history_days=5, retire_days=28)
     assert short.height == 5  # only the most recent history window
 

@@ -103,7 +103,7 @@ def fit(y: np.ndarray, x: np.ndarray | None, spec: Spec,
     if not np.all(np.isfinite(params)) or not np.isfinite(res.aic):
         raise FitError("the fit produced non-finite parameters")
     return Fit(spec, params, float(res.aic), converged, int((res.mle_retvals or {}).get("iterations", 0)),
-               dict(zip(model.param_names, params[:-1])))
+               dict(zip(model.param_names, params[:-1], strict=True)))
 
 
 def select(y: np.ndarray, x: np.ndarray | None, grid=None) -> tuple[Fit, list[dict]]:

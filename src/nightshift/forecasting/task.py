@@ -149,7 +149,7 @@ def _backtest(task: SeriesTask, y_all: np.ndarray, x_all: np.ndarray, tonight: S
     fitted: sarima.Fit | None = None
     failure: str | None = None
     out = []
-    for i, cut in enumerate(cuts):
+    for cut in cuts:
         h = min(task.horizon, cut)
         y = y_all[: y_all.size - cut][-task.fit_days:]
         x = x_all[: x_all.size - cut][-task.fit_days:]
