@@ -10,6 +10,9 @@ STAMP := $(VENV)/.installed-stamp
 # uv: the one on PATH, else a private copy under .bin/ installed with the system Python.
 UV := $(shell command -v uv 2>/dev/null || echo .bin/uv-env/bin/uv)
 
+# Byte-compiled imports: TensorFlow, XGBoost and scikit-learn take tens of seconds to import from source.
+export PYTHONDONTWRITEBYTECODE :=
+
 DATE ?=
 START ?=
 END ?=
@@ -32,7 +35,7 @@ help: ## List the targets with one line each
 
 $(STAMP): requirements.lock pyproject.toml | $(UV)
 	@test -x $(BIN)/python || $(UV) venv -q --python $(PYTHON) $(VENV)
-	$(UV) pip sync -q --python $(BIN)/python requirements.lock
+	$(UV) pip sync -q --compile-bytecode --python $(BIN)/python requirements.lock
 	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $@
 

@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from nightshift import ingest, night, publish, runs
-from nightshift.jobs import JOBS
+from nightshift.jobs import JOBS, preload
 from nightshift.settings import Settings, load_settings
 from nightshift.sources import latest_complete_date
 from nightshift.warehouse import Warehouse, WarehouseBusy
@@ -71,6 +71,7 @@ def nightly(run_date: date | None = None, jobs: list[str] | None = None, force: 
         publish.sweep_orphans(settings.reports_dir, run_date.isoformat())
         build = publish.new_build_dir(settings.reports_dir, run_date.isoformat())
         loads = ingest_task(settings, wh, run_date)
+        preload(names)
         futures = {j: job_task.submit(settings, wh, run_date, j, build, loads, force) for j in names}
         outcomes = []
         for j, fut in futures.items():

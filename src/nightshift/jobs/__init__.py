@@ -29,6 +29,7 @@ class Job:
     name: str
     tables: tuple[str, ...]
     title: str
+    imports: tuple[str, ...] = ()  # heavy libraries it uses, imported up front (see `preload`)
 
     @property
     def run(self) -> Callable[[JobContext], JobResult]:
@@ -39,13 +40,30 @@ class Job:
 JOBS: dict[str, Job] = {
     j.name: j
     for j in (
-        Job("behavior", ("events", "users"), "Channels, click-through, segments and recommendations"),
-        Job("sales", ("sales",), "Sales forecasts per store and product"),
-        Job("loans", ("loans", "loan_outcomes"), "Loan default risk"),
-        Job("inventory", ("inventory", "sales"), "Reorder points and tomorrow's orders"),
-        Job("energy", ("energy",), "Hourly energy load forecasts"),
+        Job("behavior", ("events", "users"), "Channels, click-through, segments and recommendations",
+            ("xgboost", "sklearn.cluster", "sklearn.preprocessing", "scipy.sparse", "scipy.optimize")),
+        Job("sales", ("sales",), "Sales forecasts per store and product", ("statsmodels.tsa.statespace.sarimax",)),
+        Job("loans", ("loans", "loan_outcomes"), "Loan default risk",
+            ("xgboost", "sklearn.linear_model", "sklearn.pipeline", "sklearn.preprocessing")),
+        Job("inventory", ("inventory", "sales"), "Reorder points and tomorrow's orders", ("xgboost",)),
+        Job("energy", ("energy",), "Hourly energy load forecasts",
+            ("tensorflow", "keras", "sklearn.linear_model", "sklearn.preprocessing")),
     )
 }
+
+
+def preload(names: list[str]) -> None:
+    """Import the jobs' modules one after another before they run in parallel threads.
+
+    Two threads importing the same heavy package at once (xgboost, sklearn) can see it half
+    initialised; importing up front, in one thread, avoids that.
+    """
+    for dep in ("plotly.graph_objects", "sklearn.metrics"):
+        importlib.import_module(dep)
+    for name in names:
+        for dep in get_job(name).imports:
+            importlib.import_module(dep)
+        importlib.import_module(f"nightshift.jobs.{name}")
 
 
 def get_job(name: str) -> Job:
