@@ -162,16 +162,16 @@ def main() -> None:
 
 
 def _mount() -> None:
-    # Sub-commands owned by their modules.
+    # Sub-commands live beside what they own; they import their heavy parts only when run.
     from nightshift.backfill import backfill_command
+    from nightshift.privacy_cli import app as privacy_app
+    from nightshift.registry_cli import app as models_app
+    from nightshift.serve_cli import serve_command
 
     app.command(name="backfill")(backfill_command)
-    for name, module in (("privacy", "nightshift.privacy_cli"), ("models", "nightshift.registry_cli")):
-        try:
-            sub = __import__(module, fromlist=["app"]).app
-        except ImportError:
-            continue
-        app.add_typer(sub, name=name)
+    app.command(name="serve")(serve_command)
+    app.add_typer(privacy_app, name="privacy")
+    app.add_typer(models_app, name="models")
 
 
 _mount()
