@@ -53,6 +53,7 @@ class SerialMapper:
     workers = 1
 
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        """`fn` over `items` in a loop, results in input order."""
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1):
@@ -77,12 +78,14 @@ class ProcessMapper:
         self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=limit_blas_threads)
 
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        """`fn` over `items` in the pool, results in input order."""
         items = list(items)
         # Small chunks keep workers busy to the end when series differ in cost.
         chunk = max(1, len(items) // (self.workers * 8))
         return list(self._pool.map(fn, items, chunksize=chunk))
 
     def close(self) -> None:
+        """Stop the workers."""
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> ProcessMapper:
@@ -101,6 +104,7 @@ class DaskMapper:
         client.run(limit_blas_threads)  # the same one-thread rule on every Dask worker
 
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        """`fn` over `items` on the cluster, results in input order."""
         futures = self.client.map(fn, list(items), pure=False)
         return self.client.gather(futures)
 

@@ -52,10 +52,12 @@ class Spec:
         return f"sarima({o[0]},{o[1]},{o[2]})({s[0]},{s[1]},{s[2]}){s[3]}" + ("+promo" if self.exog else "")
 
     def to_json(self) -> dict:
+        """The spec as plain JSON values, for the state file."""
         return {"order": list(self.order), "seasonal_order": list(self.seasonal_order), "exog": self.exog}
 
     @classmethod
     def from_json(cls, d: dict) -> Spec:
+        """A spec read back from the state file."""
         return cls(tuple(d["order"]), tuple(d["seasonal_order"]), bool(d["exog"]))  # type: ignore[arg-type]
 
 
