@@ -40,7 +40,7 @@ class Workload:
 
 SCALES = {
     "tiny": Workload(max_series=4, rounds=20),
-    "small": Workload(max_series=40),
-    "medium": Workload(max_series=120),
-    "large": Workload(max_series=200),
+    "small": Workload(max_series=12),
+    "medium": Workload(max_series=40),
+    "large": Workload(max_series=100),
 }
