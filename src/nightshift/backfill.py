@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -61,13 +61,13 @@ def plan(settings: Settings, start: date, end: date, mode: Mode = "missing", for
 def backfill_command(
     start: Annotated[str, typer.Option(help="First date, YYYY-MM-DD")],
     end: Annotated[str, typer.Option(help="Last date, YYYY-MM-DD")],
-    jobs: Annotated[Optional[str], typer.Option(help="Comma-separated jobs (default: all)")] = None,
+    jobs: Annotated[str | None, typer.Option(help="Comma-separated jobs (default: all)")] = None,
     mode: Annotated[str, typer.Option(help="missing (default): dates never run or that failed; failed: only failed; all")] = "missing",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and run nothing")] = False,
     force: Annotated[bool, typer.Option("--force", help="Re-run every date and recompute every job")] = False,
 ) -> None:
     """Run a range of dates oldest first, skipping those already done; resumable after a kill."""
-    from nightshift.cli import _date, _jobs, _print_result, _settings, prefect_env
+    from nightshift.cli import _date, _jobs, _settings, prefect_env
 
     s = _settings()
     if mode not in ("missing", "failed", "all"):

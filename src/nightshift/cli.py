@@ -6,7 +6,7 @@ import os
 import sys
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -18,7 +18,7 @@ app = typer.Typer(help="nightshift: nightly batch analytics on your five busines
                   pretty_exceptions_enable=False)
 console = Console()
 
-DateOpt = Annotated[Optional[str], typer.Option("--date", help="Run date YYYY-MM-DD (default: latest complete date).")]
+DateOpt = Annotated[str | None, typer.Option("--date", help="Run date YYYY-MM-DD (default: latest complete date).")]
 
 
 def _settings() -> Settings:
@@ -65,9 +65,9 @@ def _jobs(text: str | None) -> list[str] | None:
 
 @app.command()
 def demo(
-    size: Annotated[Optional[str], typer.Option(help="tiny, small (default), medium or large")] = None,
-    end: Annotated[Optional[str], typer.Option(help="Last demo date (default: yesterday)")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed (default: settings)")] = None,
+    size: Annotated[str | None, typer.Option(help="tiny, small (default), medium or large")] = None,
+    end: Annotated[str | None, typer.Option(help="Last demo date (default: yesterday)")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: settings)")] = None,
     faults: Annotated[bool, typer.Option("--faults", help="Inject nulls, duplicates, bad values, late rows, a missing day")] = False,
 ) -> None:
     """Generate the synthetic demo tables as daily Parquet drops in data/landing/."""
@@ -96,7 +96,7 @@ def _ensure_data(s: Settings) -> None:
 @app.command()
 def run(
     date_: DateOpt = None,
-    jobs: Annotated[Optional[str], typer.Option(help="Comma-separated jobs (default: all)")] = None,
+    jobs: Annotated[str | None, typer.Option(help="Comma-separated jobs (default: all)")] = None,
     force: Annotated[bool, typer.Option("--force", help="Recompute jobs even when their input is unchanged")] = False,
     wait: Annotated[float, typer.Option(help="Seconds to wait if the date is being run elsewhere")] = 0.0,
 ) -> None:
@@ -105,6 +105,7 @@ def run(
     _ensure_data(s)
     prefect_env(s)
     from flows.nightly import nightly
+
     from nightshift.runs import DateLocked
 
     try:
