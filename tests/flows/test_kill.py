@@ -110,26 +110,59 @@ def _nightshift() -> str:
     return str(Path(sys.executable).with_name("nightshift"))
 
 
-def _run(home: Path, kill_after: float | None = None, timeout: float = 900) -> tuple[int | None, float]:
-    """`nightshift run` for D in its own process group; killed with SIGKILL after `kill_after` s."""
-    t0 = time.monotonic()
+def _run(home: Path, kill_when=None, delay: float = 0.0, timeout: float = 900) -> tuple[int | None, float]:
+    """`nightshift run` for D in its own process group; SIGKILLed `delay` s after `kill_when(home)` holds.
+
+    Returns the exit code (None when killed) and the seconds it ran. Output goes to `<home>.log`.
+    """
+    t0, started = time.monotonic(), time.time() - 0.01
+    log = home.with_suffix(".log").open("a")
     p = subprocess.Popen([_nightshift(), "run", "--date", D.isoformat(), "--jobs", "loans"], env=_env(home),
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    killed = False
     try:
-        p.wait(timeout=kill_after if kill_after is not None else timeout)
-    except subprocess.TimeoutExpired:
-        if kill_after is None:
-            raise
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)  # the run and its ephemeral Prefect server: no goodbyes
+        while p.poll() is None:
+            if time.monotonic() - t0 > timeout:
+                raise TimeoutError("nightshift run took too long")
+            if kill_when is not None and kill_when(home, started):
+                time.sleep(delay)
+                killed = p.poll() is None
+                break
+            time.sleep(0.05)
+        if kill_when is None:
             p.wait()
-        else:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)  # a server it may have left behind
-            except ProcessLookupError:
-                pass
-    return p.returncode, time.monotonic() - t0
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)  # the run and its ephemeral Prefect server: no goodbyes
+        except ProcessLookupError:
+            pass
+        p.wait()
+        log.close()
+    return (None if killed else p.returncode), time.monotonic() - t0
+
+
+def _new(paths, since: float) -> bool:
+    """Some path written by this attempt (not left by an earlier one)."""
+    return any(p.exists() and p.lstat().st_mtime >= since for p in paths)
+
+
+def _build(h: Path, name: str = "") -> list[Path]:
+    return [b / name for b in (h / "reports" / ".builds").glob(f"{D}.*")]
+
+
+# Points of a night, found by what this attempt has written so far, so the machine's speed does
+# not matter; a delay after some of them lands inside the phase that follows.
+KILL_POINTS = [
+    ("while Prefect starts", lambda h, t: True, 2.0),
+    ("just after the attempt is recorded", lambda h, t: _new([h / "data" / "state" / "runs" / f"{D}.json"], t), 0.0),
+    ("during ingest", lambda h, t: _new(_build(h), t), 1.0),
+    ("during the job", lambda h, t: _new(_build(h), t), 6.0),
+    ("while the model is stored", lambda h, t: _new((h / "models" / "loans").glob(".tmp-*"), t), 0.0),
+    ("after the model is registered", lambda h, t: _new([h / "models" / "loans" / "champion.json"], t), 0.1),
+    ("after the job page, before publishing", lambda h, t: _new(_build(h, "loans.html"), t), 0.0),
+    ("while publishing", lambda h, t: _new(_build(h, "manifest.json"), t), 0.0),
+    ("after the swap, before the record", lambda h, t: _new([h / "reports" / D.isoformat()], t), 0.0),
+]
 
 
 def _outputs(home: Path) -> tuple[dict, dict[str, pl.DataFrame]]:
@@ -148,18 +181,19 @@ def test_kill_nightshift_run_at_many_points_then_rerun_equals_uninterrupted(tmp_
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     demo.generate(clean / "data" / "landing", end=D, size="tiny", seed=7)
     shutil.copytree(clean / "data" / "landing", killed / "data" / "landing")
-    rc, full = _run(clean)
-    assert rc == 0, "the uninterrupted run failed"
+    rc, _ = _run(clean)
+    assert rc == 0, clean.with_suffix(".log").read_text()[-3000:]
     expected, expected_frames = _outputs(clean)
     assert expected["jobs"] == {"loans": "success"} and expected_frames
 
     rng = random.Random(3)
-    points = [full * f for f in (0.1, 0.3, 0.5, 0.7, 0.85, 0.95)] + [rng.uniform(0.2, 0.9) * full for _ in range(2)]
-    for after in points:
-        rc, _ = _run(killed, kill_after=after)
+    for what, when, delay in KILL_POINTS:
+        rc, _ = _run(killed, when, delay * rng.uniform(0.5, 1.5))
         assert_nothing_partial(killed)
+        print(f"{what}: {'killed' if rc is None else f'finished first (rc {rc})'}")
     rc, _ = _run(killed)
-    assert rc == 0
+    log = killed.with_suffix(".log").read_text()
+    assert rc == 0, log[-3000:]
     assert_nothing_partial(killed)
     got, frames = _outputs(killed)
     assert got == expected
