@@ -16,7 +16,7 @@ from prefect.tasks import exponential_backoff
 from nightshift import ingest, night, publish, runs
 from nightshift.jobs import JOBS, preload
 from nightshift.settings import Settings, load_settings
-from nightshift.sources import latest_complete_date
+from nightshift.sources import input_stamp, latest_complete_date
 from nightshift.warehouse import Warehouse, WarehouseBusy
 
 TRANSIENT = (OSError, TimeoutError, duckdb.IOException, WarehouseBusy)
@@ -67,6 +67,7 @@ def nightly(run_date: date | None = None, jobs: list[str] | None = None, force: 
     with runs.date_lock(settings, run_date, wait_s=lock_wait_s, purpose=trigger), \
             Warehouse(settings.warehouse_path) as wh:
         attempt = night.new_attempt(trigger)
+        attempt["input_stamp"] = input_stamp(settings, run_date)
         runs.save_attempt(settings, run_date, attempt)
         publish.sweep_orphans(settings.reports_dir, run_date.isoformat())
         build = publish.new_build_dir(settings.reports_dir, run_date.isoformat())

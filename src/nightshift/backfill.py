@@ -36,6 +36,8 @@ def plan(settings: Settings, start: date, end: date, mode: Mode = "missing", for
     """Decide, date by date, what a backfill does. Pure: it reads run records only."""
     if end < start:
         raise ValueError(f"the backfill ends ({end}) before it starts ({start})")
+    from nightshift.sources import input_stamp
+
     out = []
     day = start
     while day <= end:
@@ -52,6 +54,8 @@ def plan(settings: Settings, start: date, end: date, mode: Mode = "missing", for
             out.append(Planned(day, True, f"last run {status}"))
         elif not covers:
             out.append(Planned(day, mode == "missing", "the last run did not include every requested job"))
+        elif attempt.get("input_stamp") not in (None, input_stamp(settings, day)):
+            out.append(Planned(day, mode == "missing", "its input changed since it succeeded"))
         else:
             out.append(Planned(day, False, "already succeeded" + (" (mode=failed)" if mode == "failed" else "")))
         day += timedelta(days=1)

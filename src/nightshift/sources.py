@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from nightshift.settings import Settings, SourceSettings
 from nightshift.tables import DAILY_TABLES as DAILY
-from nightshift.tables import spec
+from nightshift.tables import TABLES, spec
 
 _PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
@@ -165,7 +165,7 @@ def read_user_source(settings: Settings, table: str, src: SourceSettings) -> pa.
             raw = con.sql(src.query).to_arrow_table()
         elif src.table:
             # The name was checked to be a plain identifier in settings; quote it anyway.
-            raw = con.sql('select * from "' + src.table + '"').to_arrow_table()
+            raw = con.sql('select * from "' + src.table + '"').to_arrow_table()  # noqa: S608
         else:
             raise SourceError(f"table {table}: a DuckDB source needs sources.{table}.table or .query")
     except duckdb.Error as e:
@@ -195,3 +195,26 @@ def latest_complete_date(settings: Settings, tables: list[str] | None = None) ->
             return None
         newest.append(max(days))
     return min(newest) if newest else None
+
+
+def input_stamp(settings: Settings, until: date) -> str:
+    """A cheap fingerprint (names, sizes, modification times) of every input up to `until`.
+
+    Backfills compare it with the stamp of a date's last success to tell unchanged input from a
+    re-delivery without reading any file.
+    """
+    h = hashlib.sha256()
+    for table in sorted(TABLES):
+        if table in settings.sources:
+            path = settings.source_path(table)
+            files = sorted(Path(p) for p in glob.glob(str(path))) if path else []
+        else:
+            files = sorted(
+                f for sub in (settings.landing_dir / table).glob("date=*")
+                if (m := _PARTITION.match(sub.name)) and date.fromisoformat(m.group(1)) <= until
+                for f in sub.iterdir()
+            )
+        for f in files:
+            st = f.stat()
+            h.update(f"{f.relative_to(settings.home) if f.is_relative_to(settings.home) else f}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]

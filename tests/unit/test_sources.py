@@ -1,0 +1,61 @@
+"""A user's own data: DuckDB tables and queries mapped onto the canonical columns; input stamps."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import polars as pl
+import pytest
+
+from nightshift import ingest, runs
+from nightshift.backfill import plan
+from nightshift.settings import load_settings
+from nightshift.sources import SourceError, input_stamp, user_partitions
+from nightshift.warehouse import Warehouse
+
+
+def _erp(path):
+    con = duckdb.connect(str(path))
+    con.execute("create table daily_sales (day date, shop varchar, sku varchar, qty bigint, price bigint, promo boolean, note varchar)")
+    con.execute("insert into daily_sales values ('2026-02-27', 's1', 'p1', 3, 250, false, 'x'),"
+                " ('2026-02-28', 's1', 'p1', 4, 250, true, 'y'), ('2026-03-01', 's1', 'p1', -2, 250, false, 'z')")
+    con.close()
+
+
+MAPPING = 'day = "date"\nshop = "store_id"\nsku = "product_id"\nqty = "units"\nprice = "unit_price_cents"\npromo = "on_promotion"\n'
+
+
+@pytest.mark.parametrize("how", ['table = "daily_sales"', 'query = "select * from daily_sales where shop = \'s1\'"'])
+def test_duckdb_table_or_query_source(home, how):
+    _erp(home / "erp.duckdb")
+    (home / "nightshift.toml").write_text(f'[sources.sales]\npath = "erp.duckdb"\n{how}\n[sources.sales.columns]\n{MAPPING}')
+    settings = load_settings()
+    parts = list(user_partitions(settings, "sales", date(2026, 3, 1)))
+    assert [p.day for p in parts] == [date(2026, 2, 27), date(2026, 2, 28), date(2026, 3, 1)]
+    with Warehouse(settings.warehouse_path) as wh:
+        load = ingest.ingest(settings, wh, date(2026, 3, 1), ["sales"])["sales"]
+        assert (load.rows_read, load.rows_loaded, load.rows_quarantined) == (3, 2, 1)
+        assert load.reasons == {"out of range in units": 1}
+        assert wh.as_of("sales", date(2026, 2, 28))["units"].to_list() == [3, 4]
+
+
+def test_missing_required_column_names_the_mapping_to_add(home):
+    pl.DataFrame({"day": ["2026-03-01"], "shop": ["s1"]}).write_csv(home / "s.csv")
+    (home / "nightshift.toml").write_text('[sources.sales]\npath = "s.csv"\n[sources.sales.columns]\nday = "date"\nshop = "store_id"\n')
+    with pytest.raises(SourceError, match=r"no column\(s\) product_id, units.*\[sources.sales.columns\]"):
+        list(user_partitions(load_settings(), "sales", date(2026, 3, 1)))
+
+
+def test_backfill_reruns_a_succeeded_date_whose_input_changed(home):
+    settings = load_settings()
+    drop = settings.landing_dir / "sales" / "date=2026-03-01"
+    drop.mkdir(parents=True)
+    pl.DataFrame({"x": [1]}).write_parquet(drop / "part-0.parquet")
+    stamp = input_stamp(settings, date(2026, 3, 1))
+    runs.save_attempt(settings, date(2026, 3, 1), {"run_id": "a", "started": "s", "ended": "e", "status": "success",
+                                                   "jobs": {}, "input_stamp": stamp})
+    assert plan(settings, date(2026, 3, 1), date(2026, 3, 1))[0].run is False
+    pl.DataFrame({"x": [1, 2]}).write_parquet(drop / "part-0.parquet")  # re-delivered
+    step = plan(settings, date(2026, 3, 1), date(2026, 3, 1))[0]
+    assert step.run and "input changed" in step.why
