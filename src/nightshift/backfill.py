@@ -94,7 +94,7 @@ def backfill_command(
         console.print("dry run: nothing was run" if dry_run else "nothing to do")
         return
     prefect_env(s)
-    from flows.nightly import nightly
+    from flows.nightly import run_nightly
 
     done = failed = 0
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -104,7 +104,7 @@ def backfill_command(
         for p in todo:
             bar.update(task, description=f"{p.day} (done {done}, failed {failed}, skipped {len(steps) - len(todo)})")
             try:
-                result = nightly(run_date=p.day, jobs=names, force=force, trigger="backfill")
+                result = run_nightly(run_date=p.day, jobs=names, force=force, trigger="backfill")
                 ok = result["status"] == "success"
             except runs.DateLocked as e:
                 console.print(f"[yellow]{e}[/yellow]")

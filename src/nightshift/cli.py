@@ -104,12 +104,12 @@ def run(
     s = _settings()
     _ensure_data(s)
     prefect_env(s)
-    from flows.nightly import nightly
+    from flows.nightly import run_nightly
 
     from nightshift.runs import DateLocked
 
     try:
-        result = nightly(run_date=_date(date_), jobs=_jobs(jobs), force=force, lock_wait_s=wait)
+        result = run_nightly(run_date=_date(date_), jobs=_jobs(jobs), force=force, lock_wait_s=wait)
     except DateLocked as e:
         console.print(f"[yellow]{e}[/yellow]")
         raise typer.Exit(3) from None

@@ -9,6 +9,7 @@ rows already loaded from other days) and references to other tables.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import polars as pl
 import pyarrow as pa
 
@@ -136,10 +137,11 @@ def _against_warehouse(t: TableSpec, frame: pl.DataFrame, warehouse: Warehouse) 
     if candidates.height == 0:
         return frame
     cur.register("_cand", candidates.to_arrow())
+    # Table and column names come from the table registry, never from data or settings.
     try:
         on = " and ".join(f"w.{k} = c.{k}" for k in key)
         clash = cur.sql(
-            "select c._row, min(w._partition) as other from _cand c join " + t.name + " w on " + on
+            "select c._row, min(w._partition) as other from _cand c join " + t.name + " w on " + on  # noqa: S608
             + " where w._partition not in (select distinct _partition from _cand) group by c._row"
         ).pl()
     finally:
@@ -154,7 +156,7 @@ def _against_warehouse(t: TableSpec, frame: pl.DataFrame, warehouse: Warehouse) 
         cur.register("_refs", pending.to_arrow())
         try:
             missing = cur.sql(
-                "select r._row from _refs r anti join " + ref.table + " t on r." + ref.column + " = t." + ref.target
+                "select r._row from _refs r anti join " + ref.table + " t on r." + ref.column + " = t." + ref.target  # noqa: S608
                 + " and t._partition <= r._partition"
             ).pl()
         finally:

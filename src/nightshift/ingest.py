@@ -7,7 +7,7 @@ loading twice gives the same warehouse. Every row read is accounted for: loaded 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
 
 import polars as pl
@@ -19,7 +19,6 @@ from nightshift.sources import Partition, SourceError, partitions
 from nightshift.tables import DAILY_TABLES as DAILY
 from nightshift.tables import LOAD_ORDER
 from nightshift.warehouse import Warehouse, sql_text
-
 
 
 @dataclass
@@ -125,10 +124,11 @@ def _load_chunk(settings: Settings, warehouse: Warehouse, parts: list[Partition]
         _quarantine(settings, table, day, bad.drop("_partition"))
     for day in set(days) - set(reasons):
         _quarantine(settings, table, day, checked.bad.clear())
+    # `table` is a registry name (identifiers can't be bound); the partition dates are bound.
     with warehouse.transaction() as cur:
-        cur.execute("delete from " + table + " where list_contains($p, _partition)", {"p": days})
+        cur.execute("delete from " + table + " where list_contains($p, _partition)", {"p": days})  # noqa: S608
         cur.register("_incoming", checked.good.to_arrow())
-        cur.execute("insert into " + table + " select * from _incoming")
+        cur.execute("insert into " + table + " select * from _incoming")  # noqa: S608
         cur.unregister("_incoming")
         cur.register("_log", log.to_arrow())
         cur.execute(sql_text("staging/ingest_log_upsert"))
@@ -172,7 +172,3 @@ def ingest(settings: Settings, warehouse: Warehouse, run_date: date, tables: lis
     wanted = [t for t in LOAD_ORDER if tables is None or t in tables]
     return {t: load_table(settings, warehouse, t, run_date) for t in wanted}
 
-
-def as_dict(load: TableLoad) -> dict:
-    """A table load as plain data for the manifest."""
-    return {**asdict(load), "usable": load.usable}

@@ -186,6 +186,7 @@ def write_reports_index(settings: Settings) -> Path:
             m = json.loads(mf.read_text())
             nights.append({
                 "date": m["run_date"], "status": m["status"], "finished": m["finished"], "trigger": m.get("trigger"),
+                "caught_up": m.get("trigger") == "catch-up",
                 "jobs": {j: v["status"] for j, v in m["jobs"].items()},
             })
     path = settings.reports_dir / "index.html"

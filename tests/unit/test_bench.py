@@ -77,8 +77,8 @@ def _rep(side: str, seconds: float, checks: dict) -> dict:
 def test_summaries_have_every_stage_ratio_and_agreement(capsys):
     """The summary, agreement and printed table from rep records (fast: no child processes)."""
     from nightshift.bench import harness
-    from nightshift.bench.__main__ import print_tables
     from nightshift.bench import workload as W
+    from nightshift.bench.__main__ import print_tables
 
     same = {"rows_loaded": {"events": 10}, "user_day_rows": 3, "visits": 4, "units": 5.0}
     reps = {"nightshift": [_rep("nightshift", 1.0, same), _rep("nightshift", 3.0, same)],

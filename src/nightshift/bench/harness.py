@@ -12,7 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +98,11 @@ def run(scale: str, reps: int, bench_home: Path, reports_dir: Path, *, seed: int
     work = work or W.SCALES[scale]
     t_start = time.perf_counter()
     data, gen_s = (data, 0.0) if data is not None else D.ensure(bench_home, scale, seed)
-    log(f"data: {data.root} ({'generated in %.0f s' % gen_s if gen_s else 'reused'})")
+    log(f"data: {data.root} ({f'generated in {gen_s:.0f} s' if gen_s else 'reused'})")
     bw = memory_bandwidth_gbs(bandwidth_mib)
     log(f"memory copy bandwidth: {bw['copy_gb_s']} GB/s")
     reps_out: dict[str, list[dict]] = {s: [] for s in SIDES}
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     scratch = data.root / f"scratch-{stamp}"
     try:
         for i in range(reps):
