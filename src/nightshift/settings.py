@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     privacy_budgets: dict[str, Budget] = Field(default_factory=lambda: dict(DEFAULT_BUDGETS))
     # models
     champion_margin: float = Field(default=0.002, ge=0)  # a challenger must beat the champion by this
+    # sales
+    sales_reselect_days: int = Field(default=7, ge=1)  # ARIMA orders are re-selected this often
     # inventory
     service_level: float = Field(default=0.95, gt=0, lt=1)
     # schedules

@@ -28,14 +28,15 @@ def future_promotions(future: pl.DataFrame, run_date: date, horizon: int) -> dic
 
 
 def build_tasks(frame: pl.DataFrame, future: pl.DataFrame, cache: dict[str, state.Cached], *, run_date: date,
-                horizon: int, fit_days: int, origins: tuple[int, ...]) -> list[SeriesTask]:
+                horizon: int, fit_days: int, origins: tuple[int, ...],
+                reselect_days: int = state.RESELECT_DAYS) -> list[SeriesTask]:
     """One task per series in `frame` (store_id, product_id, date, units, on_promotion), sorted by key."""
     planned = future_promotions(future, run_date, horizon)
     tasks = []
     frame = frame.with_columns(KEY).sort("series", "date")
     for (key,), part in frame.partition_by("series", as_dict=True, maintain_order=True).items():
         cached = cache.get(key)
-        reselect = state.needs_selection(cached, run_date)
+        reselect = state.needs_selection(cached, run_date, reselect_days)
         tasks.append(
             SeriesTask(
                 key=key,

@@ -18,7 +18,7 @@ import numpy as np
 
 from nightshift.forecasting.sarima import Spec
 
-RESELECT_DAYS = 7  # orders are chosen again weekly; parameters are re-estimated nightly
+RESELECT_DAYS = 7  # default (settings.sales_reselect_days): orders weekly, parameters nightly
 KEEP_FILES = 60
 
 
@@ -52,9 +52,9 @@ def load(models_dir: Path, run_date: date) -> tuple[date | None, dict[str, Cache
     return dates[-1], out
 
 
-def needs_selection(entry: Cached | None, run_date: date) -> bool:
+def needs_selection(entry: Cached | None, run_date: date, every_days: int = RESELECT_DAYS) -> bool:
     """Whether a series' order must be (re-)selected tonight."""
-    return entry is None or (run_date - entry.selected_on).days >= RESELECT_DAYS
+    return entry is None or (run_date - entry.selected_on).days >= every_days
 
 
 def save(models_dir: Path, run_date: date, entries: dict[str, Cached]) -> Path:

@@ -39,6 +39,7 @@ def run(ctx: JobContext) -> JobResult:
     future = ctx.sql("sales_future_promotions", horizon=HORIZON)
     cache_date, cache = state.load(ctx.settings.models_dir, d)
     tasks = build_tasks(frame, future, cache, run_date=d, horizon=HORIZON, fit_days=FIT_DAYS,
+                        reselect_days=ctx.settings.sales_reselect_days,
                         origins=backtest.origins(N_ORIGINS, HORIZON))
     t_fit = time.perf_counter()
     with make_mapper(ctx.settings.max_workers, ctx.settings.dask_address) as mapper:
