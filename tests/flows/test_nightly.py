@@ -15,9 +15,9 @@ D = date(2026, 3, 1)
 @pytest.fixture(scope="module")
 def night(tmp_path_factory):
     """Tiny demo data, one night of the fast jobs, then an unchanged re-run of the same date."""
-    from flows.nightly import nightly
     from prefect.testing.utilities import prefect_test_harness
 
+    from flows.nightly import nightly
     from nightshift import demo
     from nightshift.settings import load_settings
 

@@ -140,7 +140,6 @@ def test_serve_plan_prints_schedule_and_runs_nothing(home, monkeypatch) -> None:
 
 def test_scheduled_night_runs_missed_nights_oldest_first_then_yesterday_and_alerts(home, monkeypatch) -> None:
     import flows.nightly
-
     from nightshift import alerts
 
     monkeypatch.setenv("NIGHTSHIFT_TIMEZONE", BERLIN)

@@ -18,7 +18,7 @@ END = date(2026, 3, 1)
 
 @pytest.fixture(scope="module")
 def night(tmp_path_factory: pytest.TempPathFactory):
-    """The job run once on the small demo, with a budget large enough that noise can't hide the signal."""
+    """The job run once on the small demo with the default privacy budget."""
     from nightshift.jobs import JobContext
     from nightshift.jobs.behavior import run
     from nightshift.settings import load_settings
@@ -27,9 +27,8 @@ def night(tmp_path_factory: pytest.TempPathFactory):
     size = SIZES["small"]
     frames = demo_events.generate(np.random.default_rng([7, 0]), END - timedelta(days=size.event_days - 1), END, size)
     home = tmp_path_factory.mktemp("behavior_small")
-    # The default budget spreads 40/year over nights (ε≈0.11 a night), too little for 3,000 users to
-    # rank six channels reliably; this test checks the signal, so it grants ε=10 for the night.
-    settings = load_settings(home=home, privacy_budgets={"users": {"epsilon": 10.0 * 365, "window_days": 365}})
+    # The default budget (ε=40 a year): the weekly window release must rank the channels on its own.
+    settings = load_settings(home=home)
     wh = Warehouse(home / "wh.duckdb")
     for table, col in (("users", "signup_date"), ("events", "ts")):
         f = frames[table].with_columns(pl.col(col).cast(pl.Date).alias("_partition"))
@@ -48,6 +47,16 @@ def test_planted_best_channel_comes_out_on_top(night) -> None:
     assert res.summary["best_channel"] == best
     top = res.context["channel_rows"][0]
     assert top["channel"] == best
+
+
+def test_channel_numbers_are_readable_at_the_default_budget(night) -> None:
+    res, _, _, _ = night
+    rows = res.context["channel_rows"]
+    for r in rows:
+        for col in ("users", "visits", "purchases"):
+            value, moe = (float(x.replace(",", "")) for x in r[col].split(" ± "))
+            assert moe < value, (r["channel"], col, r[col])
+    assert sum(r["conversion"] != "suppressed" for r in rows) >= 5
 
 
 def test_ctr_model_beats_the_campaign_baseline(night) -> None:

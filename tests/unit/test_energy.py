@@ -70,3 +70,13 @@ def test_model_round_trips_through_the_keras_format(tmp_path):
     KERAS.save(model, tmp_path)
     assert (tmp_path / "model.keras").is_file()
     np.testing.assert_allclose(N.predict(KERAS.load(tmp_path), w), N.predict(model, w), rtol=1e-6)
+
+
+def test_residual_network_starts_exactly_at_the_ridge_forecast():
+    from nightshift.jobs import energy_baselines as B
+
+    train_w, val_w = _windows(96, 4), _windows(32, 5)
+    ridge = B.fit_linear(train_w, val_w, alphas=(10.0,))
+    model = N.build_model(10.0, 5.0, width=8, ridge=ridge)
+    assert not model.get_layer("ridge").trainable
+    np.testing.assert_allclose(N.predict(model, val_w), B.predict_linear(ridge, val_w), atol=2e-3)

@@ -163,3 +163,48 @@ def test_meter_daily_mart_feeds_the_privacy_layer_one_row_per_meter(tiny):
     d = tiny["daily"]
     assert d.select("meter_id").is_unique().all() and (d["day"] == END).all()
     assert (d["hours"] <= 24).all() and (d["kwh"] >= 0).all()
+
+
+def test_future_features_are_known_at_the_origin(tiny):
+    s = D.to_series(tiny["clean"])
+    split = D.time_split(s)
+    w = D.make_windows(s, split.holdout)
+    i = len(w) - 1
+    r, o = w.region[i], w.origin[i]
+    f = {name: w.future[i, :, k] for k, name in enumerate(D.FUTURE_FEATURES)}
+    # persistence temperature: the last observed day, same hour of day, for every horizon day
+    np.testing.assert_allclose(f["temp_recent"], np.tile(s.temperature[r, o - 24:o], 7), rtol=1e-5)
+    np.testing.assert_allclose(f["load_yesterday"] * w.level[i], np.tile(s.load[r, o - 24:o], 7), rtol=1e-4)
+    # day-type profile: mean over the past week's days of the target day's type (weekend/holiday vs work)
+    days = s.hours[o - 168:o:24].astype("datetime64[D]")
+    rest = ((days.astype(np.int64) + 3) % 7 >= 5) | s.holiday[o - 168:o:24]
+    past = s.load[r, o - 168:o].reshape(7, 24)
+    target_days = s.hours[o:o + 168:24].astype("datetime64[D]")
+    t_rest = ((target_days.astype(np.int64) + 3) % 7 >= 5) | s.holiday[o:o + 168:24]
+    for j in range(7):
+        want = past[rest == t_rest[j]].mean(axis=0)
+        np.testing.assert_allclose(f["load_daytype_mean"][j * 24:(j + 1) * 24] * w.level[i], want, rtol=1e-4)
+    assert (f["holiday"] == w.future[i, :, -1]).all()  # the holiday flag stays last (the job reads it there)
+
+
+def test_short_history_trains_on_every_hour():
+    hours = np.datetime64("2025-01-06T00", "h") + np.arange(24 * 100)
+    s = D.Series(["a"], hours, np.ones((1, len(hours))), np.zeros((1, len(hours))), np.zeros(len(hours), bool))
+    assert np.all(np.diff(D.time_split(s).train) == 1)
+    long = D.Series(["a"], np.datetime64("2025-01-06T00", "h") + np.arange(24 * 300), np.ones((1, 24 * 300)),
+                    np.zeros((1, 24 * 300)), np.zeros(24 * 300, bool))
+    assert np.all(np.diff(D.time_split(long).train) == D.TRAIN_STRIDE)
+
+
+def test_conformal_halfwidth_covers_and_uses_the_latest_validation_origins():
+    rng = np.random.default_rng(0)
+    n, h = 400, D.HORIZON
+    scale = np.where(np.arange(n) < n // 2, 1.0, 3.0)[:, None]  # errors grow over the validation weeks
+    w = D.Windows(np.zeros((n, 1, 1)), np.zeros((n, 1, 1)), np.zeros((n, h)),
+                  (rng.normal(0, 1, (n, h)) * scale).astype(np.float32), np.ones(n), np.zeros(n, int), np.arange(n))
+    q_all = B.conformal_halfwidth(np.zeros((n, h)), w, 0.9, recent=1.0)
+    q_recent = B.conformal_halfwidth(np.zeros((n, h)), w, 0.9, recent=0.5)
+    assert np.all(q_recent > q_all)
+    late = D.Windows(w.past[n // 2:], w.future[n // 2:], w.naive[n // 2:], w.target[n // 2:], w.level[n // 2:],
+                     w.region[n // 2:], w.origin[n // 2:])
+    assert 0.87 < B.interval_coverage(np.zeros((n // 2, h)), -q_recent, q_recent, late) < 0.95
