@@ -105,7 +105,6 @@ def run(
     _ensure_data(s)
     prefect_env(s)
     from flows.nightly import run_nightly
-
     from nightshift.runs import DateLocked
 
     try:

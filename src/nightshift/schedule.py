@@ -153,7 +153,6 @@ def _scheduled_start(default: datetime) -> datetime:
 def run_plan(settings: Settings, plan: Plan, current_trigger: str = "schedule") -> list[dict[str, Any]]:
     """Run a plan's dates oldest first through the nightly flow; alert on each night that did not succeed."""
     from flows.nightly import nightly
-
     from nightshift import alerts
 
     # Alert here unless the nightly flow does it itself (a result marked `alerted`, failure hooks).
