@@ -48,7 +48,7 @@ SIZES = {
     for s in (
         DemoSize("tiny", users=400, event_days=60, stores=2, products=3, sales_days=400, warehouses=2, skus=5,
                  inventory_days=400, meters=12, regions=3, energy_days=120, loans_per_day=30, loan_days=500),
-        DemoSize("small", users=3000, event_days=120, stores=4, products=10, sales_days=730, warehouses=3, skus=20,
+        DemoSize("small", users=20_000, event_days=120, stores=4, products=10, sales_days=730, warehouses=3, skus=20,
                  inventory_days=730, meters=60, regions=4, energy_days=365, loans_per_day=40, loan_days=730),
         DemoSize("medium", users=60_000, event_days=180, stores=20, products=50, sales_days=730, warehouses=5,
                  skus=200, inventory_days=730, meters=500, regions=6, energy_days=365, loans_per_day=300,

@@ -16,7 +16,6 @@ The job reads canonical columns only; mapping a user's own column names is the s
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 from typing import Any
 
 import polars as pl
@@ -30,7 +29,7 @@ from nightshift.jobs import behavior_segments as segs
 from nightshift.modeling import has_gpu
 from nightshift.modeling.xgb import xgb_device
 
-WINDOW_DAYS = 90  # trends, channel totals, segments and recommendations look back this far
+WINDOW_DAYS = 90  # trends, segment features and recommendations look back this far
 CTR_DAYS = 60  # impressions the click model learns from (history features look back further)
 CTR_HISTORY_DAYS = 120
 CTR_MAX_ROWS = 1_000_000  # a hash sample beyond this: enough rows for a stable model, bounded time
@@ -106,30 +105,37 @@ def run(ctx: JobContext) -> JobResult:
     lap("recommendations")
 
     # -- aggregates about people: the privacy layer only --------------------------------------------
-    frames = chan.person_frames(ctx.sql, features, seg.labels if seg else None, WINDOW_DAYS)
-    campaigns = sorted(frames["campaigns"]["campaign_id"].unique().to_list())
-    days = chan.trend_window(ctx.run_date, WINDOW_DAYS)
-    eps = chan.night_epsilon(ctx.settings)
-    decl = chan.declarations(eps, days, campaigns or ["none"], sorted(seg.centroids) if seg else [0])
+    frames = chan.person_frames(ctx.sql, features, seg.labels if seg else None)
+    campaigns = sorted(frames["campaign_window"]["campaign_id"].unique().to_list())
+    eps = chan.epsilons(ctx.settings)
+    decl = chan.declarations(eps, ctx.run_date, campaigns or ["none"], sorted(seg.centroids) if seg else [0])
     if not campaigns:
-        frames.pop("campaigns")
+        frames.pop("campaign_window")
     released = chan.release_all(ctx.privacy, decl, frames)
     warnings += [f"privacy budget refused {r}" for r in released.refused]
     t = released.tables
+    series = chan.trend(ctx.warehouse.cursor, ctx.job, ctx.run_date, WINDOW_DAYS)
     lap("privacy")
 
     table = chan.channel_table(t)
     best = chan.best_channel(table)
     camp = chan.campaign_table(t, model["predicted"] if model else None)
-    seg_rows, seg_chart = rep.segment_rows(t.get("segments"), t.get("segment_channels"), segs.describe, WINDOW_DAYS)
+    seg_rows, seg_chart = rep.segment_rows(t.get("segment_profiles"), t.get("segment_channels"), segs.describe, WINDOW_DAYS)
     context: dict[str, Any] = {
         "window_days": WINDOW_DAYS,
-        "window_start": (ctx.run_date - timedelta(days=WINDOW_DAYS - 1)).isoformat(),
-        "night_epsilon": eps,
+        "agg_days": chan.AGG_DAYS,
+        "retention_days": chan.RETENTION_DAYS,
+        "cadence_days": chan.CADENCE_DAYS,
+        "window_as_of": rep.window_as_of(ctx.run_date, released.carried.get("channel_window"), chan.AGG_DAYS),
+        "carried": [{"release": k, "released on": d.isoformat(), "ε of that release": round(e, 4)}
+                    for k, (d, e) in released.carried.items()],
+        "night_epsilon": chan.night_epsilon(ctx.settings),
+        "epsilons": {k: round(v, 4) for k, v in eps.items()},
         "best_channel": best,
         "channel_rows": rep.channel_rows(table),
         "channel_charts": rep.channel_charts(table),
-        "trend_charts": rep.trend_charts(t.get("daily_channel"), t.get("new_users")),
+        "trend_charts": rep.trend_charts(series, ctx.run_date, WINDOW_DAYS),
+        "trend_nights": rep.nights_shown(series.get("channel_day")),
         "histogram_chart": rep.histogram_chart(t.get("visits_histogram"), chan.VISIT_BINS),
         "campaign_rows": rep.campaign_rows(camp),
         "campaign_chart": rep.campaign_chart(camp),
@@ -141,7 +147,8 @@ def run(ctx: JobContext) -> JobResult:
         "ctr": None,
         "recs": None,
     }
-    summary: dict[str, Any] = {"best_channel": best, "epsilon_night": round(eps, 5)}
+    summary: dict[str, Any] = {"best_channel": best, "epsilon_night": round(chan.night_epsilon(ctx.settings), 5),
+                              "trend_nights": rep.nights_shown(series.get("channel_day"))}
     models: dict[str, str] = {}
     if model:
         ev, d = model["evaluation"], model["decision"]

@@ -6,6 +6,7 @@ Nothing here sees a person-level frame: inputs are the privacy layer's tables (v
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
@@ -27,25 +28,45 @@ def pm(v: Any, moe: Any, digits: int = 3, scale: float = 1.0) -> str:
     return f"{fmt.format(float(v) * scale)} ± {fmt.format(float(moe or 0) * scale)}"
 
 
-def trend_charts(daily: pl.DataFrame | None, new_users: pl.DataFrame | None) -> list[charts.Chart]:
-    """Daily trends per channel over the window, each point with its ± margin as an error bar."""
-    out = []
+def nights_shown(day_series: pl.DataFrame | None) -> int:
+    """How many nights have a stored one-day release in the trend."""
+    return 0 if day_series is None else day_series["day"].n_unique()
+
+
+def window_as_of(run_date: date, carried: tuple[date, float] | None, agg_days: int) -> dict[str, Any]:
+    """The dates of the window aggregates shown: tonight's release, or the stored one re-served."""
+    made = carried[0] if carried else run_date
+    return {"released": made.isoformat(), "start": (made - timedelta(days=agg_days - 1)).isoformat(),
+            "end": made.isoformat(), "carried": bool(carried)}
+
+
+def trend_charts(series: dict[str, pl.DataFrame | None], run_date: date, days: int) -> list[charts.Chart]:
+    """Daily trends per channel from the stored nightly releases, each point with its ± as an error bar.
+
+    Every calendar day of the window is on the x axis; a day whose night did not run (no stored
+    release) is a gap in the line, never filled in.
+    """
+    calendar = pl.DataFrame({"day": [run_date - timedelta(days=i) for i in range(days - 1, -1, -1)]})
+    daily, new_users = series.get("channel_day"), series.get("new_users_day")
     specs = []
     if daily is not None:
         specs += [(daily, "active_users", "Active users per day", 1.0), (daily, "visits", "Visits per day", 1.0),
+                  (daily, "purchases", "Purchases per day", 1.0),
                   (daily, "revenue_cents", "Revenue per day (currency units)", 0.01)]
     if new_users is not None:
         specs.append((new_users, "new_users", "New users per day (by signup channel)", 1.0))
+    out = []
     for frame, col, title, scale in specs:
         fig = go.Figure()
         for ch in CHANNELS:
-            part = frame.filter(pl.col("channel") == ch).sort("day")
+            part = calendar.join(frame.filter(pl.col("channel") == ch), on="day", how="left").sort("day")
             fig.add_trace(go.Scatter(
-                x=[d.isoformat() for d in part["day"]], y=(part[col] * scale).to_list(), mode="lines+markers",
-                name=ch, marker=dict(size=3),
-                error_y=dict(type="data", array=(part[f"{col}_moe"] * scale).to_list(), thickness=0.6, width=0),
+                x=[d.isoformat() for d in part["day"]], y=(part[col].cast(pl.Float64) * scale).to_list(),
+                mode="lines+markers", name=ch, marker=dict(size=5), connectgaps=False,
+                error_y=dict(type="data", array=(part[f"{col}_moe"] * scale).to_list(), thickness=0.6, width=2),
             ))
-        out.append(charts.chart(fig, f"{title} — noisy, ± 95% margin"))
+        fig.update_xaxes(range=[calendar["day"][0].isoformat(), run_date.isoformat()])
+        out.append(charts.chart(fig, f"{title} — one noisy release per night, ± 95% margin"))
     return out
 
 
@@ -56,8 +77,8 @@ def channel_charts(table: pl.DataFrame | None) -> list[charts.Chart]:
     t = table.sort("channel")
     x = t["channel"].to_list()
     out = [
-        charts.bar(x, {"conversion": t["conversion"].to_list()}, "Conversion: visits that led to a purchase",
-                   "share of visits", errors={"conversion": t["conversion_moe"].to_list()}),
+        charts.bar(x, {"conversion": t["conversion"].to_list()}, "Conversion: share of the channel's users who bought",
+                   "share of users", errors={"conversion": t["conversion_moe"].to_list()}),
         charts.bar(x, {"revenue per user": (t["revenue_per_user_cents"] / 100).to_list()},
                    "Revenue per user (noisy sum / noisy count)", "currency units",
                    errors={"revenue per user": (t["revenue_per_user_cents_moe"] / 100).to_list()}),
@@ -86,6 +107,7 @@ def channel_rows(table: pl.DataFrame | None) -> list[dict[str, Any]]:
             "channel": r["channel"],
             "users": pm(r["users"], r["users_moe"], 0),
             "visits": pm(r["visits"], r["visits_moe"], 0),
+            "purchases": pm(r["purchases"], r["purchases_moe"], 0),
             "conversion": pm(r["conversion"], r["conversion_moe"]),
             "revenue per user": pm(r["revenue_per_user_cents"], r["revenue_per_user_cents_moe"], 2, 0.01),
             "7-day retention": pm(r.get("retention_7d"), r.get("retention_7d_moe")),
@@ -99,17 +121,16 @@ def histogram_chart(hist: pl.DataFrame | None, bins: tuple[str, ...]) -> charts.
     if hist is None:
         return None
     h = hist.with_columns(pl.col("bin").replace_strict({b: i for i, b in enumerate(bins)}).alias("_o")).sort("_o")
-    return charts.bar(h["bin"].to_list(), {"users": h["users"].to_list()}, "Visits per user (window)",
+    return charts.bar(h["bin"].to_list(), {"users": h["users"].to_list()}, "Users by number of visits in the window",
                       "users", errors={"users": h["users_moe"].to_list()})
 
 
 def campaign_rows(table: pl.DataFrame | None) -> list[dict[str, Any]]:
-    """One row per campaign: noisy reach, impressions, clicks, CTR and the model's CTR for tomorrow."""
+    """One row per campaign: noisy impressions, clicks, CTR and the model's CTR for tomorrow."""
     if table is None:
         return []
     return [{
         "campaign": r["campaign_id"],
-        "users reached": pm(r["users"], r["users_moe"], 0),
         "impressions": pm(r["impressions"], r["impressions_moe"], 0),
         "clicks": pm(r["clicks"], r["clicks_moe"], 0),
         "CTR": pm(r["ctr"], r["ctr_moe"]),
