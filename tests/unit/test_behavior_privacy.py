@@ -98,3 +98,18 @@ def test_window_release_is_reserved_until_a_cadence_has_passed(env) -> None:
     # The headline is readable at the default budget: ± under 100 users per channel (the small demo
     # has ~1,000-3,500 per channel), where the old nightly 90-day release gave ±957.
     assert (fresh.tables["channel_window"]["users_moe"] < 100).all()
+
+
+def test_trend_chart_shows_every_calendar_day_and_leaves_missing_nights_as_gaps() -> None:
+    import json
+
+    from nightshift.jobs import behavior_report as rep
+
+    nights = [D0 - timedelta(days=d) for d in (0, 1, 3)]
+    day = pl.DataFrame({"day": [n for n in nights for _ in CHANNELS], "channel": list(CHANNELS) * 3}).with_columns(
+        *(pl.lit(100, pl.Int64).alias(c) for c in chan.DAY_COLUMNS["channel_day"][2:]))
+    (first, *_) = rep.trend_charts({"channel_day": day, "new_users_day": None}, D0, 10)
+    dots = json.loads(first.json)["data"][0]
+    assert len(dots["x"]) == 10 and dots["x"][-1] == D0.isoformat()
+    assert [y is not None for y in dots["y"][-4:]] == [True, False, True, True]  # D0-2 did not run
+    assert rep.nights_shown(day) == 3

@@ -73,8 +73,8 @@ def declarations(eps: dict[str, float], run_date: date, campaigns: list[str], se
         # K=1 user-day: a user counts in one channel of tonight's day; clips are per user-day.
         "channel_day": Release(
             "channel_day", DATASET, "user_id", {"day": day, "channel": ch},
-            [Count("active_users"), Sum("visits", "visits", 0, 3), Sum("purchases", "purchases", 0, 1),
-             Sum("revenue_cents", "revenue_cents", 0, 10_000)],
+            [Count("active_users"), Sum("visits", "visits", 0, 2), Sum("purchases", "purchases", 0, 1),
+             Sum("revenue_cents", "revenue_cents", 0, 5_000)],
             max_rows_per_unit=1, epsilon=eps["channel_day"]),
         "new_users_day": Release("new_users_day", DATASET, "user_id", {"day": day, "channel": ch},
                                  [Count("new_users")], max_rows_per_unit=1, epsilon=eps["new_users_day"]),

@@ -15,6 +15,10 @@ import polars as pl
 from nightshift.reporting import charts
 from nightshift.tables import CHANNELS
 
+PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3")
+AVG_NIGHTS = 7  # the trend line averages the stored releases of this many nights
+AVG_MIN_NIGHTS = 4  # ... drawn once at least this many of them ran
+
 
 def _num(v: Any, digits: int = 3) -> Any:
     return None if v is None else round(float(v), digits)
@@ -58,15 +62,23 @@ def trend_charts(series: dict[str, pl.DataFrame | None], run_date: date, days: i
     out = []
     for frame, col, title, scale in specs:
         fig = go.Figure()
-        for ch in CHANNELS:
+        for i, ch in enumerate(CHANNELS):
+            colour = PALETTE[i % len(PALETTE)]
             part = calendar.join(frame.filter(pl.col("channel") == ch), on="day", how="left").sort("day")
+            x = [d.isoformat() for d in part["day"]]
             fig.add_trace(go.Scatter(
-                x=[d.isoformat() for d in part["day"]], y=(part[col].cast(pl.Float64) * scale).to_list(),
-                mode="lines+markers", name=ch, marker=dict(size=5), connectgaps=False,
+                x=x, y=(part[col].cast(pl.Float64) * scale).to_list(), mode="markers", name=ch, legendgroup=ch,
+                marker=dict(size=5, color=colour),
                 error_y=dict(type="data", array=(part[f"{col}_moe"] * scale).to_list(), thickness=0.6, width=2),
             ))
+            # Averaging stored releases is post-processing (free): independent noise shrinks ~1/sqrt(n).
+            avg = part[col].cast(pl.Float64).rolling_mean(window_size=AVG_NIGHTS, min_samples=AVG_MIN_NIGHTS) * scale
+            fig.add_trace(go.Scatter(x=x, y=avg.to_list(), mode="lines", name=f"{ch} ({AVG_NIGHTS}-night average)",
+                                     legendgroup=ch, showlegend=False, connectgaps=False,
+                                     line=dict(color=colour, width=2)))
         fig.update_xaxes(range=[calendar["day"][0].isoformat(), run_date.isoformat()])
-        out.append(charts.chart(fig, f"{title} — one noisy release per night, ± 95% margin"))
+        out.append(charts.chart(fig, f"{title} — one noisy release per night (dots, ± 95% margin); "
+                                     f"line: average of the last {AVG_NIGHTS} nights"))
     return out
 
 
