@@ -77,6 +77,6 @@ def test_residual_network_starts_exactly_at_the_ridge_forecast():
 
     train_w, val_w = _windows(96, 4), _windows(32, 5)
     ridge = B.fit_linear(train_w, val_w, alphas=(10.0,))
-    model = N.build_model(10.0, 5.0, width=8, ridge=ridge)
+    model = N.build_model(10.0, 5.0, width=8, ridge=ridge, base="ridge")
     assert not model.get_layer("ridge").trainable
     np.testing.assert_allclose(N.predict(model, val_w), B.predict_linear(ridge, val_w), atol=2e-3)

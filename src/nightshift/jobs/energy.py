@@ -24,7 +24,8 @@ from nightshift.modeling import KERAS
 from nightshift.registry import ModelLoadError
 
 METRIC = "holdout_mae_kwh"
-COVERAGE = 0.9  # forecast interval: 5% and 95% quantiles of validation residuals
+COVERAGE = 0.9  # forecast interval: nominal coverage, calibrated on validation residuals
+CONFORMAL_RECENT = 0.5  # the latest half of the validation origins calibrate the interval
 MIN_COMPARE_ORIGINS = 3  # fewer unseen holdout forecasts than this and the champion is kept
 RECENT_DAYS = 7  # gaps this close to D feed tonight's forecast inputs: warn about them
 
@@ -49,10 +50,20 @@ def run(ctx: JobContext) -> JobResult:
 
     from nightshift.jobs import energy_net as N  # TensorFlow: imported only when the job runs
 
+    # The network learns a correction to whichever forecast did best on the validation weeks: ridge
+    # at the turn of a season, seasonal naive or the day-type profile when load is steady. The
+    # profile is shown next to the baselines so the network's own contribution stays visible.
+    refs = {"linear (ridge)": B.predict_linear, "seasonal naive": lambda _m, w: B.seasonal_naive(w),
+            "day-type profile": lambda _m, w: B.daytype_profile(w)}
+    val_base = {k: B.mae(B.to_kwh(f(linear, val_w), val_w), val_w) for k, f in refs.items()}
+    base = min(val_base, key=val_base.get)
+    net_base = "ridge" if base == "linear (ridge)" else base
     info = N.select_strategy()
-    trained = N.train(train_w, val_w, info, seed=ctx.settings.seed)
+    trained = N.train(train_w, val_w, info, seed=ctx.settings.seed, base=net_base, ridge=linear)
+    net_label = f"network (residual on {net_base})"
     hold_pred = {"network": N.predict(trained.model, hold_w), "seasonal naive": B.seasonal_naive(hold_w),
-                 "linear (ridge)": B.predict_linear(linear, hold_w)}
+                 "linear (ridge)": B.predict_linear(linear, hold_w),
+                 "day-type profile (reference)": B.daytype_profile(hold_w)}
     hold_mae = {k: B.mae(B.to_kwh(p, hold_w), hold_w) for k, p in hold_pred.items()}
 
     reg = ctx.registry
@@ -61,7 +72,8 @@ def run(ctx: JobContext) -> JobResult:
         trained.model, KERAS, run_date=ctx.run_date,
         training_window=(_hour(series, int(split.train[0]) - D.LOOKBACK).date(), fit_end.date()),
         data_hash=D.data_fingerprint(series),
-        features=[f"past:{f}" for f in D.PAST_FEATURES] + [f"future:{f}" for f in D.FUTURE_FEATURES] + ["naive"],
+        features=[f"past:{f}" for f in D.PAST_FEATURES] + [f"future:{f}" for f in D.FUTURE_FEATURES] + ["naive"]
+        + [f"base:{net_base}"],
         params=trained.params,
         metrics={METRIC: hold_mae["network"], "holdout_wape": B.wape(B.to_kwh(hold_pred["network"], hold_w), hold_w),
                  "baseline_seasonal_naive_mae": hold_mae["seasonal naive"],
@@ -69,7 +81,7 @@ def run(ctx: JobContext) -> JobResult:
         holdout={"start": _hour(series, split.holdout[0]), "end": _hour(series, len(series.hours) - 1),
                  "forecasts": len(hold_w)},
         extra={"device": info.describe(), "epochs": trained.epochs, "train_seconds": trained.seconds,
-               "fit_end": fit_end},
+               "fit_end": fit_end, "base": net_base},
     )
     model, version, decision = _champion_challenger(ctx, reg, challenger, trained.model, series, split, hold_w,
                                                     hold_mae["network"], warnings)
@@ -78,8 +90,9 @@ def run(ctx: JobContext) -> JobResult:
         hold_mae["network (champion in use)"] = B.mae(B.to_kwh(hold_pred["network (champion in use)"], hold_w), hold_w)
     used = "network (champion in use)" if version != challenger.version else "network"
 
-    # Interval: quantiles of the used model's validation residuals, per horizon hour.
-    lo, hi = B.residual_quantiles(N.predict(model, val_w), val_w, COVERAGE)
+    # Interval: split-conformal half-width of the used model's recent validation residuals per hour.
+    half = B.conformal_halfwidth(N.predict(model, val_w), val_w, COVERAGE, recent=CONFORMAL_RECENT)
+    lo, hi = -half, half
     hold_cov = B.interval_coverage(hold_pred[used], lo, hi, hold_w)
 
     start = D.first_forecast_hour(ctx.run_date)
@@ -95,13 +108,15 @@ def run(ctx: JobContext) -> JobResult:
     training = {"device": ", ".join(info.devices), "strategy": info.name, "replicas": info.replicas,
                 "mixed precision": info.mixed_precision, "epochs run": trained.epochs,
                 "best epoch": trained.best_epoch, "training seconds": round(trained.seconds, 1),
-                "training windows": len(train_w), "windows per second": round(trained.windows_per_s, 1),
+                "training windows": len(train_w), "learns a correction to": net_base, "windows per second": round(trained.windows_per_s, 1),
                 "ridge seconds": round(linear_s, 1), "job seconds": round(total_s, 1)}
     context = {
         "model_version": version, "challenger_version": challenger.version, "decision": decision,
         "training": training, "split": _split_info(series, split),
         "accuracy_rows": R.accuracy_rows(hold_pred, hold_w),
         "mae": {k: round(v, 3) for k, v in hold_mae.items()},
+        "network_label": net_label, "base_choice": {"chosen": net_base, **{f"validation MAE {k}": round(v, 3)
+                                                                          for k, v in val_base.items()}},
         "interval": {"coverage_target": COVERAGE, "holdout_coverage": round(hold_cov, 3)},
         "charts": {"horizon": R.horizon_chart(hold_pred, hold_w),
                    "forecasts": R.forecast_charts(forecast),
@@ -116,7 +131,7 @@ def run(ctx: JobContext) -> JobResult:
                "naive_mae_kwh": round(hold_mae["seasonal naive"], 3),
                "linear_mae_kwh": round(hold_mae["linear (ridge)"], 3),
                "regions": len(series.regions), "device": info.name, "model_version": version}
-    extra = {"device": info.describe(), "strategy": info.name, "epochs": trained.epochs,
+    extra = {"device": info.describe(), "strategy": info.name, "epochs": trained.epochs, "base": net_base,
              "train_seconds": round(trained.seconds, 2), "windows_per_s": round(trained.windows_per_s, 1),
              "imputed_load_hours": int(clean["load_imputed"].sum()),
              "imputed_temperature_hours": int(clean["temp_imputed"].sum())}

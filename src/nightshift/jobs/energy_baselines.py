@@ -19,6 +19,16 @@ def seasonal_naive(w: Windows) -> np.ndarray:
     return w.naive.astype(np.float64)
 
 
+def daytype_profile(w: Windows) -> np.ndarray:
+    """Scaled forecasts (N × H): each hour's mean over the past week's days of the same type.
+
+    A reference the network may correct, not a baseline it is judged against.
+    """
+    from nightshift.jobs.energy_data import FUTURE_FEATURES
+
+    return w.future[:, :, FUTURE_FEATURES.index("load_daytype_mean")].astype(np.float64)
+
+
 def _features(w: Windows) -> np.ndarray:
     return np.concatenate([w.past.reshape(len(w), -1), w.future.reshape(len(w), -1)], axis=1)
 
@@ -38,7 +48,7 @@ class LinearBaseline:
         return ((_features(w) - self.mean) / self.scale) @ self.coef + self.intercept + w.naive
 
 
-def fit_linear(train: Windows, val: Windows, alphas: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0)) -> LinearBaseline:
+def fit_linear(train: Windows, val: Windows, alphas: tuple[float, ...] = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)) -> LinearBaseline:
     """Ridge on the network's features (scikit-learn's scaler), penalty chosen on validation MAE.
 
     The Gram matrix is formed once and each penalty is one small solve: refitting scikit-learn's
@@ -114,3 +124,23 @@ def interval_coverage(pred_scaled: np.ndarray, lo: np.ndarray, hi: np.ndarray, w
     t = w.target.astype(np.float64)
     inside = (t >= pred_scaled + lo) & (t <= pred_scaled + hi)
     return float(np.mean(inside[~np.isnan(t)]))
+
+
+def conformal_halfwidth(pred_scaled: np.ndarray, w: Windows, coverage: float = 0.9, smooth: int = 5,
+                        recent: float = 0.5) -> np.ndarray:
+    """Split-conformal half-width per horizon hour: a quantile of absolute validation residuals.
+
+    Only the most recent `recent` share of validation origins is used (errors drift with the
+    season, and the latest ones are closest to tonight), neighbouring horizon hours are pooled
+    (±`smooth` // 2), and the quantile level is the finite-sample ceil((n + 1) c) / n.
+    """
+    resid = np.abs(w.target.astype(np.float64) - pred_scaled)
+    cut = np.quantile(w.origin, 1 - recent) if recent < 1 else -np.inf
+    resid = resid[w.origin >= cut]
+    h, half = resid.shape[1], smooth // 2
+    q = np.empty(h)
+    for k in range(h):  # per horizon hour (168), not per window
+        block = resid[:, max(0, k - half): k + half + 1]
+        n = int(np.sum(~np.isnan(block)))
+        q[k] = np.nanquantile(block, min(1.0, np.ceil((n + 1) * coverage) / max(n, 1)))
+    return q

@@ -21,7 +21,14 @@ HORIZON = 168  # hours forecast (the next seven days)
 MIN_COVERAGE = 0.5  # below this share of active meters reporting, an hour's load is re-estimated
 TRAIN_STRIDE = 3  # training origins every 3 hours: neighbouring windows are near-copies; a third of the cost
 PAST_FEATURES = ("load", "temperature_c", "hour_sin", "hour_cos", "dow_sin", "dow_cos", "holiday")
-FUTURE_FEATURES = ("hour_sin", "hour_cos", "dow_sin", "dow_cos", "holiday")
+# Per horizon hour, from what is known at the origin: temp_recent is a persistence forecast of
+# temperature (the last observed day at the same hour of day; the source has no weather forecast);
+# load_daytype_mean averages the scaled load at that hour of day over the past week's days of the
+# same type (working or rest day) as the target day, load_yesterday is the last day at that hour:
+# both less noisy than the single reading a week ago. Holiday stays last.
+FUTURE_FEATURES = ("hour_sin", "hour_cos", "dow_sin", "dow_cos", "temp_recent", "load_daytype_mean",
+                   "load_yesterday", "holiday")
+SHORT_HISTORY_DAYS = 120  # below this much training span, every hourly origin is a training window
 
 
 def clean_hourly(hourly: pl.DataFrame) -> pl.DataFrame:
@@ -188,15 +195,48 @@ def make_windows(s: Series, origins: np.ndarray, future_holiday: np.ndarray | No
     )
     target = fut_w[r, o] / level[:, None]
     naive = past[:, -HORIZON:, 0] if LOOKBACK >= HORIZON else None
+    # Known-at-origin daily profiles, repeated for each day of the horizon (same hour of day).
+    reps = -(-HORIZON // 24)
+    day = lambda a: np.tile(a, (1, reps))[:, :HORIZON, None]  # noqa: E731
+    scaled = past[:, :, 0]
+    cal_f = calf_w[o]
+    future = np.concatenate([cal_f[..., :4], day(past[:, -24:, 1]), _daytype_profile(scaled, cal_w[o - LOOKBACK],
+                             cal_f)[..., None], day(scaled[:, -24:]), cal_f[..., 4:]], axis=-1)
     return Windows(
         past=past.astype(np.float32),
-        future=calf_w[o].astype(np.float32),
+        future=future.astype(np.float32),
         naive=np.ascontiguousarray(naive, dtype=np.float32),
         target=target.astype(np.float32),
         level=level,
         region=r,
         origin=o,
     )
+
+
+def _rest_hours(cal: np.ndarray) -> np.ndarray:
+    """Rest-day flag per hour (N × hours) from calendar features: weekend or holiday."""
+    dow = np.round(np.arctan2(cal[..., 2], cal[..., 3]) / (2 * np.pi) * 7).astype(int) % 7
+    return (dow >= 5) | (cal[..., 4] > 0.5)
+
+
+def _daytype_profile(scaled: np.ndarray, past_cal: np.ndarray, fut_cal: np.ndarray) -> np.ndarray:
+    """Per horizon hour: mean scaled load at that hour of day over past-week hours of the same day type.
+
+    Works hour by hour (origins need not be midnights). Falls back to the same hour a week earlier
+    when the past week has no hour of that type at that time of day.
+    """
+    n, days = len(scaled), LOOKBACK // 24
+    blocks = scaled[:, -days * 24:].reshape(n, 1, days, 24)
+    past_rest = _rest_hours(past_cal[:, -days * 24:]).reshape(n, 1, days, 24)
+    n_fut = -(-HORIZON // 24)
+    fut_rest = np.zeros((n, n_fut * 24), dtype=bool)
+    fut_rest[:, :HORIZON] = _rest_hours(fut_cal)
+    same = fut_rest.reshape(n, n_fut, 1, 24) == past_rest  # (N, future days, past days, 24)
+    count = same.sum(axis=2)
+    prof = (same * blocks).sum(axis=2) / np.maximum(count, 1)
+    naive = np.tile(scaled[:, -24:], (1, n_fut)).reshape(n, n_fut, 24) if HORIZON > LOOKBACK else \
+        np.concatenate([scaled[:, -HORIZON:], np.zeros((n, n_fut * 24 - HORIZON))], axis=1).reshape(n, n_fut, 24)
+    return np.where(count > 0, prof, naive).reshape(n, -1)[:, :HORIZON]
 
 
 @dataclass(frozen=True)
@@ -210,11 +250,12 @@ class Split:
     val_days: int
 
 
-def time_split(s: Series, holdout_days: int = 28, val_days: int = 28, train_stride: int = TRAIN_STRIDE) -> Split:
+def time_split(s: Series, holdout_days: int = 28, val_days: int = 28, train_stride: int | None = None) -> Split:
     """Time-based split: the last `holdout_days` are the holdout, the `val_days` before validation.
 
     Targets never cross a boundary: a training window's whole horizon ends before validation
-    starts, and so on. Holdout origins are midnights (how the nightly forecast is made).
+    starts, and so on. Holdout origins are midnights (how the nightly forecast is made). With a
+    short history (a run early in the data) every hour is a training origin, not every third.
     """
     n_t = len(s.hours)
     min_train = 14 * 24
@@ -225,6 +266,9 @@ def time_split(s: Series, holdout_days: int = 28, val_days: int = 28, train_stri
     if va_start - HORIZON < LOOKBACK + min_train // 2:
         days = (LOOKBACK + HORIZON + min_train) // 24 + 2 * 7
         raise ValueError(f"energy: {n_t // 24} days of history are too few to train; need about {days}")
+    if train_stride is None:
+        short = va_start - HORIZON - LOOKBACK < SHORT_HISTORY_DAYS * 24
+        train_stride = 1 if short else TRAIN_STRIDE
     hod = (s.hours - s.hours.astype("datetime64[D]")).astype(np.int64)
     ho = np.arange(ho_start, n_t - HORIZON + 1)
     ho = ho[hod[ho] == 0]
