@@ -77,8 +77,7 @@ def trend_charts(series: dict[str, pl.DataFrame | None], run_date: date, days: i
                                      legendgroup=ch, showlegend=False, connectgaps=False,
                                      line=dict(color=colour, width=2)))
         fig.update_xaxes(range=[calendar["day"][0].isoformat(), run_date.isoformat()])
-        out.append(charts.chart(fig, f"{title} — one noisy release per night (dots, ± 95% margin); "
-                                     f"line: average of the last {AVG_NIGHTS} nights"))
+        out.append(charts.chart(fig, f"{title} — nightly releases ± 95%; line: {AVG_NIGHTS}-night average"))
     return out
 
 
