@@ -51,9 +51,9 @@ def job_task(settings: Settings, run_date: date, job: str, build: Any,
 
 
 @task(name="publish", **RETRY)
-def publish_task(settings: Settings, run_date: date, build: Any, loads: dict, outcomes: list,
-                 attempt: dict, fingerprints: dict, quality: dict) -> str:
-    return str(night.publish_night(settings, run_date, build, loads, outcomes, attempt, fingerprints, quality))
+def publish_task(settings: Settings, run_date: date, build: Any, outcomes: list, attempt: dict,
+                 fingerprints: dict, quality: dict) -> str:
+    return str(night.publish_night(settings, run_date, build, outcomes, attempt, fingerprints, quality))
 
 
 @flow(name="nightly", log_prints=True, on_failure=[alerts.prefect_on_failure],
@@ -88,7 +88,7 @@ def nightly(run_date: date | None = None, jobs: list[str] | None = None, force: 
         prints = night.table_fingerprints(wh, run_date, list(loads))
         quality = night.data_quality(wh, run_date, loads)
         wh.close()
-        index = publish_task(settings, run_date, build, loads, outcomes, attempt, prints, quality)
+        index = publish_task(settings, run_date, build, outcomes, attempt, prints, quality)
         attempt.update(ended=runs.now(), status=night.overall_status(outcomes), report=index,
                        jobs={o.job: {"status": o.status, "seconds": round(o.seconds, 2), "error": o.error,
                                      "input_hash": o.input_hash} for o in outcomes},

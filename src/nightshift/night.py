@@ -99,9 +99,8 @@ def _carry_over(settings: Settings, run_date: date, job: str, build: Path) -> st
     return None
 
 
-def publish_night(settings: Settings, run_date: date, build: Path, loads: dict[str, ingest.TableLoad],
-                  outcomes: list[JobOutcome], attempt: dict[str, Any], fingerprints: dict[str, str],
-                  quality: dict[str, dict]) -> Path:
+def publish_night(settings: Settings, run_date: date, build: Path, outcomes: list[JobOutcome],
+                  attempt: dict[str, Any], fingerprints: dict[str, str], quality: dict[str, dict]) -> Path:
     """Write the manifest and run page into the build, swap it in, and refresh the index of nights."""
     prev = previous_manifest(settings, run_date) or {}
     for o in outcomes:

@@ -157,7 +157,7 @@ def published(tmp_path_factory) -> Path:
                 outcomes.append(night.run_job(s, wh, d, job, build, loads))
             except Exception as e:
                 outcomes.append(night.failed(job, e))
-        night.publish_night(s, d, build, loads, outcomes, night.new_attempt("test"),
+        night.publish_night(s, d, build, outcomes, night.new_attempt("test"),
                             night.table_fingerprints(wh, d, list(loads)), night.data_quality(wh, d, loads))
     return s.reports_dir
 

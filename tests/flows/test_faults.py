@@ -229,7 +229,7 @@ def test_html_in_names_is_escaped_in_reports(env) -> None:
 def _publish(s, wh, loads, outcomes) -> None:
     build = publish.new_build_dir(s.reports_dir, D.isoformat())
     attempt = night.new_attempt("test")
-    night.publish_night(s, D, build, loads, outcomes, attempt, night.table_fingerprints(wh, D, list(loads)),
+    night.publish_night(s, D, build, outcomes, attempt, night.table_fingerprints(wh, D, list(loads)),
                         night.data_quality(wh, D, loads))
 
 

@@ -34,8 +34,8 @@ def _night(settings, run_date, jobs: list[str]) -> tuple[float, dict[str, str]]:
             except Exception as e:  # noqa: BLE001 - a failing job is reported, not fatal to the bench
                 outcomes.append(night.failed(j, e))
         prints = night.table_fingerprints(wh, run_date, list(loads))
-        extra = [night.data_quality(wh, run_date, loads)] if hasattr(night, "data_quality") else []
-        night.publish_night(settings, run_date, build, loads, outcomes, night.new_attempt("bench"), prints, *extra)
+        night.publish_night(settings, run_date, build, outcomes, night.new_attempt("bench"), prints,
+                            night.data_quality(wh, run_date, loads))
     return time.perf_counter() - t0, {o.job: o.status for o in outcomes}
 
 
