@@ -25,7 +25,7 @@ from nightshift.registry import ModelLoadError
 
 METRIC = "holdout_mae_kwh"
 COVERAGE = 0.9  # forecast interval: nominal coverage, calibrated on validation residuals
-CONFORMAL_RECENT = 0.5  # the latest half of the validation origins calibrate the interval
+CONFORMAL_RECENT = 1.0  # all validation origins calibrate the interval (the latest half alone covered less)
 MIN_COMPARE_ORIGINS = 3  # fewer unseen holdout forecasts than this and the champion is kept
 RECENT_DAYS = 7  # gaps this close to D feed tonight's forecast inputs: warn about them
 

@@ -177,8 +177,8 @@ class TrainResult:
 
 def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, base: str = "seasonal naive",
           ridge: LinearBaseline | None = None,
-          max_epochs: int = 30, patience: int = 3, batch_size: int | None = None, learning_rate: float = 1e-3,
-          width: int = 32, weight_decay: float = 1e-2) -> TrainResult:
+          max_epochs: int = 30, patience: int = 3, batch_size: int | None = None, learning_rate: float = 3e-4,
+          width: int = 32, weight_decay: float = 1e-2, dropout: float = 0.5) -> TrainResult:
     """Fit with early stopping on the validation windows (restoring the best weights).
 
     If no epoch beats the untrained model on validation (the base forecast itself, since the
@@ -192,7 +192,7 @@ def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, ba
     global_batch = batch_size * info.replicas
     with info.strategy.scope():
         model = build_model(float(temp.mean()), float(temp.std()), width=width, mixed=info.mixed_precision,
-                            ridge=ridge, base=base)
+                            ridge=ridge, base=base, dropout=dropout)
         opt = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
         if info.mixed_precision:
             opt = keras.optimizers.LossScaleOptimizer(opt)
