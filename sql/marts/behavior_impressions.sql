@@ -3,24 +3,8 @@
 -- next impression of that campaign. Features come only from the user's events strictly before the
 -- impression (ordered by time, then event id): no peeking at the click or anything later.
 -- History counts look back over $history_days days. At most $max_rows rows (a hash sample).
-with ev as (
-    select user_id, ts, event_id, event_type, channel, campaign_id, coalesce(device, 'unknown') as device
-    from events
-    where _partition <= $run_date
-      and ts < $run_date::date + interval 1 day
-      and ts >= $run_date::date - cast($history_days - 1 as integer)
-),
-
-gaps as (
-    select
-        *,
-        coalesce(ts - lag(ts) over (partition by user_id order by ts, event_id) > interval 30 minute, true) as starts
-    from ev
-),
-
-numbered as (
-    select *, sum(starts::int) over (partition by user_id order by ts, event_id rows unbounded preceding) as session_no
-    from gaps
+with numbered as (
+    select * from sessionized_events($run_date, $history_days)
 ),
 
 history as (

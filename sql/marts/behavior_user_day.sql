@@ -1,24 +1,8 @@
 -- Person-level rows for the daily channel trends: one row per user, day and session channel in the
 -- last $days days, with visits (sessions), converting visits, purchases and revenue.
 -- Feeds privacy releases only (user_id is the privacy unit); never shown as is.
-with ev as (
-    select user_id, ts, event_id, event_type, channel, revenue_cents
-    from events
-    where _partition <= $run_date
-      and ts < $run_date::date + interval 1 day
-      and ts >= $run_date::date - cast($days - 1 as integer)
-),
-
-gaps as (
-    select
-        *,
-        coalesce(ts - lag(ts) over (partition by user_id order by ts, event_id) > interval 30 minute, true) as starts
-    from ev
-),
-
-numbered as (
-    select *, sum(starts::int) over (partition by user_id order by ts, event_id rows unbounded preceding) as session_no
-    from gaps
+with numbered as (
+    select * from sessionized_events($run_date, $days)
 ),
 
 sessions as (

@@ -1,18 +1,7 @@
 -- Per-user behaviour features for segmentation, over the last $days days: recency, frequency
 -- (sessions), monetary value, purchases and the share of sessions per channel.
-with ev as (
-    select user_id, ts, event_id, event_type, channel, revenue_cents
-    from events
-    where _partition <= $run_date
-      and ts < $run_date::date + interval 1 day
-      and ts >= $run_date::date - cast($days - 1 as integer)
-),
-
-gaps as (
-    select
-        *,
-        coalesce(ts - lag(ts) over (partition by user_id order by ts, event_id) > interval 30 minute, true) as starts
-    from ev
+with gaps as (
+    select * from sessionized_events($run_date, $days)
 ),
 
 sessions as (
@@ -27,7 +16,7 @@ spend as (
         $run_date::date - max(cast(ts as date)) as recency_days,
         count(*) filter (where event_type = 'purchase') as purchases,
         coalesce(sum(revenue_cents) filter (where event_type = 'purchase'), 0) as revenue_cents
-    from ev
+    from gaps
     group by user_id
 ),
 

@@ -79,6 +79,8 @@ class Warehouse:
             cols = ", ".join(f"{c.name} {c.type}" for c in t.columns)
             self.con.execute(f"create table if not exists {t.name} ({cols}, _partition DATE not null)")
         self.con.execute(sql_text("staging/ingest_log"))
+        for macro in sorted((SQL_DIR / "macros").glob("*.sql")):  # shared SQL macros, kept current
+            self.con.execute(macro.read_text())
 
     # -- reading -----------------------------------------------------------------------------------
     def run_sql(self, name: str, **params: Any) -> pl.DataFrame:
