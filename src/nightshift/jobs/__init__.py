@@ -102,7 +102,7 @@ class JobContext:
 
     def sql(self, name: str, **params: Any) -> pl.DataFrame:
         """Run `sql/marts/<name>.sql` with `$run_date` and `params` bound."""
-        return self.warehouse.run_sql(f"marts/{name}", run_date=self.run_date, **params)
+        return self.warehouse.run_sql("marts/" + name, run_date=self.run_date, **params)
 
     def write_parquet(self, name: str, frame: pl.DataFrame) -> Path:
         """Write one of the job's output tables as `<out_dir>/<name>.parquet`."""
