@@ -20,6 +20,9 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _SQL_NAME = re.compile(r"^[a-z0-9_]+(/[a-z0-9_]+)?$")
 
 
+_SETUP_LOCK = threading.Lock()
+
+
 class WarehouseBusy(RuntimeError):
     """Another process holds the warehouse; the message says which file and what to do."""
 
@@ -55,7 +58,8 @@ class Warehouse:
         self._local = threading.local()
         self.write_lock = threading.RLock()  # one writer at a time inside this process
         if not read_only:
-            self._create_tables()
+            with _SETUP_LOCK:  # jobs open the warehouse from parallel threads; DDL must not race
+                self._create_tables()
 
     def close(self) -> None:
         self.con.close()
