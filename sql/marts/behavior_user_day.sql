@@ -1,20 +1,8 @@
 -- Person-level rows for the daily channel trends: one row per user, day and session channel in the
 -- last $days days, with visits (sessions), converting visits, purchases and revenue.
 -- Feeds privacy releases only (user_id is the privacy unit); never shown as is.
-with numbered as (
-    select * from sessionized_events($run_date, $days)
-),
-
-sessions as (
-    select
-        user_id,
-        session_no,
-        cast(min(ts) as date) as day,
-        arg_min(channel, ts) as channel,
-        count(*) filter (where event_type = 'purchase') as purchases,
-        coalesce(sum(revenue_cents) filter (where event_type = 'purchase'), 0) as revenue_cents
-    from numbered
-    group by user_id, session_no
+with sessions as (
+    select * from sessionized_totals($run_date, $days)
 ),
 
 final as (

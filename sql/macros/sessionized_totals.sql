@@ -1,11 +1,7 @@
--- One row per session in the last $days days up to $run_date, with what happened in it.
--- A session is one user's run of events with no gap over 30 minutes; its channel and device are
--- those of its first event. Used for visits, conversion and funnels (a visit = a session).
-with numbered as (
-    select * from sessionized_events($run_date, $days)
-),
-
-final as (
+-- One row per session in the last `days` days up to run_date, with what happened in it; its
+-- channel and device are those of its first event. A visit is a session.
+create or replace macro sessionized_totals(run_date, days) as table
+with final as (
     select
         user_id,
         session_no,
@@ -18,7 +14,7 @@ final as (
         count(*) filter (where event_type = 'add_to_cart') as carts,
         count(*) filter (where event_type = 'purchase') as purchases,
         coalesce(sum(revenue_cents) filter (where event_type = 'purchase'), 0)::bigint as revenue_cents
-    from numbered
+    from sessionized_events(run_date, days)
     group by user_id, session_no
 )
 
