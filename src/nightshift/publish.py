@@ -18,7 +18,8 @@ from typing import Any
 import polars as pl
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename in `path` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -40,7 +41,7 @@ def write_bytes_atomic(data: bytes, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def write_text_atomic(text: str, path: Path) -> None:
@@ -82,7 +83,7 @@ def swap_in(build: Path, link: Path) -> None:
     tmp_link = link.with_name(f".{link.name}.{uuid.uuid4().hex[:8]}.link")
     os.symlink(os.path.relpath(build, link.parent), tmp_link)
     os.replace(tmp_link, link)
-    _fsync_dir(link.parent)
+    fsync_dir(link.parent)
     if old is not None and old != build.resolve() and old.is_dir():
         shutil.rmtree(old, ignore_errors=True)
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from nightshift.modeling import ArtifactFormat
+from nightshift.publish import fsync_dir, write_json_atomic
 
 _VERSION = re.compile(r"^v(\d{4,})-(\d{8})$")
 _LIBRARIES = ("numpy", "polars", "duckdb", "scikit-learn", "xgboost", "statsmodels", "tensorflow-cpu", "keras")
@@ -105,22 +106,8 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with tmp.open("w") as fh:
-        json.dump(_jsonable(payload), fh, indent=2, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    write_json_atomic(_jsonable(payload), path)
 
 
 def _file_hashes(directory: Path) -> dict[str, str]:
@@ -255,7 +242,7 @@ class ModelRegistry:
                 meta["version"] = version
                 _write_json_atomic(tmp / METADATA, meta)
                 os.rename(tmp, self.root / version)
-                _fsync_dir(self.root)
+                fsync_dir(self.root)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
