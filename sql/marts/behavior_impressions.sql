@@ -8,19 +8,23 @@ with numbered as (
 ),
 
 history as (
+    -- Running counts over the user's events in time order, minus the event itself: "strictly before"
+    -- without a sliding frame. One window ordering for all of them (one sort); the session's count
+    -- at its first event is the running maximum of the counts seen at session starts.
     select
         *,
-        count(*) filter (where event_type = 'ad_impression') over before as prior_impressions,
-        count(*) filter (where event_type = 'ad_click') over before as prior_clicks,
-        count(*) filter (where event_type = 'add_to_cart') over before as prior_carts,
-        count(*) filter (where event_type = 'purchase') over before as prior_purchases,
-        min(ts) over before as first_seen,
-        count(*) filter (where event_type = 'ad_impression') over session_before as session_impressions_before
-    from numbered
-    window
-        before as (partition by user_id order by ts, event_id rows between unbounded preceding and 1 preceding),
-        session_before as (partition by user_id, session_no order by ts, event_id
-                           rows between unbounded preceding and 1 preceding)
+        sum(is_impression) over user_order - is_impression as prior_impressions,
+        sum((event_type = 'ad_click')::int) over user_order - (event_type = 'ad_click')::int as prior_clicks,
+        sum((event_type = 'add_to_cart')::int) over user_order - (event_type = 'add_to_cart')::int as prior_carts,
+        sum((event_type = 'purchase')::int) over user_order - (event_type = 'purchase')::int as prior_purchases,
+        first_value(ts) over user_order as first_seen,
+        max(case when starts then sum_impressions - is_impression end) over user_order as session_start_impressions
+    from (
+        select *, sum(is_impression) over user_order as sum_impressions
+        from (select *, (event_type = 'ad_impression')::int as is_impression from numbered)
+        window user_order as (partition by user_id order by ts, event_id rows unbounded preceding)
+    )
+    window user_order as (partition by user_id order by ts, event_id rows unbounded preceding)
 ),
 
 ads as (
@@ -48,7 +52,7 @@ final as (
         prior_purchases::bigint as prior_purchases,
         (session_no - 1)::bigint as prior_sessions,
         coalesce(date_diff('day', first_seen, ts), 0)::bigint as days_since_first_seen,
-        session_impressions_before::bigint as session_impressions_before,
+        (prior_impressions - session_start_impressions)::bigint as session_impressions_before,
         coalesce(next_ad_event = 'ad_click', false)::int as clicked
     from ads
     where event_type = 'ad_impression'

@@ -33,56 +33,65 @@ class Checked:
         return dict(zip(counts["_rule"].to_list(), counts["len"].to_list(), strict=True))
 
 
-def _first_reason(rules: list[tuple[pl.Expr, pl.Expr, str]]) -> tuple[pl.Expr, pl.Expr]:
-    """Fold (broken?, message, rule) checks into the first broken message and rule per row."""
-    reason = pl.lit(None, pl.String)
-    rule = pl.lit(None, pl.String)
-    for broken, message, name in reversed(rules):
-        reason = pl.when(broken).then(message).otherwise(reason)
-        rule = pl.when(broken).then(pl.lit(name)).otherwise(rule)
-    return reason, rule
+@dataclass(frozen=True)
+class Rule:
+    """A broken rule as people read it: its name (counted in the log) and the sentence formatted
+    for each quarantined row (only for those: which rows break it is decided with booleans)."""
+
+    name: str
+    message: pl.Expr
 
 
-def _column_rules(t: TableSpec) -> list[tuple[pl.Expr, pl.Expr, str]]:
+def _present(raw: pl.Series) -> pl.Expr:
+    """The source sent a value (not null, and not blank text)."""
+    col = pl.col(raw.name)
+    if raw.dtype in (pl.String, pl.Categorical):
+        return col.is_not_null() & (col.str.strip_chars().str.len_bytes() > 0)
+    return col.is_not_null()
+
+
+def _raw_text(c: str) -> pl.Expr:
+    return pl.col(f"_raw_{c}").cast(pl.String).str.strip_chars().replace("", None)
+
+
+def _column_rules(t: TableSpec) -> list[tuple[pl.Expr, Rule]]:
     rules = []
     for c in t.columns:
-        col = pl.col(c.name)
-        raw_text = pl.col(f"_raw_{c.name}")
-        rules.append((
-            raw_text.is_not_null() & col.is_null(),
-            pl.format("column {}: {} is not a valid {}", pl.lit(c.name), raw_text, pl.lit(c.type)),
-            f"wrong type in {c.name}",
-        ))
+        col, present = pl.col(c.name), pl.col(f"_present_{c.name}")
+        rules.append((present & col.is_null(), Rule(f"wrong type in {c.name}", pl.format(
+            "column {}: {} is not a valid {}", pl.lit(c.name), _raw_text(c.name), pl.lit(c.type)))))
         if c.required:
-            rules.append((col.is_null() & raw_text.is_null(), pl.lit(f"column {c.name} is null but required"),
-                          f"null in required column {c.name}"))
+            rules.append((col.is_null() & ~present,
+                          Rule(f"null in required column {c.name}", pl.lit(f"column {c.name} is null but required"))))
         if c.enum:
-            rules.append((col.is_not_null() & ~col.is_in(list(c.enum)),
-                          pl.format("column {}: {} is not one of {}", pl.lit(c.name), col, pl.lit(", ".join(c.enum))),
-                          f"unknown value in {c.name}"))
+            rules.append((col.is_not_null() & ~col.is_in(list(c.enum)), Rule(f"unknown value in {c.name}", pl.format(
+                "column {}: {} is not one of {}", pl.lit(c.name), col, pl.lit(", ".join(c.enum))))))
         if c.min is not None:
             low = (col <= c.min) if c.min_exclusive else (col < c.min)
             bound = ("> " if c.min_exclusive else ">= ") + f"{c.min:g}"
-            rules.append((low.fill_null(False), pl.format("column {}: {} is not {}", pl.lit(c.name), col, pl.lit(bound)),
-                          f"out of range in {c.name}"))
+            rules.append((low.fill_null(False), Rule(f"out of range in {c.name}",
+                                                    pl.format("column {}: {} is not {}", pl.lit(c.name), col, pl.lit(bound)))))
         if c.max is not None:
-            rules.append(((col > c.max).fill_null(False),
-                          pl.format("column {}: {} is above {}", pl.lit(c.name), col, pl.lit(f"{c.max:g}")),
-                          f"out of range in {c.name}"))
+            rules.append(((col > c.max).fill_null(False), Rule(f"out of range in {c.name}", pl.format(
+                "column {}: {} is above {}", pl.lit(c.name), col, pl.lit(f"{c.max:g}")))))
     return rules
 
 
-def _mark(frame: pl.DataFrame, broken: pl.Expr, message: pl.Expr, rule: str) -> pl.DataFrame:
-    """Give rows that are still good and break this rule their first reason."""
-    hit = pl.col("_reason").is_null() & broken
-    return frame.with_columns(
-        pl.when(hit).then(message).otherwise(pl.col("_reason")).alias("_reason"),
-        pl.when(hit).then(pl.lit(rule)).otherwise(pl.col("_rule")).alias("_rule"),
-    )
+def _mark(frame: pl.DataFrame, rules: list[Rule], broken: pl.Expr, rule: Rule) -> pl.DataFrame:
+    """Give rows that are still good and break `rule` its number (the first broken rule wins)."""
+    rules.append(rule)
+    hit = pl.col("_rule_no").is_null() & broken
+    return frame.with_columns(pl.when(hit).then(pl.lit(len(rules) - 1, pl.Int16)).otherwise(pl.col("_rule_no"))
+                              .alias("_rule_no"))
 
 
 def check(table: str, raw: pa.Table, warehouse: Warehouse) -> Checked:
-    """Type, normalise and check rows of `table`; `raw` carries `_partition`, the drop each row came in."""
+    """Type, normalise and check rows of `table`; `raw` carries `_partition`, the drop each row came in.
+
+    Rules are decided on every row with boolean columns; the reason text and the raw values kept
+    for people are built only for the rows that go to quarantine (usually few), which keeps a
+    check of millions of rows at a fraction of a second.
+    """
     t = spec(table)
     raw = raw.append_column("_row", pa.array(range(raw.num_rows), pa.int64()))
     cur = warehouse.cursor
@@ -93,47 +102,66 @@ def check(table: str, raw: pa.Table, warehouse: Warehouse) -> Checked:
         cur.unregister("raw")
     raw_pl = pl.from_arrow(raw)
     assert isinstance(raw_pl, pl.DataFrame)
-    # Keep each raw value as text: it shows a bad value in the quarantine and tells a wrong type
-    # (text present, typed value null) from a real null.
-    raw_text = raw_pl.select(
-        [pl.col(c).cast(pl.String).str.strip_chars().replace("", None).alias(f"_raw_{c}") for c in t.column_names]
-        + [pl.col("_partition").cast(pl.Date)]
-    )
-    frame = pl.concat([typed, raw_text], how="horizontal")
-    reason, rule = _first_reason(_column_rules(t))
-    frame = frame.with_columns(reason.alias("_reason"), rule.alias("_rule"))
+    # Whether the source sent a value tells a wrong type (value sent, typed value null) from a null.
+    present = raw_pl.select([_present(raw_pl[c]).alias(f"_present_{c}") for c in t.column_names])
+    frame = pl.concat([typed, present, raw_pl.select(pl.col("_partition").cast(pl.Date))], how="horizontal")
+    checks = _column_rules(t)
+    rules = [rule for _, rule in checks]
+    rule_no = pl.lit(None, pl.Int16)
+    for i, (broken, _) in reversed(list(enumerate(checks))):
+        rule_no = pl.when(broken).then(pl.lit(i, pl.Int16)).otherwise(rule_no)
+    frame = frame.with_columns(rule_no.alias("_rule_no")).drop([f"_present_{c}" for c in t.column_names])
 
     day_col = pl.col(t.time_column).cast(pl.Date)
-    frame = _mark(frame, (day_col > pl.col("_partition")).fill_null(False),
-                  pl.format("{} {} is after the drop date {}", pl.lit(t.time_column), day_col, pl.col("_partition")),
-                  "future timestamp")
+    frame = _mark(frame, rules, (day_col > pl.col("_partition")).fill_null(False), Rule(
+        "future timestamp",
+        pl.format("{} {} is after the drop date {}", pl.lit(t.time_column), day_col, pl.col("_partition"))))
     # Duplicates in the batch: identical rows within a drop, then distinct rows sharing a key
-    # (within one drop, or across drops: the earliest drop wins).
-    frame = frame.sort("_partition", "_row")
-    ok = pl.col("_reason").is_null()
-    frame = _mark(frame, ok & ~pl.struct([*t.column_names, "_partition"]).is_first_distinct().over(ok),
-                  pl.lit("an identical row appears earlier in the drop"), "duplicate row")
-    ok = pl.col("_reason").is_null()
+    # (within one drop, or across drops: the earliest drop wins). Drops come oldest first.
+    if not frame["_partition"].is_sorted():
+        frame = frame.sort("_partition", "_row")
+    ok = pl.col("_rule_no").is_null()
+    frame = _mark(frame, rules, ok & ~pl.struct([*t.column_names, "_partition"]).is_first_distinct().over(ok),
+                  Rule("duplicate row", pl.lit("an identical row appears earlier in the drop")))
+    ok = pl.col("_rule_no").is_null()
     key = list(t.key)
-    first_part = pl.col("_partition").first().over([*key, ok])
+    frame = frame.with_columns(pl.col("_partition").first().over([*key, ok]).alias("_first_partition"))
     not_first = ~pl.struct(key).is_first_distinct().over(ok)
-    frame = _mark(frame, ok & not_first & (first_part == pl.col("_partition")),
-                  pl.format("key ({}) appears more than once in the drop", pl.lit(", ".join(key))), "duplicate key")
-    frame = _mark(frame, pl.col("_reason").is_null() & not_first,
-                  pl.format("key already delivered in the drop of {}", first_part), "duplicate key across days")
-    frame = _against_warehouse(t, frame, warehouse)
-    good = frame.filter(pl.col("_reason").is_null()).select([*t.column_names, "_partition"])
-    bad = frame.filter(pl.col("_reason").is_not_null()).select(
-        ["_partition", "_row", "_reason", "_rule"] + [f"_raw_{c}" for c in t.column_names]
-    ).rename({f"_raw_{c}": c for c in t.column_names})
-    return Checked(good=good, bad=bad)
+    frame = _mark(frame, rules, ok & not_first & (pl.col("_first_partition") == pl.col("_partition")),
+                  Rule("duplicate key",
+                       pl.format("key ({}) appears more than once in the drop", pl.lit(", ".join(key)))))
+    frame = _mark(frame, rules, pl.col("_rule_no").is_null() & not_first,
+                  Rule("duplicate key across days",
+                       pl.format("key already delivered in the drop of {}", pl.col("_first_partition"))))
+    frame = _against_warehouse(t, frame, rules, warehouse)
+    good = frame.filter(pl.col("_rule_no").is_null()).select([*t.column_names, "_partition"])
+    return Checked(good=good, bad=_quarantined(t, frame.filter(pl.col("_rule_no").is_not_null()), rules, raw))
 
 
-def _against_warehouse(t: TableSpec, frame: pl.DataFrame, warehouse: Warehouse) -> pl.DataFrame:
+def _quarantined(t: TableSpec, bad: pl.DataFrame, rules: list[Rule], raw: pa.Table) -> pl.DataFrame:
+    """The quarantined rows: drop, row number, reason and rule, and each value as the source sent it."""
+    sent = raw.select(t.column_names).take(bad["_row"].to_arrow())
+    raw_bad = pl.from_arrow(sent.rename_columns([f"_raw_{c}" for c in t.column_names]))
+    assert isinstance(raw_bad, pl.DataFrame)
+    bad = pl.concat([bad, raw_bad], how="horizontal")
+    # Each rule's sentence on its own rows (a long when/then chain of string formats is slower and
+    # trips a Polars bug), then back in drop and row order.
+    parts = [
+        rows.with_columns(rules[no].message.alias("_reason"), pl.lit(rules[no].name).alias("_rule"))
+        for (no,), rows in bad.partition_by("_rule_no", as_dict=True).items()
+    ]
+    cols = ["_partition", "_row", "_reason", "_rule", *[_raw_text(c).alias(c) for c in t.column_names]]
+    if not parts:
+        return bad.with_columns(pl.lit(None, pl.String).alias("_reason"), pl.lit(None, pl.String).alias("_rule")) \
+            .select(cols)
+    return pl.concat(parts).sort("_partition", "_row").select(cols)
+
+
+def _against_warehouse(t: TableSpec, frame: pl.DataFrame, rules: list[Rule], warehouse: Warehouse) -> pl.DataFrame:
     """Quarantine keys already loaded from other drops, and references to rows that don't exist."""
     cur = warehouse.cursor
     key = list(t.key)
-    candidates = frame.filter(pl.col("_reason").is_null()).select(["_row", "_partition", *key])
+    candidates = frame.filter(pl.col("_rule_no").is_null()).select(["_row", "_partition", *key])
     if candidates.height == 0:
         return frame
     cur.register("_cand", candidates.to_arrow())
@@ -147,12 +175,12 @@ def _against_warehouse(t: TableSpec, frame: pl.DataFrame, warehouse: Warehouse) 
     finally:
         cur.unregister("_cand")
     if clash.height:
-        frame = frame.join(clash, on="_row", how="left")
-        frame = _mark(frame, pl.col("other").is_not_null(),
-                      pl.format("key already loaded from the drop of {}", pl.col("other")),
-                      "duplicate key across days").drop("other")
+        frame = frame.join(clash.rename({"other": "_other_partition"}), on="_row", how="left")
+        frame = _mark(frame, rules, pl.col("_other_partition").is_not_null(), Rule(
+            "duplicate key across days",
+            pl.format("key already loaded from the drop of {}", pl.col("_other_partition"))))
     for ref in t.references:
-        pending = frame.filter(pl.col("_reason").is_null()).select("_row", "_partition", ref.column)
+        pending = frame.filter(pl.col("_rule_no").is_null()).select("_row", "_partition", ref.column)
         cur.register("_refs", pending.to_arrow())
         try:
             missing = cur.sql(
@@ -162,7 +190,7 @@ def _against_warehouse(t: TableSpec, frame: pl.DataFrame, warehouse: Warehouse) 
         finally:
             cur.unregister("_refs")
         if missing.height:
-            frame = _mark(frame, pl.col("_row").is_in(missing["_row"].implode()),
-                          pl.format("{} {} has no row in {}", pl.lit(ref.column), pl.col(ref.column), pl.lit(ref.table)),
-                          f"unknown {ref.column}")
+            frame = _mark(frame, rules, pl.col("_row").is_in(missing["_row"].implode()), Rule(
+                f"unknown {ref.column}",
+                pl.format("{} {} has no row in {}", pl.lit(ref.column), pl.col(ref.column), pl.lit(ref.table))))
     return frame

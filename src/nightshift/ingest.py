@@ -47,7 +47,8 @@ def _previous_hashes(warehouse: Warehouse, table: str) -> dict[date, str]:
     return dict(zip(rows["partition_date"].to_list(), rows["input_hash"].to_list(), strict=True))
 
 
-CHUNK = 31  # drops checked and loaded together: one month of daily drops per transaction
+CHUNK = 31  # drops checked and loaded together: at most a month of daily drops per transaction
+CHUNK_ROWS = 2_000_000  # ... and at most about this many rows, so memory stays flat on big tables
 
 
 def load_table(settings: Settings, warehouse: Warehouse, table: str, run_date: date) -> TableLoad:
@@ -62,8 +63,18 @@ def load_table(settings: Settings, warehouse: Warehouse, table: str, run_date: d
         return out
     changed = [p for p in parts if seen.get(p.day) != p.input_hash]
     out.partitions_unchanged = len(parts) - len(changed)
-    for i in range(0, len(changed), CHUNK):
-        _load_chunk(settings, warehouse, changed[i : i + CHUNK], out, run_date)
+    batch: list[tuple[Partition, pa.Table]] = []
+    rows = 0
+    for part in changed:
+        raw = _read(part, out, run_date)
+        if raw is not None:
+            batch.append((part, raw))
+            rows += raw.num_rows
+        if len(batch) >= CHUNK or rows >= CHUNK_ROWS:
+            _load_chunk(settings, warehouse, batch, out, run_date)
+            batch, rows = [], 0
+    if batch:
+        _load_chunk(settings, warehouse, batch, out, run_date)
     if any(p.day == run_date for p in parts) and not out.day_rows_read and not out.problem:
         day = warehouse.run_sql("staging/ingest_day", table=table, day=run_date)
         if day.height:
@@ -73,34 +84,32 @@ def load_table(settings: Settings, warehouse: Warehouse, table: str, run_date: d
     return out
 
 
-def _read_chunk(parts: list[Partition], out: TableLoad, run_date: date) -> tuple[pa.Table | None, list[Partition]]:
-    """Read the drops of a chunk into one table with `_partition`; unreadable drops are reported."""
-    tables, ok = [], []
-    for part in parts:
-        try:
-            raw = part.read()
-        except SourceError as e:
-            out.errors.append(str(e))
-            if part.day == run_date:
-                out.problem = str(e)
-            continue
-        tables.append(raw.append_column("_partition", pa.array([part.day] * raw.num_rows, pa.date32())))
-        ok.append(part)
-    if not tables:
-        return None, ok
+def _read(part: Partition, out: TableLoad, run_date: date) -> pa.Table | None:
+    """One drop's rows with `_partition`; an unreadable drop is reported (and None)."""
+    try:
+        raw = part.read()
+    except SourceError as e:
+        out.errors.append(str(e))
+        if part.day == run_date:
+            out.problem = str(e)
+        return None
+    return raw.append_column("_partition", pa.array([part.day] * raw.num_rows, pa.date32()))
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    """The drops of a chunk as one table."""
     if len({tb.schema for tb in tables}) > 1:
         # A drop with other types (a number delivered as text): compare as text, the contract types it.
         tables = [tb.cast(pa.schema([pa.field(f.name, pa.string() if f.name != "_partition" else pa.date32())
                                      for f in tb.schema])) for tb in tables]
-    return pa.concat_tables(tables, promote_options="permissive"), ok
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
-def _load_chunk(settings: Settings, warehouse: Warehouse, parts: list[Partition], out: TableLoad,
+def _load_chunk(settings: Settings, warehouse: Warehouse, batch: list[tuple[Partition, pa.Table]], out: TableLoad,
                 run_date: date) -> None:
     table = out.table
-    raw, ok = _read_chunk(parts, out, run_date)
-    if raw is None:
-        return
+    ok = [part for part, _ in batch]
+    raw = _concat([tb for _, tb in batch])
     checked = contracts.check(table, raw, warehouse)
     days = [p.day for p in ok]
     counts = (

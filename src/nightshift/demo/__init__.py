@@ -53,7 +53,7 @@ SIZES = {
         DemoSize("medium", users=60_000, event_days=180, stores=20, products=50, sales_days=730, warehouses=5,
                  skus=200, inventory_days=730, meters=500, regions=6, energy_days=365, loans_per_day=300,
                  loan_days=730),
-        DemoSize("large", users=600_000, event_days=180, stores=100, products=100, sales_days=730, warehouses=10,
+        DemoSize("large", users=660_000, event_days=180, stores=100, products=100, sales_days=730, warehouses=10,
                  skus=1000, inventory_days=730, meters=2000, regions=8, energy_days=365, loans_per_day=2000,
                  loan_days=730),
     )

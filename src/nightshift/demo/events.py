@@ -11,7 +11,7 @@ What is planted (and returned under `"_truth"` for tests):
   which gives co-purchase structure for item-to-item recommendations;
 - weekly seasonality in signups and visits.
 Everything is drawn as whole numpy arrays (one element per user, session or event), so the
-"large" size (600k users, ~50M events) needs no Python loop over rows.
+"large" size (660k users, ~50M events) needs no Python loop over rows.
 """
 
 from __future__ import annotations
