@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 
@@ -43,7 +43,8 @@ def ensure(bench_home: Path, size: str, seed: int = 7, *, rebuild: bool = False)
 
     root = bench_home / size
     stamp = root / "bench-data.json"
-    want = {"size": size, "seed": seed, "end": RUN_DATE.isoformat(), "generator": __version__}
+    want = {"size": size, "seed": seed, "end": RUN_DATE.isoformat(), "generator": __version__,
+            "dimensions": asdict(demo.get_size(size))}  # a resized demo is generated again
     if not rebuild and stamp.exists() and json.loads(stamp.read_text()) == want:
         return BenchData(root, size, seed, RUN_DATE), 0.0
     t0 = time.perf_counter()

@@ -2,8 +2,10 @@
 
 A fresh process per rep keeps the sides from sharing caches, allocator pools or a warm DuckDB
 buffer, so each rep's peak memory is its own. The parent interleaves A/B/A/B; the operating
-system's file cache is warm for both after the first rep.
-`python -m nightshift.bench.worker <side> <data_root> <size> <seed> <workdir> <out.json> <workload-json>`
+system's file cache is warm for both after the first rep. Side `history` is nightshift's cold
+start (the warehouse of earlier nights, built from nothing); side `nightshift` starts from a copy
+of that warehouse, given as the last argument.
+`python -m nightshift.bench.worker <side> <data_root> <size> <seed> <workdir> <out.json> <workload-json> [<warehouse>]`
 """
 
 from __future__ import annotations
@@ -19,18 +21,21 @@ from nightshift.bench.data import RUN_DATE, BenchData
 from nightshift.bench.memory import StagePeak
 
 
-def run_side(side: str, data: BenchData, workdir: Path, work: W.Workload) -> dict:
+def run_side(side: str, data: BenchData, workdir: Path, work: W.Workload, history: Path | None = None) -> dict:
     """Run every stage of one side in order; seconds and peak MiB per stage, plus the side's checks."""
-    if side == "nightshift":
-        from nightshift.bench.nightshift_side import NightshiftSide as Side
+    if side in ("nightshift", "history"):
+        from nightshift.bench.nightshift_side import NightshiftSide
+
+        runner = NightshiftSide(data, workdir, work, history=history if side == "nightshift" else None)
     elif side == "pandas":
-        from nightshift.bench.pandas_side import PandasSide as Side
+        from nightshift.bench.pandas_side import PandasSide
+
+        runner = PandasSide(data, workdir, work)
     else:
-        raise ValueError(f"unknown side {side!r}: nightshift or pandas")
-    runner = Side(data, workdir, work)
+        raise ValueError(f"unknown side {side!r}: nightshift, history or pandas")
     stages, method = {}, ""
     t_all = time.perf_counter()
-    for stage in W.STAGES:
+    for stage in ("history",) if side == "history" else W.STAGES:
         with StagePeak() as peak:
             t0 = time.perf_counter()
             getattr(runner, stage)()
@@ -49,9 +54,9 @@ def run_side(side: str, data: BenchData, workdir: Path, work: W.Workload) -> dic
 
 
 def main(argv: list[str]) -> None:
-    side, root, size, seed, workdir, out, work = argv
+    side, root, size, seed, workdir, out, work, *history = argv
     data = BenchData(Path(root), size, int(seed), RUN_DATE)
-    result = run_side(side, data, Path(workdir), W.Workload(**json.loads(work)))
+    result = run_side(side, data, Path(workdir), W.Workload(**json.loads(work)), Path(history[0]) if history else None)
     Path(out).write_text(json.dumps(result))
 
 
