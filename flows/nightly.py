@@ -73,7 +73,7 @@ def nightly(run_date: date | None = None, jobs: list[str] | None = None, force: 
         runs.save_attempt(settings, run_date, attempt)
         publish.sweep_orphans(settings.reports_dir, run_date.isoformat())
         build = publish.new_build_dir(settings.reports_dir, run_date.isoformat())
-        with Warehouse(settings.warehouse_path) as wh:
+        with Warehouse.open(settings) as wh:
             loads = ingest_task(settings, wh, run_date)
         preload(names)
         futures = {j: job_task.submit(settings, run_date, j, build, loads, force) for j in names}
@@ -84,7 +84,7 @@ def nightly(run_date: date | None = None, jobs: list[str] | None = None, force: 
             except Exception as e:  # one job's failure must not stop the night
                 logger.error("job %s failed: %s", j, e)
                 outcomes.append(night.failed(j, e))
-        wh = Warehouse(settings.warehouse_path)
+        wh = Warehouse.open(settings)
         prints = night.table_fingerprints(wh, run_date, list(loads))
         quality = night.data_quality(wh, run_date, loads)
         wh.close()

@@ -55,7 +55,7 @@ def ingest_at(settings: Settings, run_date: date, tables: list[str] | None = Non
     from nightshift import ingest
     from nightshift.warehouse import Warehouse
 
-    with Warehouse(settings.warehouse_path, wait_s=WAREHOUSE_WAIT_S) as wh:
+    with Warehouse.open(settings, wait_s=WAREHOUSE_WAIT_S) as wh:
         return ingest.ingest(settings, wh, run_date, tables)
 
 
@@ -64,7 +64,7 @@ def run_job_at(settings: Settings, run_date: date, job: str, build: Path, loads:
     from nightshift import night
     from nightshift.warehouse import Warehouse
 
-    with Warehouse(settings.warehouse_path, wait_s=WAREHOUSE_WAIT_S) as wh:
+    with Warehouse.open(settings, wait_s=WAREHOUSE_WAIT_S) as wh:
         return night.run_job(settings, wh, run_date, job, Path(build), loads, force)
 
 

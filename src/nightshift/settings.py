@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
     bad_fraction_limit: float = Field(default=0.5, ge=0, le=1)  # above: the table is unusable for D
     max_workers: int = Field(default=2, ge=1)
+    # DuckDB's memory cap; beyond it sorts, joins and windows spill to disk next to the warehouse.
+    warehouse_memory_limit: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")
     # privacy
     privacy_budgets: dict[str, Budget] = Field(default_factory=lambda: dict(DEFAULT_BUDGETS))
     # models

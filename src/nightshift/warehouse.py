@@ -9,12 +9,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import polars as pl
 
 from nightshift.tables import TABLES, spec
+
+if TYPE_CHECKING:
+    from nightshift.settings import Settings
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _SQL_NAME = re.compile(r"^[a-z0-9_]+(/[a-z0-9_]+)?$")
@@ -40,13 +43,13 @@ def sql_text(name: str) -> str:
 class Warehouse:
     """A DuckDB file with the canonical tables (plus `_partition`, the landing date of each row)."""
 
-    def __init__(self, path: Path, *, read_only: bool = False, wait_s: float = 30.0):
+    def __init__(self, path: Path, *, read_only: bool = False, wait_s: float = 30.0, memory_limit: str = "4GB"):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + wait_s
         while True:
             try:
-                self.con = duckdb.connect(str(self.path), read_only=read_only)
+                self.con = duckdb.connect(str(self.path), read_only=read_only, config={"memory_limit": memory_limit})
                 break
             except duckdb.IOException as e:  # the file lock of another process
                 if time.monotonic() > deadline:
@@ -60,6 +63,11 @@ class Warehouse:
         if not read_only:
             with _SETUP_LOCK:  # jobs open the warehouse from parallel threads; DDL must not race
                 self._create_tables()
+
+    @classmethod
+    def open(cls, settings: Settings, **kw: Any) -> Warehouse:
+        """The warehouse of these settings, with their memory cap."""
+        return cls(settings.warehouse_path, memory_limit=settings.warehouse_memory_limit, **kw)
 
     def close(self) -> None:
         self.con.close()

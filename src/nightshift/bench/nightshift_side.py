@@ -48,7 +48,7 @@ class NightshiftSide:
         from nightshift import ingest
         from nightshift.warehouse import Warehouse
 
-        with Warehouse(self.settings.warehouse_path) as wh:
+        with Warehouse.open(self.settings) as wh:
             loads = ingest.ingest(self.settings, wh, self.run_date - timedelta(days=1), tables=list(TABLES))
         self.checks["rows_loaded"] = {t: x.rows_loaded for t, x in loads.items()}
         self.checks["warehouse"] = str(self.settings.warehouse_path)
@@ -57,7 +57,7 @@ class NightshiftSide:
         from nightshift import ingest
         from nightshift.warehouse import Warehouse
 
-        self.wh = Warehouse(self.settings.warehouse_path)
+        self.wh = Warehouse.open(self.settings)
         loads = ingest.ingest(self.settings, self.wh, self.run_date, tables=list(TABLES))
         self.checks["partitions_loaded"] = {t: x.partitions_loaded for t, x in loads.items()}
         # Rows the warehouse holds for the run date: earlier nights' and tonight's, all checked.

@@ -24,7 +24,7 @@ def _night(settings, run_date, jobs: list[str]) -> tuple[float, dict[str, str]]:
 
     tables = sorted({t for j in jobs for t in get_job(j).tables})
     t0 = time.perf_counter()
-    with Warehouse(settings.warehouse_path) as wh:
+    with Warehouse.open(settings) as wh:
         loads = ingest.ingest(settings, wh, run_date, tables=tables)
         build = publish.new_build_dir(settings.reports_dir, run_date.isoformat())
         outcomes = []
