@@ -66,8 +66,15 @@ def test_night_on_cluster_matches_local(demo_night, client, tmp_path):
         assert remote_out[j].input_hash == local_out[j].input_hash
     a, b = _outputs(tmp_path / "build-local"), _outputs(tmp_path / "build-remote")
     assert a and list(a) == list(b)
-    for name in a:
+    for name in a:  # the booster went through xgboost.dask on one worker: the very model trained here
         assert_frame_equal(a[name], b[name], check_exact=False, rel_tol=1e-9)
+    from nightshift.registry import ModelRegistry
+
+    def trained_with(settings) -> str:
+        reg = ModelRegistry(settings.models_dir, "loans")
+        return reg.get(reg.champion()).metadata["extra"]["trained_with"]
+
+    assert trained_with(remote).startswith("xgboost.dask") and trained_with(local) == "xgboost, in this process"
 
 
 def test_series_forecasts_on_cluster_match_local(client):
@@ -100,7 +107,7 @@ def test_xgboost_dask_learns_like_local(client):
     y = (x[:, 0] + 0.5 * x[:, 1] + rng.normal(scale=0.5, size=4000) > 0).astype(np.float32)
     params = {"objective": "binary:logistic", "max_depth": 3, "eta": 0.3, "nthread": 1}
     local = dask_runner.train_xgb(params, x[:3000], y[:3000], rounds=30)
-    dist = dask_runner.train_xgb(params, x[:3000], y[:3000], rounds=30, client=client)
+    dist = dask_runner.train_xgb(params, x[:3000], y[:3000], rounds=30, client=client, rows_per_worker=1000)
     import xgboost as xgb
 
     test = xgb.DMatrix(x[3000:])

@@ -48,7 +48,8 @@ def run(ctx: JobContext) -> JobResult:
         params=challenger_model.info["params"],
         metrics={k: v for k, v in M.binary_metrics(y_hold, challenger_model.predict(split.holdout)).items()},
         holdout={"start": split.window("holdout")[0], "end": split.window("holdout")[1], "rows": split.holdout.height},
-        extra={"device": challenger_model.info["device"], "best_iteration": challenger_model.info["best_iteration"]},
+        extra={"device": challenger_model.info["device"], "best_iteration": challenger_model.info["best_iteration"],
+               "trained_with": challenger_model.info.get("trained_with")},
     )
 
     champion = None

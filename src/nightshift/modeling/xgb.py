@@ -47,15 +47,18 @@ XGB_BOOSTER = FnFormat("xgboost-json", save_booster, load_booster)
 def train_early_stopped(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray,
                         params: dict[str, Any], *, feature_names: list[str], num_boost_round: int = 500,
                         early_stopping_rounds: int = 30, weight_train: np.ndarray | None = None) -> Any:
-    """Train a `hist` booster with early stopping on the (time-based) validation set."""
-    import xgboost as xgb
+    """Train a `hist` booster with early stopping on the (time-based) validation set.
+
+    When the job runs on a Dask worker (the flow's Dask runner), training goes through
+    `xgboost.dask` across the cluster's workers; otherwise it runs here.
+    """
+    from nightshift.dask_runner import train_xgb, worker_client_or_none
 
     p = {"tree_method": "hist", "device": xgb_device(), "nthread": default_threads(), **params}
-    nt = p["nthread"]
-    dtrain = xgb.DMatrix(x_train, label=y_train, weight=weight_train, feature_names=feature_names, nthread=nt)
-    dvalid = xgb.DMatrix(x_valid, label=y_valid, feature_names=feature_names, nthread=nt)
-    booster = xgb.train(p, dtrain, num_boost_round=num_boost_round, evals=[(dvalid, "valid")],
-                        early_stopping_rounds=early_stopping_rounds, verbose_eval=False)
+    with worker_client_or_none() as client:
+        booster = train_xgb(p, x_train, y_train, rounds=num_boost_round, client=client, x_valid=x_valid,
+                            y_valid=y_valid, early_stopping_rounds=early_stopping_rounds, weight=weight_train,
+                            feature_names=feature_names)
     booster.set_param({"device": "cpu"})  # later predictions take host arrays; avoid device copies
     return booster
 
@@ -85,4 +88,5 @@ def booster_summary(booster: Any) -> dict[str, Any]:
     """Best iteration and number of trees (for metadata)."""
     attrs = booster.attributes()
     return {"best_iteration": int(attrs["best_iteration"]) if "best_iteration" in attrs else None,
+            "trained_with": attrs.get("trained_with"),
             "trees": len(json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"])}
