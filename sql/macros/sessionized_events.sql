@@ -1,11 +1,16 @@
--- The events known by run_date in the last `days` days, each with its session: a session is one
--- user's run of events with no gap over 30 minutes (`starts` marks its first event). Shared by the
--- behavior marts so the session rule is written once.
+-- The events known by run_date in the last `days` days, each with its session and the user's
+-- history before it: a session is one user's run of events with no gap over 30 minutes (`starts`
+-- marks its first event). Shared by the behavior marts so the session rule is written once.
+-- Everything is computed in two passes over one ordering (user, time, event id), because each
+-- window ordering is a sort of the whole window: the second pass needs `starts` from the first.
+-- prior_* count the user's events strictly before this one (in the window); first_seen is the
+-- user's first event in the window; session_impressions_before counts the impressions earlier
+-- in the same session (the running count minus its value at the session's first event).
 create or replace macro sessionized_events(run_date, days) as table
 with ev as (
     select
         user_id, ts, event_id, event_type, channel, campaign_id, coalesce(device, 'unknown') as device,
-        product_id, revenue_cents
+        product_id, revenue_cents, (event_type = 'ad_impression')::int as is_impression
     from events
     where _partition <= run_date
       and ts < run_date::date + interval 1 day
@@ -15,13 +20,25 @@ with ev as (
 gaps as (
     select
         *,
-        coalesce(ts - lag(ts) over (partition by user_id order by ts, event_id) > interval 30 minute, true) as starts
+        coalesce(ts - lag(ts) over user_order > interval 30 minute, true) as starts,
+        sum(is_impression) over user_order - is_impression as prior_impressions
     from ev
+    window user_order as (partition by user_id order by ts, event_id rows unbounded preceding)
 ),
 
 final as (
-    select *, sum(starts::int) over (partition by user_id order by ts, event_id rows unbounded preceding) as session_no
+    select
+        user_id, ts, event_id, event_type, channel, campaign_id, device, product_id, revenue_cents, starts,
+        sum(starts::int) over user_order as session_no,
+        prior_impressions,
+        sum((event_type = 'ad_click')::int) over user_order - (event_type = 'ad_click')::int as prior_clicks,
+        sum((event_type = 'add_to_cart')::int) over user_order - (event_type = 'add_to_cart')::int as prior_carts,
+        sum((event_type = 'purchase')::int) over user_order - (event_type = 'purchase')::int as prior_purchases,
+        first_value(ts) over user_order as first_seen,
+        prior_impressions - max(case when starts then prior_impressions end) over user_order
+            as session_impressions_before
     from gaps
+    window user_order as (partition by user_id order by ts, event_id rows unbounded preceding)
 )
 
 select * from final

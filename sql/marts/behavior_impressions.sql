@@ -3,28 +3,9 @@
 -- next impression of that campaign. Features come only from the user's events strictly before the
 -- impression (ordered by time, then event id): no peeking at the click or anything later.
 -- History counts look back over $history_days days. At most $max_rows rows (a hash sample).
-with numbered as (
+with history as (
+    -- sessions and the user's counts before each event (sql/macros/sessionized_events.sql)
     select * from sessionized_events($run_date, $history_days)
-),
-
-history as (
-    -- Running counts over the user's events in time order, minus the event itself: "strictly before"
-    -- without a sliding frame. One window ordering for all of them (one sort); the session's count
-    -- at its first event is the running maximum of the counts seen at session starts.
-    select
-        *,
-        sum(is_impression) over user_order - is_impression as prior_impressions,
-        sum((event_type = 'ad_click')::int) over user_order - (event_type = 'ad_click')::int as prior_clicks,
-        sum((event_type = 'add_to_cart')::int) over user_order - (event_type = 'add_to_cart')::int as prior_carts,
-        sum((event_type = 'purchase')::int) over user_order - (event_type = 'purchase')::int as prior_purchases,
-        first_value(ts) over user_order as first_seen,
-        max(case when starts then sum_impressions - is_impression end) over user_order as session_start_impressions
-    from (
-        select *, sum(is_impression) over user_order as sum_impressions
-        from (select *, (event_type = 'ad_impression')::int as is_impression from numbered)
-        window user_order as (partition by user_id order by ts, event_id rows unbounded preceding)
-    )
-    window user_order as (partition by user_id order by ts, event_id rows unbounded preceding)
 ),
 
 ads as (
@@ -52,7 +33,7 @@ final as (
         prior_purchases::bigint as prior_purchases,
         (session_no - 1)::bigint as prior_sessions,
         coalesce(date_diff('day', first_seen, ts), 0)::bigint as days_since_first_seen,
-        (prior_impressions - session_start_impressions)::bigint as session_impressions_before,
+        session_impressions_before::bigint as session_impressions_before,
         coalesce(next_ad_event = 'ad_click', false)::int as clicked
     from ads
     where event_type = 'ad_impression'
