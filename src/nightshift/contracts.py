@@ -116,8 +116,17 @@ def check(table: str, raw: pa.Table, warehouse: Warehouse) -> Checked:
     frame = _mark(frame, rules, (day_col > pl.col("_partition")).fill_null(False), Rule(
         "future timestamp",
         pl.format("{} {} is after the drop date {}", pl.lit(t.time_column), day_col, pl.col("_partition"))))
-    # Duplicates in the batch: identical rows within a drop, then distinct rows sharing a key
-    # (within one drop, or across drops: the earliest drop wins). Drops come oldest first.
+    key = list(t.key)
+    if frame.select(pl.struct(key).n_unique()).item() < frame.height:
+        frame = _duplicates(t, frame, rules)  # an identical row is a repeated key too: else none
+    frame = _against_warehouse(t, frame, rules, warehouse)
+    good = frame.filter(pl.col("_rule_no").is_null()).select([*t.column_names, "_partition"])
+    return Checked(good=good, bad=_quarantined(t, frame.filter(pl.col("_rule_no").is_not_null()), rules, raw))
+
+
+def _duplicates(t: TableSpec, frame: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
+    """Duplicates in the batch: identical rows within a drop, then distinct rows sharing a key
+    (within one drop, or across drops: the earliest drop wins). Drops come oldest first."""
     if not frame["_partition"].is_sorted():
         frame = frame.sort("_partition", "_row")
     ok = pl.col("_rule_no").is_null()
@@ -130,12 +139,9 @@ def check(table: str, raw: pa.Table, warehouse: Warehouse) -> Checked:
     frame = _mark(frame, rules, ok & not_first & (pl.col("_first_partition") == pl.col("_partition")),
                   Rule("duplicate key",
                        pl.format("key ({}) appears more than once in the drop", pl.lit(", ".join(key)))))
-    frame = _mark(frame, rules, pl.col("_rule_no").is_null() & not_first,
-                  Rule("duplicate key across days",
-                       pl.format("key already delivered in the drop of {}", pl.col("_first_partition"))))
-    frame = _against_warehouse(t, frame, rules, warehouse)
-    good = frame.filter(pl.col("_rule_no").is_null()).select([*t.column_names, "_partition"])
-    return Checked(good=good, bad=_quarantined(t, frame.filter(pl.col("_rule_no").is_not_null()), rules, raw))
+    return _mark(frame, rules, pl.col("_rule_no").is_null() & not_first,
+                 Rule("duplicate key across days",
+                      pl.format("key already delivered in the drop of {}", pl.col("_first_partition"))))
 
 
 def _quarantined(t: TableSpec, bad: pl.DataFrame, rules: list[Rule], raw: pa.Table) -> pl.DataFrame:
