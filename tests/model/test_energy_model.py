@@ -17,9 +17,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 pytestmark = pytest.mark.slow
 
 END = date(2026, 11, 28)
-# Issue 8 stays open: on other demo draws (the default `make demo` data at 2026-11-28, this draw at
-# 2026-03-01) the network still loses to ridge by 1-2%. Only dates where it wins are asserted here.
-EARLIER = [date(2026, 7, 15)]
+# Issue 8 is not closed by this draw alone: on the default `make demo` data (seed 7) at 2026-11-28 no
+# correction beats ridge on the validation weeks, so the network forecasts its ridge base and ties
+# ridge there (4.821 kWh each) instead of beating it.
+EARLIER = [date(2026, 3, 1), date(2026, 7, 15)]
 
 
 @pytest.fixture(scope="module")

@@ -53,13 +53,18 @@ def run(ctx: JobContext) -> JobResult:
     # The network learns a correction to whichever forecast did best on the validation weeks: ridge
     # at the turn of a season, seasonal naive or the day-type profile when load is steady. The
     # profile is shown next to the baselines so the network's own contribution stays visible.
+    # Ridge's forecast is one of the network's inputs whatever the base; on the training windows it
+    # sees ridge's out-of-fold forecasts (what ridge does on weeks it was not fitted on).
     refs = {"linear (ridge)": B.predict_linear, "seasonal naive": lambda _m, w: B.seasonal_naive(w),
             "day-type profile": lambda _m, w: B.daytype_profile(w)}
     val_base = {k: B.mae(B.to_kwh(f(linear, val_w), val_w), val_w) for k, f in refs.items()}
     base = min(val_base, key=val_base.get)
     net_base = "ridge" if base == "linear (ridge)" else base
     info = N.select_strategy()
-    trained = N.train(train_w, val_w, info, seed=ctx.settings.seed, base=net_base, ridge=linear)
+    t0 = time.perf_counter()
+    ridge_oof = B.out_of_fold(train_w, linear)
+    oof_s = time.perf_counter() - t0
+    trained = N.train(train_w, val_w, info, seed=ctx.settings.seed, base=net_base, ridge=linear, ridge_fit=ridge_oof)
     net_label = f"network (residual on {net_base})"
     hold_pred = {"network": N.predict(trained.model, hold_w), "seasonal naive": B.seasonal_naive(hold_w),
                  "linear (ridge)": B.predict_linear(linear, hold_w),
@@ -73,7 +78,7 @@ def run(ctx: JobContext) -> JobResult:
         training_window=(_hour(series, int(split.train[0]) - D.LOOKBACK).date(), fit_end.date()),
         data_hash=D.data_fingerprint(series),
         features=[f"past:{f}" for f in D.PAST_FEATURES] + [f"future:{f}" for f in D.FUTURE_FEATURES] + ["naive"]
-        + [f"base:{net_base}"],
+        + [f"base:{net_base}", "ridge forecast"],
         params=trained.params,
         metrics={METRIC: hold_mae["network"], "holdout_wape": B.wape(B.to_kwh(hold_pred["network"], hold_w), hold_w),
                  "baseline_seasonal_naive_mae": hold_mae["seasonal naive"],
@@ -109,7 +114,8 @@ def run(ctx: JobContext) -> JobResult:
                 "mixed precision": info.mixed_precision, "epochs run": trained.epochs,
                 "best epoch": trained.best_epoch, "training seconds": round(trained.seconds, 1),
                 "training windows": len(train_w), "learns a correction to": net_base, "windows per second": round(trained.windows_per_s, 1),
-                "ridge seconds": round(linear_s, 1), "job seconds": round(total_s, 1)}
+                "ridge seconds": round(linear_s, 1), "ridge out-of-fold seconds": round(oof_s, 1),
+                "ensemble members": trained.params["members"], "job seconds": round(total_s, 1)}
     context = {
         "model_version": version, "challenger_version": challenger.version, "decision": decision,
         "training": training, "split": _split_info(series, split),

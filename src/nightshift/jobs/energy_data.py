@@ -25,9 +25,14 @@ PAST_FEATURES = ("load", "temperature_c", "hour_sin", "hour_cos", "dow_sin", "do
 # temperature (the last observed day at the same hour of day; the source has no weather forecast);
 # load_daytype_mean averages the scaled load at that hour of day over the past week's days of the
 # same type (working or rest day) as the target day, load_yesterday is the last day at that hour:
-# both less noisy than the single reading a week ago. Holiday stays last.
+# both less noisy than the single reading a week ago. temp_day_mean is the last day's mean
+# temperature (buildings react to a smoothed temperature), temp_daytype_mean the mean temperature
+# of the hours load_daytype_mean averages (what the profile's heating and cooling answered to), and
+# lead the days ahead (0 … 7): how far persistence can be trusted. These three are linear in the
+# past temperatures or the same for every window, so they give the ridge baseline nothing new.
+# Holiday stays last.
 FUTURE_FEATURES = ("hour_sin", "hour_cos", "dow_sin", "dow_cos", "temp_recent", "load_daytype_mean",
-                   "load_yesterday", "holiday")
+                   "load_yesterday", "temp_day_mean", "temp_daytype_mean", "lead", "holiday")
 SHORT_HISTORY_DAYS = 120  # below this much training span, every hourly origin is a training window
 
 
@@ -200,8 +205,13 @@ def make_windows(s: Series, origins: np.ndarray, future_holiday: np.ndarray | No
     day = lambda a: np.tile(a, (1, reps))[:, :HORIZON, None]  # noqa: E731
     scaled = past[:, :, 0]
     cal_f = calf_w[o]
+    n = len(o)
+    day_mean = np.broadcast_to(past[:, -24:, 1].mean(axis=1)[:, None, None], (n, HORIZON, 1))
+    lead = np.broadcast_to((np.arange(HORIZON) / 24.0)[None, :, None], (n, HORIZON, 1))
     future = np.concatenate([cal_f[..., :4], day(past[:, -24:, 1]), _daytype_profile(scaled, cal_w[o - LOOKBACK],
-                             cal_f)[..., None], day(scaled[:, -24:]), cal_f[..., 4:]], axis=-1)
+                             cal_f)[..., None], day(scaled[:, -24:]), day_mean,
+                             _daytype_profile(past[:, :, 1], cal_w[o - LOOKBACK], cal_f)[..., None], lead,
+                             cal_f[..., 4:]], axis=-1)
     return Windows(
         past=past.astype(np.float32),
         future=future.astype(np.float32),
@@ -283,11 +293,20 @@ def time_split(s: Series, holdout_days: int = 28, val_days: int = 28, train_stri
     )
 
 
-def make_dataset(w: Windows, batch_size: int, *, shuffle: bool, seed: int, repeat: bool = False):
-    """A batched, prefetched tf.data pipeline over the windows' NumPy arrays."""
+def make_dataset(w: Windows, batch_size: int, *, shuffle: bool, seed: int, repeat: bool = False,
+                 extra: dict[str, np.ndarray] | None = None, weighted: bool = False):
+    """A batched, prefetched tf.data pipeline over the windows' NumPy arrays (plus `extra` inputs).
+
+    `weighted`: each window carries a sample weight proportional to its level, so a mean error of
+    scaled values weighs like the error in kWh (the measure the holdout is judged on).
+    """
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((w.inputs(), w.target))
+    inputs = w.inputs() | {k: np.asarray(v, dtype=np.float32) for k, v in (extra or {}).items()}
+    parts = (inputs, w.target)
+    if weighted:
+        parts += ((w.level / np.mean(w.level)).astype(np.float32),)
+    ds = tf.data.Dataset.from_tensor_slices(parts)
     if shuffle:
         ds = ds.shuffle(len(w), seed=seed, reshuffle_each_iteration=True)
     if repeat:
