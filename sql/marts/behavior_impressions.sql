@@ -9,11 +9,13 @@ with history as (
 ),
 
 ads as (
+    -- Only the window's ad events: the event after an impression in the window is in it too.
     select
         *,
         lead(event_type) over (partition by user_id, session_no, campaign_id order by ts, event_id) as next_ad_event
     from history
     where event_type in ('ad_impression', 'ad_click') and campaign_id is not null
+      and ts >= $run_date::date - cast($days - 1 as integer)
 ),
 
 final as (
