@@ -28,14 +28,15 @@ gaps as (
 
 counts as (
     -- One running sum carries four counts (session starts, clicks, carts, purchases) in 30-bit
-    -- fields of a HUGEINT: each windowed aggregate is a segment tree over the whole window, so
-    -- one instead of four is most of this pass's cost. A user would need 2^30 events to overflow.
+    -- fields of a HUGEINT, packed and read back with shifts and masks (HUGEINT division is slow):
+    -- each windowed aggregate is a segment tree over the whole window, so one instead of four is
+    -- most of this pass's cost. A user would need 2^30 events of one kind to overflow a field.
     select
         *,
         sum(starts::hugeint
-            + (event_type = 'ad_click')::hugeint * 1073741824
-            + (event_type = 'add_to_cart')::hugeint * 1152921504606846976
-            + (event_type = 'purchase')::hugeint * 1237940039285380274899124224) over user_order as packed,
+            | ((event_type = 'ad_click')::hugeint << 30)
+            | ((event_type = 'add_to_cart')::hugeint << 60)
+            | ((event_type = 'purchase')::hugeint << 90)) over user_order as packed,
         first_value(ts) over user_order as first_seen,
         max(case when starts then prior_impressions end) over user_order as session_start_impressions
     from gaps
@@ -45,11 +46,11 @@ counts as (
 final as (
     select
         user_id, ts, event_id, event_type, channel, campaign_id, device, product_id, revenue_cents, starts,
-        (packed % 1073741824)::bigint as session_no,
+        (packed & 1073741823)::bigint as session_no,
         prior_impressions,
-        ((packed // 1073741824) % 1073741824)::bigint - (event_type = 'ad_click')::int as prior_clicks,
-        ((packed // 1152921504606846976) % 1073741824)::bigint - (event_type = 'add_to_cart')::int as prior_carts,
-        (packed // 1237940039285380274899124224)::bigint - (event_type = 'purchase')::int as prior_purchases,
+        ((packed >> 30) & 1073741823)::bigint - (event_type = 'ad_click')::int as prior_clicks,
+        ((packed >> 60) & 1073741823)::bigint - (event_type = 'add_to_cart')::int as prior_carts,
+        (packed >> 90)::bigint - (event_type = 'purchase')::int as prior_purchases,
         first_seen,
         prior_impressions - session_start_impressions as session_impressions_before
     from counts
