@@ -176,7 +176,7 @@ def _champion_challenger(ctx, reg, challenger, challenger_model, series, split, 
         reg.decide(challenger.version, metric=METRIC, challenger_value=challenger_mae, champion_value=None,
                    higher_is_better=False, champion=champion.version)
         return challenger_model, challenger.version, f"champion {champion.version} could not be compared ({why})"
-    sub = _subset(hold_w, ok)
+    sub = hold_w.subset(ok)
     champ_mae = B.mae(B.to_kwh(N.predict(champion.model, sub), sub), sub)
     chall_mae = B.mae(B.to_kwh(N.predict(challenger_model, sub), sub), sub)
     d = reg.decide(challenger.version, metric=METRIC, challenger_value=chall_mae, champion_value=champ_mae,
@@ -185,11 +185,6 @@ def _champion_challenger(ctx, reg, challenger, challenger_model, series, split, 
     if d.promoted:
         return challenger_model, challenger.version, d.reason
     return champion.model, champion.version, d.reason
-
-
-def _subset(w: D.Windows, mask: np.ndarray) -> D.Windows:
-    return D.Windows(w.past[mask], w.future[mask], w.naive[mask], w.target[mask], w.level[mask], w.region[mask],
-                     w.origin[mask])
 
 
 def _forecast_frame(series, live, pred, lo, hi, start, version) -> pl.DataFrame:

@@ -94,7 +94,7 @@ def out_of_fold(train: Windows, model: LinearBaseline, folds: int = 4) -> np.nda
         lo, hi = train.origin[idx].min(), train.origin[idx].max()
         keep = (train.origin + HORIZON <= lo) | (train.origin >= hi + HORIZON)
         if keep.sum() < len(train) // 2:  # too short a history to leave a fold out: in-sample
-            out[idx] = model.predict(_subset(train, idx))
+            out[idx] = model.predict(train.subset(idx))
             continue
         xo = xs[~keep]
         gram = gram_all - (xo.T @ xo).astype(np.float64)
@@ -103,10 +103,6 @@ def out_of_fold(train: Windows, model: LinearBaseline, folds: int = 4) -> np.nda
         coef = np.linalg.solve(gram + eye, xs[keep].T.astype(np.float64) @ (y[keep] - y_mean))
         out[idx] = xf.astype(np.float64) @ coef + y_mean + train.naive[idx]
     return out
-
-
-def _subset(w: Windows, idx: np.ndarray) -> Windows:
-    return Windows(w.past[idx], w.future[idx], w.naive[idx], w.target[idx], w.level[idx], w.region[idx], w.origin[idx])
 
 
 def predict_linear(model: LinearBaseline, w: Windows) -> np.ndarray:

@@ -168,6 +168,11 @@ class Windows:
     def __len__(self) -> int:
         return len(self.level)
 
+    def subset(self, rows: np.ndarray) -> Windows:
+        """The windows at `rows` (a boolean mask or indexes)."""
+        return Windows(self.past[rows], self.future[rows], self.naive[rows], self.target[rows], self.level[rows],
+                       self.region[rows], self.origin[rows])
+
 
 def make_windows(s: Series, origins: np.ndarray, future_holiday: np.ndarray | None = None) -> Windows:
     """Windows for every region at the given origins (hour indexes; `origin - LOOKBACK >= 0`).
