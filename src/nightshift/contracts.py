@@ -89,8 +89,8 @@ def check(table: str, raw: pa.Table, warehouse: Warehouse) -> Checked:
     """Type, normalise and check rows of `table`; `raw` carries `_partition`, the drop each row came in.
 
     Rules are decided on every row with boolean columns; the reason text and the raw values kept
-    for people are built only for the rows that go to quarantine (usually few), which keeps a
-    check of millions of rows at a fraction of a second.
+    for people are built only for the rows that go to quarantine (usually few): formatting text
+    for every row was most of the cost of a check.
     """
     t = spec(table)
     raw = raw.append_column("_row", pa.array(range(raw.num_rows), pa.int64()))
