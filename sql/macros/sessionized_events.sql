@@ -38,7 +38,8 @@ counts as (
             | ((event_type = 'add_to_cart')::hugeint << 60)
             | ((event_type = 'purchase')::hugeint << 90)) over user_order as packed,
         first_value(ts) over user_order as first_seen,
-        max(case when starts then prior_impressions end) over user_order as session_start_impressions
+        last_value(case when starts then prior_impressions end ignore nulls) over user_order
+            as session_start_impressions
     from gaps
     window user_order as (partition by user_id order by ts, event_id rows unbounded preceding)
 ),
