@@ -1,6 +1,6 @@
 -- The events known by run_date in the last `days` days, each with its session and the user's
 -- history before it: a session is one user's run of events with no gap over 30 minutes (`starts`
--- marks its first event). Shared by the behavior marts so the session rule is written once.
+-- marks its first event; the rule is sql/macros/session_rule.sql).
 -- Everything is computed in two passes over one ordering (user, time, event id), because each
 -- window ordering is a sort of the whole window: the second pass needs `starts` from the first.
 -- prior_* count the user's events strictly before this one (in the window); first_seen is the
@@ -20,7 +20,7 @@ with ev as (
 gaps as (
     select
         *,
-        coalesce(ts - lag(ts) over user_order > interval 30 minute, true) as starts,
+        starts_session(ts, lag(ts) over user_order) as starts,
         sum(is_impression) over user_order - is_impression as prior_impressions
     from ev
     window user_order as (partition by user_id order by ts, event_id rows unbounded preceding)
