@@ -1,7 +1,8 @@
 """Energy model quality on the small demo: the network beats seasonal naive and ridge on the holdout.
 
-Checked at run dates in different seasons (the turn of the heating season at END, late winter with
-only three months of history, mid-summer), not on one lucky date.
+Checked on two draws (the default `make demo` data, seed 7, and another) at run dates in different
+seasons (the turn of the heating season at END, late winter with only three months of history,
+mid-summer), not on one lucky date, and with a trained correction in use (best epoch >= 1).
 """
 
 from __future__ import annotations
@@ -17,42 +18,61 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 pytestmark = pytest.mark.slow
 
 END = date(2026, 11, 28)
-# Issue 8 is not closed by this draw alone: on the default `make demo` data (seed 7) at 2026-11-28 no
-# correction beats ridge on the validation weeks, so the network forecasts its ridge base and ties
-# ridge there (4.821 kWh each) instead of beating it.
 EARLIER = [date(2026, 3, 1), date(2026, 7, 15)]
+
+
+def _warehouse(home, rng):
+    """A fresh home whose warehouse holds the small demo energy table drawn with `rng`, up to END."""
+    from nightshift.demo import SIZES
+    from nightshift.demo.energy import generate
+    from nightshift.settings import load_settings
+    from nightshift.warehouse import Warehouse
+
+    settings = load_settings(home=home, seed=7)
+    size = SIZES["small"]
+    out = generate(rng, END - timedelta(days=size.energy_days - 1), END, size)
+    wh = Warehouse(settings.warehouse_path)
+    wh.cursor.register("_e", out["energy"].with_columns(pl.col("ts").dt.date().alias("_partition")).to_arrow())
+    wh.cursor.execute("insert into energy select * from _e")
+    return settings, wh, out["_truth"]
 
 
 @pytest.fixture(scope="module")
 def night(tmp_path_factory):
-    """The small demo energy table in a fresh home, and one run of the energy job for END."""
-    from nightshift.demo import SIZES
-    from nightshift.demo.energy import generate
+    """Another draw of the small demo energy table, and one run of the energy job for END."""
     from nightshift.jobs import JobContext, energy
-    from nightshift.settings import load_settings
-    from nightshift.warehouse import Warehouse
 
     home = tmp_path_factory.mktemp("energy_home")
-    settings = load_settings(home=home, seed=7)
-    size = SIZES["small"]
-    out = generate(np.random.default_rng(1), END - timedelta(days=size.energy_days - 1), END, size)
-    wh = Warehouse(settings.warehouse_path)
-    wh.cursor.register("_e", out["energy"].with_columns(pl.col("ts").dt.date().alias("_partition")).to_arrow())
-    wh.cursor.execute("insert into energy select * from _e")
+    settings, wh, truth = _warehouse(home, np.random.default_rng(1))
     ctx = JobContext("energy", END, settings, wh, home / "out")
     result = energy.run(ctx)
-    yield {"ctx": ctx, "result": result, "truth": out["_truth"], "home": home, "settings": settings, "wh": wh}
+    yield {"ctx": ctx, "result": result, "truth": truth, "home": home, "settings": settings, "wh": wh}
     wh.close()
 
 
-def _beats_both(mae: dict[str, float]) -> None:
+@pytest.fixture(scope="module")
+def demo_night(tmp_path_factory):
+    """The default demo draw: the energy stream `make demo` generates (seed 7, energy is generator 4)."""
+    from nightshift.demo import GENERATORS
+
+    home = tmp_path_factory.mktemp("energy_demo_home")
+    settings, wh, _ = _warehouse(home, np.random.default_rng([7, GENERATORS.index("energy")]))
+    yield {"home": home, "settings": settings, "wh": wh}
+    wh.close()
+
+
+def _beats_both(result) -> None:
+    mae = result.context["mae"]
     assert mae["network"] < mae["seasonal naive"]
     assert mae["network"] < mae["linear (ridge)"]
     assert mae["network"] < 0.95 * mae["seasonal naive"]
+    assert result.extra["best_epoch"] >= 1  # a trained correction is in use, not the untrained profile
+    assert result.context["network_label"].startswith("network (learned correction")
+    assert result.extra["train_seconds"] < 120  # modest CPU training even on a loaded machine
 
 
 def test_network_beats_both_baselines_on_holdout_mae(night):
-    _beats_both(night["result"].context["mae"])
+    _beats_both(night["result"])
 
 
 def test_interval_coverage_is_near_nominal_on_the_holdout(night):
@@ -64,10 +84,21 @@ def test_network_beats_both_baselines_at_earlier_run_dates(night, run_date):
     from nightshift.jobs import JobContext, energy
 
     ctx = JobContext("energy", run_date, night["settings"], night["wh"], night["home"] / f"out-{run_date}")
-    result = energy.run(ctx)
-    _beats_both(result.context["mae"])
-    assert result.context["network_label"].startswith("network (residual on ")
-    assert result.extra["train_seconds"] < 120  # modest CPU training even on a loaded machine
+    _beats_both(energy.run(ctx))
+
+
+# Not yet closed: on the default draw at END the trained network (best epoch 11) forecasts 4.837 kWh MAE
+# against ridge's 4.821 (seasonal naive 7.379): it beats naive and its profile (6.147), not ridge.
+_END_OPEN = pytest.mark.xfail(reason="default draw at END: network 4.837 vs ridge 4.821 kWh", strict=False)
+
+
+@pytest.mark.parametrize("run_date", [pytest.param(END, marks=_END_OPEN), *EARLIER])
+def test_network_beats_both_baselines_on_the_default_demo_draw(demo_night, run_date):
+    from nightshift.jobs import JobContext, energy
+
+    ctx = JobContext("energy", run_date, demo_night["settings"], demo_night["wh"],
+                     demo_night["home"] / f"out-{run_date}")
+    _beats_both(energy.run(ctx))
 
 
 def test_forecast_parquet_covers_the_next_week_per_region_with_intervals(night):

@@ -208,18 +208,3 @@ def test_conformal_halfwidth_covers_and_uses_the_latest_validation_origins():
     late = D.Windows(w.past[n // 2:], w.future[n // 2:], w.naive[n // 2:], w.target[n // 2:], w.level[n // 2:],
                      w.region[n // 2:], w.origin[n // 2:])
     assert 0.87 < B.interval_coverage(np.zeros((n // 2, h)), -q_recent, q_recent, late) < 0.95
-
-
-def test_out_of_fold_ridge_never_sees_its_own_fold():
-    rng = np.random.default_rng(3)
-    n, f = 240, 4
-    past = rng.normal(0, 1, (n, D.LOOKBACK, f)).astype(np.float32)
-    fut = rng.normal(0, 1, (n, D.HORIZON, 2)).astype(np.float32)
-    target = (past[:, -D.HORIZON:, 0] + rng.normal(0, 1, (n, D.HORIZON))).astype(np.float32)
-    origin = np.arange(n) * 24 + D.LOOKBACK
-    w = D.Windows(past, fut, np.zeros((n, D.HORIZON), np.float32), target, np.ones(n), np.zeros(n, int), origin)
-    ridge = B.fit_linear(w, w, alphas=(10.0,))
-    oof = B.out_of_fold(w, ridge)
-    assert oof.shape == target.shape and np.isfinite(oof).all()
-    # worse than the in-sample fit on the same windows, as forecasts for unseen weeks are
-    assert B.mae(oof, w) > B.mae(B.predict_linear(ridge, w), w)

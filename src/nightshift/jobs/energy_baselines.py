@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nightshift.jobs.energy_data import HORIZON, Windows
+from nightshift.jobs.energy_data import Windows
 
 
 def seasonal_naive(w: Windows) -> np.ndarray:
@@ -73,36 +73,6 @@ def fit_linear(train: Windows, val: Windows, alphas: tuple[float, ...] = (1.0, 1
         if err < best_mae:
             best, best_mae = model, err
     return best
-
-
-def out_of_fold(train: Windows, model: LinearBaseline, folds: int = 4) -> np.ndarray:
-    """Ridge forecasts (N × H, scaled) for its own training windows, each from a fit without its fold.
-
-    Folds are contiguous blocks of origins (time), refitted with the chosen penalty and scaling;
-    windows whose targets overlap a fold's targets are left out of its fit as well.
-    These are what ridge does on weeks it has not seen, unlike its in-sample fit: a model that
-    learns from ridge's errors (the network) needs these to learn corrections that carry over.
-    """
-    xs = ((_features(train) - model.mean) / model.scale).astype(np.float32)
-    y = (train.target - train.naive).astype(np.float64)
-    order = np.argsort(train.origin, kind="stable")
-    blocks = np.array_split(order, folds)
-    gram_all = (xs.T @ xs).astype(np.float64)
-    out = np.empty(y.shape)
-    eye = model.alpha * np.eye(xs.shape[1])
-    for idx in blocks:
-        lo, hi = train.origin[idx].min(), train.origin[idx].max()
-        keep = (train.origin + HORIZON <= lo) | (train.origin >= hi + HORIZON)
-        if keep.sum() < len(train) // 2:  # too short a history to leave a fold out: in-sample
-            out[idx] = model.predict(train.subset(idx))
-            continue
-        xo = xs[~keep]
-        gram = gram_all - (xo.T @ xo).astype(np.float64)
-        xf = xs[idx]
-        y_mean = y[keep].mean(axis=0)
-        coef = np.linalg.solve(gram + eye, xs[keep].T.astype(np.float64) @ (y[keep] - y_mean))
-        out[idx] = xf.astype(np.float64) @ coef + y_mean + train.naive[idx]
-    return out
 
 
 def predict_linear(model: LinearBaseline, w: Windows) -> np.ndarray:

@@ -39,7 +39,7 @@ def _series(size: str, seed: int):
     return D.to_series(D.clean_hourly(hourly))
 
 
-def bench_energy(size: str = "small", epochs: int = 3, batch_size: int = 256, seed: int = 7,
+def bench_energy(size: str = "small", epochs: int = 3, batch_size: int | None = None, seed: int = 7,
                  train_stride: int | None = None) -> dict[str, Any]:
     """Train the energy network for `epochs` on demo data; windows/s (timed epochs) and device info."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -59,15 +59,9 @@ def bench_energy(size: str = "small", epochs: int = 3, batch_size: int = 256, se
     import_s = time.perf_counter() - t1
     info = N.select_strategy()
     N.set_determinism(seed, gpu=info.name == "mirrored")
-    global_batch = batch_size * info.replicas
-    with info.strategy.scope():
-        temp = train_w.past[:, :, 1]
-        model = N.build_model(float(temp.mean()), float(temp.std()), mixed=info.mixed_precision)
-        opt = keras.optimizers.AdamW(2e-3, weight_decay=1e-3)
-        if info.mixed_precision:
-            opt = keras.optimizers.LossScaleOptimizer(opt)
-        model.compile(optimizer=opt, loss="mean_absolute_error")
-    ds = D.make_dataset(train_w, global_batch, shuffle=True, seed=seed)
+    global_batch = (batch_size or N.default_batch_size(len(train_w))) * info.replicas
+    model = N.compiled_model(train_w, info)  # the network the job trains, compiled as the job does
+    ds = D.make_dataset(train_w, global_batch, shuffle=True, seed=seed, weighted=True)
 
     class _Timer(keras.callbacks.Callback):
         def __init__(self) -> None:

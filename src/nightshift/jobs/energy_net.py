@@ -1,13 +1,11 @@
 """The load network: device and strategy selection, the Keras model, seeded training.
 
 The model reads a week of hourly history (scaled load, temperature, calendar), the known calendar
-of the next week, and the seasonal-naive forecast; it predicts a correction to a base forecast
-(seasonal naive, the day-type profile or the frozen ridge) for each of the next 168 hours. A
-daily-patch Conv1D encoder summarises the week; a small MLP shared across horizon hours turns
-(summary, that hour's calendar and lead, the same hour last week, the base and ridge forecasts) into
-the correction, so holiday and weekday effects are learned per hour rather than per position. A
-gated branch multiplies occupancy (hour, day type, usual load) with a temperature response, the
-interaction the linear baseline cannot express. Optionally several members are averaged.
+of the next week and the seasonal-naive forecast. It forecasts each of the next 168 hours as the
+day-type profile (that hour's mean over the past week's days of the same type) plus a learned
+correction shaped after how load arises: a linear blend of the known load forecasts and an
+occupancy-gated heating/cooling response to an estimated felt temperature (see `build_model`):
+the interaction of temperature with hour and day type that the linear baseline cannot express.
 
 GPU: `MirroredStrategy` over every visible GPU with mixed precision; CPU: the default strategy,
 with op determinism so a seed gives the same model.
@@ -28,7 +26,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from nightshift.jobs.energy_baselines import LinearBaseline  # noqa: E402
 from nightshift.jobs.energy_data import (  # noqa: E402
     FUTURE_FEATURES,
     HORIZON,
@@ -91,84 +88,49 @@ def set_determinism(seed: int, gpu: bool) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def ridge_weights(ridge: LinearBaseline) -> tuple[np.ndarray, np.ndarray]:
-    """The ridge baseline folded into one dense layer on raw flattened inputs: kernel and bias."""
-    kernel = ridge.coef / ridge.scale[:, None]
-    bias = ridge.intercept - (ridge.mean / ridge.scale) @ ridge.coef
-    return kernel.astype(np.float32), bias.astype(np.float32)
+FELT_ALPHA = 1 / 12  # the felt temperature: exponential smoothing with a time constant of about 12 hours
+HEATING_BELOW, COOLING_ABOVE = 15.0, 22.0  # °C: the usual comfort band, where the hinges start
 
 
-MIN_GAIN = 0.05  # a correction must lower the validation MAE by 5% to be kept
-
-
-def build_model(temp_mean: float, temp_std: float, *, width: int = 32, mixed: bool = False,
-                ridge: LinearBaseline | None = None, base: str = "seasonal naive", dropout: float = 0.3,
-                members: int = 1, gated: bool = True, with_members: bool = False):
+def build_model(temp_mean: float, temp_std: float, *, width: int = 16, mixed: bool = False) -> keras.Model:
     """The network (inputs past/future/naive → scaled load for the next HORIZON hours).
 
-    `base` is the forecast the network corrects: "seasonal naive", "day-type profile" (the
-    `load_daytype_mean` input) or "ridge". A fitted `ridge` baseline sits in the model as a frozen
-    layer (so the saved artifact is self-contained); its forecast is also an input of the correction
-    whatever the base. `members` independent correction networks (own weights, own dropout) are
-    averaged: an ensemble inside one model.
+    Forecast = the day-type profile (the `load_daytype_mean` input: each hour's mean over the past
+    week's days of the same type, an average with nothing fitted) + a learned correction, per
+    horizon hour, built after the demand in the data: load is a day-type/hour profile plus heating
+    below and cooling above comfort temperatures on a smoothed ("felt") temperature, scaled by
+    occupancy. So, per hour:
 
-    With `with_members`, also returns the training model: its output stacks the members
-    (N × HORIZON × members, so each member is fitted on its own loss rather than co-adapting through
-    the average), and it takes the ridge forecast as an extra input `ridge_fit`, so training can feed
-    out-of-fold ridge forecasts (ridge's in-sample errors on its own training windows are smaller
-    and differently shaped than on new weeks: corrections learned on them do not carry over).
+    * a linear blend of the known load forecasts (the same hour last week, the profile, yesterday):
+      a handful of weights, quick to learn and hard to overfit;
+    * a temperature response: the hour's felt temperature is estimated (the future is unknown: from
+      the current felt temperature, an exponential smoothing of the past week; the last day's and the
+      week's means; that hour yesterday; a learned summary of the week; and the lead, as weather drifts
+      back to normal), put through hinge units (heating below / cooling above learned thresholds that
+      start spread over the comfort band), minus the same units at the temperature the profile's hours
+      saw (the profile already holds their heating and cooling);
+    * weighted per hinge by an occupancy gate (hour, day type, holiday, the profile's load at that
+      hour, the lead): heating and cooling follow occupancy, and far-ahead estimates deserve less.
+
+    The output layers start at zero, so training starts from the profile. Every input statistic
+    (temperature standardisation, the smoothing kernel) lives in the model: the artifact is
+    self-contained.
     """
     policy = "mixed_float16" if mixed else "float32"
     past = keras.Input((LOOKBACK, len(PAST_FEATURES)), name="past")
     future = keras.Input((HORIZON, len(FUTURE_FEATURES)), name="future")
     naive = keras.Input((HORIZON,), name="naive")
-    ridge_f = None
-    if ridge is not None:
-        flat = layers.Concatenate(name="ridge_inputs")([layers.Flatten(name="flat_past")(past),
-                                                        layers.Flatten(name="flat_future")(future)])
-        ridge_corr = layers.Dense(HORIZON, trainable=False, dtype="float32", name="ridge")(flat)
-        ridge_f = layers.Add(name="ridge_forecast", dtype="float32")([ridge_corr, naive])
     i_p = FUTURE_FEATURES.index("load_daytype_mean")
     profile = layers.Flatten(name="profile_forecast")(future[..., i_p:i_p + 1])
-
-    def base_of(ridge_forecast):
-        if base == "ridge":
-            if ridge_forecast is None:
-                raise ValueError("base='ridge' needs the fitted ridge baseline")
-            return ridge_forecast
-        return profile if base == "day-type profile" else naive
-
-    corrector = _corrector(temp_mean, temp_std, width=width, dropout=dropout, policy=policy, gated=gated,
-                           members=members, with_ridge=ridge is not None)
-    base_f = base_of(ridge_f)
-    stacked = corrector([past, future, base_f] + ([ridge_f] if ridge is not None else []))
-    corr = layers.GlobalAveragePooling1D(data_format="channels_first", name="ensemble_mean")(stacked)
-    out = layers.Add(name="forecast", dtype="float32")([corr, base_f])
-    inputs = {"past": past, "future": future, "naive": naive}
-    model = keras.Model(inputs, out, name="energy_load")
-    if ridge is not None:
-        model.get_layer("ridge").set_weights(list(ridge_weights(ridge)))
-    if not with_members:
-        return model
-    fit_inputs = dict(inputs)
-    ridge_fit = None
-    if ridge is not None:
-        ridge_fit = fit_inputs["ridge_fit"] = keras.Input((HORIZON,), name="ridge_fit")
-    base_fit = base_of(ridge_fit)
-    stacked_fit = corrector([past, future, base_fit] + ([ridge_fit] if ridge is not None else []))
-    per_member = layers.Add(name="member_forecasts", dtype="float32")(
-        [stacked_fit, layers.Reshape((HORIZON, 1), name="base_fit_per_hour")(base_fit)])
-    return model, keras.Model(fit_inputs, per_member, name="energy_load_members")
+    corr = _correction(past, future, naive, temp_mean, temp_std, width=width, policy=policy)
+    out = layers.Add(name="forecast", dtype="float32")([corr, profile])
+    model = keras.Model({"past": past, "future": future, "naive": naive}, out, name="energy_load")
+    _set_start_weights(model, width)
+    return model
 
 
-def _corrector(temp_mean: float, temp_std: float, *, width: int, dropout: float, policy: str, gated: bool,
-               members: int, with_ridge: bool) -> keras.Model:
-    """The members' corrections to the base (N × HORIZON × members) from past, future, base [, ridge]."""
-    past = keras.Input((LOOKBACK, len(PAST_FEATURES)), name="past")
-    future = keras.Input((HORIZON, len(FUTURE_FEATURES)), name="future")
-    base = keras.Input((HORIZON,), name="base")
-    ins = [past, future, base]
-    # Temperatures are standardised inside the model, so the saved artifact carries their statistics.
+def _correction(past, future, naive, temp_mean: float, temp_std: float, *, width: int, policy: str):
+    """The learned correction to the profile (N × HORIZON); see `build_model`."""
     mean, var = np.zeros(len(PAST_FEATURES)), np.ones(len(PAST_FEATURES))
     mean[1], var[1] = temp_mean, max(temp_std, 1e-3) ** 2
     x = layers.Normalization(axis=-1, mean=mean, variance=var, name="standardise")(past)
@@ -178,86 +140,80 @@ def _corrector(temp_mean: float, temp_std: float, *, width: int, dropout: float,
     i_lead = FUTURE_FEATURES.index("lead")
     f_mean[i_lead], f_var[i_lead] = HORIZON / 48, (HORIZON / 24) ** 2 / 12  # days ahead, about unit scale
     fx = layers.Normalization(axis=-1, mean=f_mean, variance=f_var, name="standardise_future")(future)
-    loads = [layers.Reshape((HORIZON, 1), name="base_per_hour")(base)]
-    if with_ridge:
-        ridge = keras.Input((HORIZON,), name="ridge")
-        ins.append(ridge)
-        loads.append(layers.Reshape((HORIZON, 1), name="ridge_per_hour")(ridge))
-    corrections = [_member(k, x, fx, past, loads, width=width, dropout=dropout, policy=policy, gated=gated)
-                   for k in range(members)]
-    stacked = corrections[0] if members == 1 else layers.Concatenate(axis=-1, name="members")(corrections)
-    return keras.Model(ins, stacked, name="corrector")
+    col = lambda name: fx[..., FUTURE_FEATURES.index(name):FUTURE_FEATURES.index(name) + 1]  # noqa: E731
+    raw = lambda name: future[..., FUTURE_FEATURES.index(name):FUTURE_FEATURES.index(name) + 1]  # noqa: E731
+
+    # Linear blend of the per-hour load forecasts.
+    blend_in = layers.Concatenate(axis=-1, name="blend_inputs")(
+        [layers.Reshape((HORIZON, 1), name="last_week_load")(naive), col("load_daytype_mean"), col("load_yesterday")])
+    linear = layers.Dense(1, dtype="float32", kernel_initializer="zeros", name="correction_linear")(blend_in)
+
+    # The felt temperature now and the week's mean (a frozen layer: the smoothing kernel and a mean),
+    # a learned summary of the week's temperatures, and the hour's felt-temperature estimate (°C).
+    temp_past = layers.Flatten(name="past_temperature")(past[..., 1:2])
+    now_week = layers.Dense(2, use_bias=False, trainable=False, dtype="float32", name="felt_now_and_week_mean")
+    now_week = layers.RepeatVector(HORIZON, name="felt_per_hour")(now_week(temp_past))
+    felt_now, week_mean = now_week[..., :1], now_week[..., 1:]
+    lead = raw("lead")
+    reversion = layers.Multiply(name="lead_x_anomaly")([lead, layers.Subtract(name="anomaly")([felt_now, week_mean])])
+    summary = layers.Dense(4, dtype="float32", kernel_regularizer=keras.regularizers.L2(1e-3),
+                           name="temperature_summary")(layers.Flatten(name="past_temperature_std")(x[..., 1:2]))
+    summary = layers.RepeatVector(HORIZON, name="summary_per_hour")(summary)
+    drift = layers.Multiply(name="lead_x_summary")([layers.Concatenate(name="lead_rep")([lead] * 4), summary])
+    est_in = layers.Concatenate(axis=-1, name="felt_inputs")(
+        [felt_now, raw("temp_day_mean"), week_mean, raw("temp_recent"), reversion, summary, drift])
+    felt = layers.Dense(1, dtype="float32", name="felt_estimate")(est_in)
+
+    # Degree hours of that estimate minus those of the temperature the profile's hours saw.
+    hinge = layers.Dense(width, activation="relu", dtype="float32", name="degree_hinges")
+    change = layers.Subtract(name="degree_change")([hinge(felt), hinge(raw("temp_daytype_mean"))])
+
+    # Each hinge's response (scaled kWh per degree) from occupancy and the lead.
+    occ_cols = [FUTURE_FEATURES.index(c) for c in ("hour_sin", "hour_cos", "dow_sin", "dow_cos",
+                                                   "load_daytype_mean", "holiday", "lead")]
+    occ = layers.Concatenate(axis=-1, name="occupancy_inputs")([fx[..., i:i + 1] for i in occ_cols])
+    g = layers.Dense(width, activation="relu", dtype=policy, name="occupancy")(occ)
+    response = layers.Dense(width, dtype="float32", kernel_initializer="zeros", name="degree_response")(g)
+    temperature = keras.ops.sum(layers.Multiply(name="response_x_degrees")([response, change]), axis=-1,
+                                keepdims=True)
+    out = layers.Add(name="correction_sum", dtype="float32")([linear, temperature])
+    return layers.Flatten(name="correction")(out)
 
 
-def _member(k: int, x, fx, past, loads, *, width: int, dropout: float, policy: str, gated: bool):
-    """One correction network: (N × HORIZON × 1) scaled load to add to the base forecast."""
-    n = f"_{k}" if k else ""
-    reg = keras.regularizers.L2(1e-4)
-    # Daily patches: one 24-hour kernel per day, then mixing across the seven days.
-    z = layers.Conv1D(width, 24, strides=24, activation="relu", dtype=policy, kernel_regularizer=reg,
-                      name=f"day_patches{n}")(x)
-    z = layers.Conv1D(width, 3, padding="same", activation="relu", dtype=policy, name=f"across_days{n}")(z)
-    z = layers.Flatten(name=f"flat{n}")(z)
-    z = layers.Dropout(dropout, name=f"drop{n}")(z)
-    z = layers.Dense(width, activation="relu", dtype=policy, kernel_regularizer=reg, name=f"summary{n}")(z)
-    ctx = layers.RepeatVector(HORIZON, name=f"per_hour{n}")(z)
-    # The same hour last week, aligned with each horizon hour (crops nothing while LOOKBACK == HORIZON).
-    last_week = layers.Cropping1D((LOOKBACK - HORIZON, 0), name=f"last_week{n}")(x)
-    # Per horizon hour: the week's summary, that hour's calendar, recent temperature and lead (how far
-    # persistence holds), last week, the base (and ridge) forecasts.
-    h = layers.Concatenate(axis=-1, name=f"hour_inputs{n}")([ctx, fx, last_week, *loads])
-    # A linear blend of the per-hour load forecasts (last week, the day-type profile, yesterday, the
-    # base, ridge: a handful of weights, quick to learn and hard to overfit) plus an MLP for
-    # interactions; zero-initialised, so training starts from the base forecast and moves only where
-    # it helps.
-    picks = [FUTURE_FEATURES.index("load_daytype_mean"), FUTURE_FEATURES.index("load_yesterday")]
-    blend_in = layers.Concatenate(axis=-1, name=f"blend_inputs{n}")(
-        [layers.Cropping1D((LOOKBACK - HORIZON, 0), name=f"last_week_load{n}")(past)[..., :1],
-         *[fx[..., i:i + 1] for i in picks], *loads])
-    parts = [layers.Dense(1, dtype="float32", kernel_initializer="zeros", name=f"correction_linear{n}")(blend_in)]
-    if gated:
-        # Heating and cooling scale with occupancy: a gate from the hour's calendar and its usual load
-        # (occupancy) times a response to temperatures now, last week at that hour, and the lead.
-        occ_cols = [FUTURE_FEATURES.index(c) for c in ("hour_sin", "hour_cos", "dow_sin", "dow_cos",
-                                                       "load_daytype_mean", "holiday")]
-        # Temperatures as changes from what the day-type profile's hours saw (the profile already
-        # holds their heating and cooling), plus the level (heating below, cooling above thresholds).
-        t = {c: fx[..., FUTURE_FEATURES.index(c):FUTURE_FEATURES.index(c) + 1]
-             for c in ("temp_recent", "temp_day_mean", "temp_daytype_mean", "lead")}
-        occ = layers.Concatenate(axis=-1, name=f"occupancy_inputs{n}")([fx[..., i:i + 1] for i in occ_cols])
-        tmp = layers.Concatenate(axis=-1, name=f"temperature_inputs{n}")(
-            [layers.Subtract(name=f"temp_change{n}")([t["temp_recent"], t["temp_daytype_mean"]]),
-             layers.Subtract(name=f"temp_day_change{n}")([t["temp_day_mean"], t["temp_daytype_mean"]]),
-             t["temp_recent"], t["temp_day_mean"], t["lead"], last_week[..., 1:2]])
-        g = layers.Dense(width // 2, activation="relu", dtype=policy, name=f"occupancy{n}")(occ)
-        u = layers.Dense(width // 2, activation="relu", dtype=policy, name=f"temperature_response{n}")(tmp)
-        gu = layers.Multiply(name=f"occupancy_x_temperature{n}")([g, u])
-        parts.append(layers.Dense(1, dtype="float32", kernel_initializer="zeros", name=f"correction_gated{n}")(gu))
-    h = layers.Dense(2 * width, activation="relu", dtype=policy, kernel_regularizer=reg, name=f"hour_mlp_1{n}")(h)
-    h = layers.Dropout(dropout / 2, name=f"hour_drop{n}")(h)
-    h = layers.Dense(width, activation="relu", dtype=policy, name=f"hour_mlp_2{n}")(h)
-    parts.append(layers.Dense(1, dtype="float32", kernel_initializer="zeros", name=f"correction{n}")(h))
-    return layers.Add(name=f"correction_sum{n}", dtype="float32")(parts)
+def _set_start_weights(model: keras.Model, width: int) -> None:
+    """The frozen smoothing kernel, the felt estimate starting at the felt temperature now, the hinges."""
+    k = np.arange(LOOKBACK)[::-1]
+    ema = FELT_ALPHA * (1 - FELT_ALPHA) ** k
+    smooth = np.stack([ema / ema.sum(), np.full(LOOKBACK, 1 / LOOKBACK)], axis=1)
+    model.get_layer("felt_now_and_week_mean").set_weights([smooth.astype(np.float32)])
+    felt = model.get_layer("felt_estimate")
+    start = np.zeros(felt.get_weights()[0].shape, np.float32)
+    start[0] = 1.0
+    felt.set_weights([start, np.zeros(1, np.float32)])
+    half = width // 2
+    sign = np.r_[-np.ones(half), np.ones(width - half)]
+    theta = np.r_[np.linspace(HEATING_BELOW - 8, HEATING_BELOW + 2, half),
+                  np.linspace(COOLING_ABOVE - 2, COOLING_ABOVE + 6, width - half)]
+    model.get_layer("degree_hinges").set_weights([sign[None, :].astype(np.float32), (-sign * theta).astype(np.float32)])
 
 
-def _members_last(y_true, y_pred):
-    """Target as N × HORIZON × 1 and forecasts as N × HORIZON × members (Keras squeezes one member)."""
-    y_true, y_pred = keras.ops.cast(y_true, "float32"), keras.ops.cast(y_pred, "float32")
-    if len(y_pred.shape) == len(y_true.shape):
-        y_pred = keras.ops.expand_dims(y_pred, -1)
-    return keras.ops.expand_dims(y_true, -1), y_pred
+def compiled_model(train_w: Windows, info: StrategyInfo, *, width: int = 16, learning_rate: float = 1e-3,
+                   weight_decay: float = 1e-4) -> keras.Model:
+    """The job's network, built under the strategy and compiled as the job trains it (also `make bench`)."""
+    temp = train_w.past[:, :, 1]
+    with info.strategy.scope():
+        model = build_model(float(temp.mean()), float(temp.std()), width=width, mixed=info.mixed_precision)
+        opt = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+        if info.mixed_precision:
+            opt = keras.optimizers.LossScaleOptimizer(opt)
+        model.compile(optimizer=opt, loss="mean_absolute_error",
+                      weighted_metrics=[keras.metrics.MeanAbsoluteError(name="mae")], jit_compile=False)
+    return model
 
 
-def member_mae(y_true, y_pred):
-    """Mean absolute error of every member (N × HORIZON × members) against the target (N × HORIZON)."""
-    y_true, y_pred = _members_last(y_true, y_pred)
-    return keras.ops.mean(keras.ops.abs(y_true - y_pred), axis=(1, 2))
-
-
-def ensemble_mae(y_true, y_pred):
-    """Mean absolute error of the members' average: what the saved model forecasts."""
-    y_true, y_pred = _members_last(y_true, y_pred)
-    return keras.ops.mean(keras.ops.abs(y_true - keras.ops.mean(y_pred, axis=-1, keepdims=True)), axis=(1, 2))
+def default_batch_size(n_windows: int) -> int:
+    """About 32 steps an epoch, whatever the history length (per replica)."""
+    return int(np.clip(n_windows // 32, 32, 256))
 
 
 @dataclass
@@ -274,63 +230,36 @@ class TrainResult:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, base: str = "seasonal naive",
-          ridge: LinearBaseline | None = None,
-          max_epochs: int = 10, patience: int = 3, batch_size: int | None = None, learning_rate: float = 1e-3,
-          width: int = 32, weight_decay: float = 1e-2, dropout: float = 0.5, members: int = 1,
-          gated: bool = True, ridge_fit: np.ndarray | None = None, min_gain: float = MIN_GAIN) -> TrainResult:
-    """Fit with early stopping on the validation windows (restoring the best weights).
+def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, max_epochs: int = 30,
+          patience: int = 4, batch_size: int | None = None, learning_rate: float = 1e-3, width: int = 16,
+          weight_decay: float = 1e-4) -> TrainResult:
+    """Fit with early stopping on the validation windows (time-based split), restoring the best epoch.
 
-    `ridge_fit`: the ridge forecasts the correction learns from on the training windows, best out of
-    fold (`energy_baselines.out_of_fold`); ridge's own in-sample forecasts if not given. Validation
-    uses ridge's forecasts (new weeks to ridge as well). Windows are weighted by their level, so the
-    loss of scaled values weighs like kWh, the measure the holdout is judged on.
-
-    Early stopping watches the ensemble's validation MAE. Unless the best epoch beats the untrained
-    model on validation (the base forecast itself, since every correction starts at zero) by
-    `min_gain` (relative), the untrained weights are kept: a correction that barely helps on the
-    validation weeks is as likely noise fitted to the training weeks as a real gain. On demo draws
-    at several run dates, corrections that won 1-2.5% on validation lost 6-29% on the holdout,
-    while those that won 6% or more carried over.
+    Windows are weighted by their level, so the loss of scaled values weighs like kWh, the measure the
+    holdout is judged on. The trained weights of the best validation epoch are always the ones used
+    (`best_epoch` >= 1); the profile's own validation MAE (the untrained model) is kept in `params`
+    next to the best one, so the page shows what training added on validation.
+    `seconds` is the Keras fit alone (the ridge baseline is timed separately by the job).
     """
     set_determinism(seed, gpu=info.name == "mirrored")
-    temp = train_w.past[:, :, 1]
-    if batch_size is None:  # about 32 steps an epoch, whatever the history length
-        batch_size = int(np.clip(len(train_w) // 32, 32, 256))
-    global_batch = batch_size * info.replicas
-    with info.strategy.scope():
-        model, fit_model = build_model(float(temp.mean()), float(temp.std()), width=width, mixed=info.mixed_precision,
-                                       ridge=ridge, base=base, dropout=dropout, members=members, gated=gated,
-                                       with_members=True)
-        opt = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
-        if info.mixed_precision:
-            opt = keras.optimizers.LossScaleOptimizer(opt)
-        fit_model.compile(optimizer=opt, loss=member_mae, weighted_metrics=[ensemble_mae], jit_compile=False)
-    extra = val_extra = None
-    if ridge is not None:
-        extra = {"ridge_fit": ridge.predict(train_w) if ridge_fit is None else ridge_fit}
-        val_extra = {"ridge_fit": ridge.predict(val_w)}
-    ds = make_dataset(train_w, global_batch, shuffle=True, seed=seed, extra=extra, weighted=True)
-    vds = make_dataset(val_w, 1024 * info.replicas, shuffle=False, seed=seed, extra=val_extra, weighted=True)
-    stop = keras.callbacks.EarlyStopping(monitor="val_ensemble_mae", mode="min", patience=patience, restore_best_weights=True)
+    global_batch = (batch_size or default_batch_size(len(train_w))) * info.replicas
+    model = compiled_model(train_w, info, width=width, learning_rate=learning_rate, weight_decay=weight_decay)
+    ds = make_dataset(train_w, global_batch, shuffle=True, seed=seed, weighted=True)
+    vds = make_dataset(val_w, 1024 * info.replicas, shuffle=False, seed=seed, weighted=True)
+    stop = keras.callbacks.EarlyStopping(monitor="val_mae", mode="min", patience=patience, restore_best_weights=True)
     t0 = time.perf_counter()
-    start_weights = model.get_weights()
-    start_val = float(fit_model.evaluate(vds, verbose=0, return_dict=True)["ensemble_mae"])
+    start_val = float(model.evaluate(vds, verbose=0, return_dict=True)["mae"])
     # shuffle=False: the tf.data pipeline shuffles (seeded); Keras would only warn that it ignores it
-    hist = fit_model.fit(ds, validation_data=vds, epochs=max_epochs, callbacks=[stop], verbose=0, shuffle=False)
+    hist = model.fit(ds, validation_data=vds, epochs=max_epochs, callbacks=[stop], verbose=0, shuffle=False)
     seconds = time.perf_counter() - t0
     epochs = len(hist.history["loss"])
-    val = hist.history["val_ensemble_mae"]
+    val = hist.history["val_mae"]
     best_epoch = int(np.argmin(val)) + 1
-    if min(val) > (1 - min_gain) * start_val:
-        model.set_weights(start_weights)
-        best_epoch = 0
     params = {"lookback": LOOKBACK, "horizon": HORIZON, "width": width, "batch_size": global_batch,
               "learning_rate": learning_rate, "weight_decay": weight_decay, "max_epochs": max_epochs,
-              "patience": patience, "seed": seed, "base": base, "members": members, "gated": gated, "min_gain": min_gain,
-              "ridge_out_of_fold": ridge_fit is not None,
-              "ridge_alpha": None if base != "ridge" or ridge is None else ridge.alpha, "start_val_loss": start_val}
-    history = {"loss": hist.history["loss"], "val_loss": val}
+              "patience": patience, "seed": seed, "base": "day-type profile",
+              "val_mae_profile": start_val, "val_mae_best": float(min(val))}
+    history = {"loss": hist.history["mae"], "val_loss": val}
     return TrainResult(model, epochs, best_epoch, seconds, len(train_w),
                        len(train_w) * epochs / seconds, {k: [float(v) for v in vs] for k, vs in history.items()},
                        params)
