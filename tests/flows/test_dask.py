@@ -17,8 +17,8 @@ from polars.testing import assert_frame_equal
 
 pytestmark = pytest.mark.slow
 
-JOBS = ["loans"]
-TABLES = ["loans", "loan_outcomes", "sales"]
+JOBS = ["loans", "inventory"]
+TABLES = ["loans", "loan_outcomes", "sales", "inventory"]
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +70,12 @@ def test_night_on_cluster_matches_local(demo_night, client, tmp_path):
         assert_frame_equal(a[name], b[name], check_exact=False, rel_tol=1e-9)
     from nightshift.registry import ModelRegistry
 
-    def trained_with(settings) -> str:
-        reg = ModelRegistry(settings.models_dir, "loans")
+    def trained_with(settings, job) -> str:
+        reg = ModelRegistry(settings.models_dir, job)
         return reg.get(reg.champion()).metadata["extra"]["trained_with"]
 
-    assert trained_with(remote).startswith("xgboost.dask") and trained_with(local) == "xgboost, in this process"
+    for j in JOBS:
+        assert trained_with(remote, j).startswith("xgboost.dask") and trained_with(local, j) == "xgboost, in this process"
 
 
 def test_series_forecasts_on_cluster_match_local(client):

@@ -50,7 +50,7 @@ def _train_and_register(ctx: JobContext, feat: pl.DataFrame, holdout_days: int,
     mv = ctx.registry.save(
         challenger, im.FORMAT, run_date=d, training_window=(train["date"].min(), cutoff),
         data_hash=im.data_hash(train), features=im.FEATURES, params={**im.DEFAULT_PARAMS, **(params or {})},
-        metrics=metrics, holdout=holdout_info,
+        metrics=metrics, holdout=holdout_info, extra={"trained_with": challenger.booster.attr("trained_with")},
     )
     champion_value, champion_model, champion_version = None, None, ctx.registry.champion()
     if champion_version and champion_version != mv.version:

@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 import xgboost as xgb
 
+from nightshift.dask_runner import train_xgb, worker_client_or_none
 from nightshift.modeling import FnFormat
 from nightshift.modeling.xgb import default_threads, xgb_device
 
@@ -117,8 +118,9 @@ def fit(train: pl.DataFrame, params: dict[str, Any] | None = None, seed: int = 7
         # Half the cores: on the shared 2-core machines two threads ran 8x slower (oversubscribed).
         "nthread": default_threads(), "device": xgb_device(), **p,
     }
-    dtrain = xgb.QuantileDMatrix(x, y, max_bin=booster_params["max_bin"])
-    model.booster = xgb.train(booster_params, dtrain, num_boost_round=rounds)
+    # On a Dask worker (the flow's Dask runner) this trains through xgboost.dask across the cluster.
+    with worker_client_or_none() as client:
+        model.booster = train_xgb(booster_params, x, y, rounds=rounds, client=client)
     model.booster.set_param({"device": "cpu"})  # scoring a few hundred rows: no device copies
     return model
 
