@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -120,3 +120,29 @@ def test_retention_only_counts_closed_windows(behavior_wh) -> None:
     assert j.filter(pl.col("horizon") == 28)["signup_date"].max() <= run_date - timedelta(days=28)
     assert j.filter(pl.col("horizon") == 7)["signup_date"].max() <= run_date - timedelta(days=7)
     assert set(r["retained"].unique()) <= {0, 1}
+
+
+def test_a_sessions_channel_is_its_first_events_even_when_its_first_second_is_shared(tiny: dict, tmp_path: Path) -> None:
+    """Events sharing a session's first timestamp: the smallest event id's channel is the session's."""
+    users = tiny["users"].head(3)
+    ids = users["user_id"].to_list()
+    start, later = datetime(2026, 2, 27, 9), datetime(2026, 2, 27, 11)
+    rows = []
+    for user, (visit_id, purchase_id) in zip(ids, [("e1", "e2"), ("e4", "e3"), ("e5", "e6")], strict=True):
+        # A visit and a purchase in the same second open the session; another session 2 hours on.
+        rows += [(visit_id, user, start, "visit", "search", None), (purchase_id, user, start, "purchase", "email", 500),
+                 (f"x{user}", user, later, "visit", "social", None)]
+    events = pl.DataFrame(rows, schema={"event_id": pl.String, "user_id": pl.Int64, "ts": pl.Datetime("us"),
+                                        "event_type": pl.String, "channel": pl.String, "revenue_cents": pl.Int64},
+                          orient="row").with_columns(campaign_id=pl.lit(None, pl.String), device=pl.lit("mobile"),
+                                                     product_id=pl.lit(None, pl.String))
+    wh = load_frames(tmp_path / "wh.duckdb", {"users": users,
+                                             "events": events.select(c.name for c in TABLES["events"].columns)})
+    got = wh.run_sql("marts/behavior_user_day", run_date=END, days=7)
+    wh.close()
+    first = got.filter(pl.col("channel") != "social").sort("user_id")
+    # the session's first event: e1 (visit, search), e3 (purchase, email), e5 (visit, search)
+    assert dict(zip(first["user_id"], first["channel"], strict=True)) == dict(zip(ids, ["search", "email", "search"],
+                                                                                 strict=True))
+    assert first["purchases"].to_list() == [1, 1, 1] and first["revenue_cents"].to_list() == [500, 500, 500]
+    assert got.filter(pl.col("channel") == "social")["visits"].to_list() == [1, 1, 1]
