@@ -46,7 +46,7 @@ def run(ctx: JobContext) -> JobResult:
         results: list[SeriesResult] = mapper.map(run_task, tasks)
         workers = getattr(mapper, "workers", 1)
     fit_seconds = time.perf_counter() - t_fit
-    state.save(ctx.settings.models_dir, d, _next_state(results, cache, d))
+    state.save(ctx.settings.models_dir, d, next_state(results, cache, d))
 
     forecast = forecast_frame(results, d)
     ctx.write_parquet("forecast", forecast.drop("naive", "scale"))
@@ -102,7 +102,7 @@ def _get(by: dict, method: str, col: str) -> float | None:
     return None if v is None or not np.isfinite(v) else round(float(v), 4)
 
 
-def _next_state(results: list[SeriesResult], cache: dict[str, state.Cached], d: date) -> dict[str, state.Cached]:
+def next_state(results: list[SeriesResult], cache: dict[str, state.Cached], d: date) -> dict[str, state.Cached]:
     """Tonight's orders and parameters; a series that fell back keeps its previous entry."""
     out = {}
     for r in results:
