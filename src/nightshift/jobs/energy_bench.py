@@ -61,7 +61,7 @@ def bench_energy(size: str = "small", epochs: int = 3, batch_size: int | None = 
     N.set_determinism(seed, gpu=info.name == "mirrored")
     global_batch = (batch_size or N.default_batch_size(len(train_w))) * info.replicas
     model = N.compiled_model(train_w, info)  # the network the job trains, compiled as the job does
-    ds = D.make_dataset(train_w, global_batch, shuffle=True, seed=seed, weighted=True)
+    ds = D.make_dataset(train_w, global_batch, shuffle=True, seed=seed)
 
     class _Timer(keras.callbacks.Callback):
         def __init__(self) -> None:

@@ -298,24 +298,18 @@ def time_split(s: Series, holdout_days: int = 28, val_days: int = 28, train_stri
     )
 
 
-def make_dataset(w: Windows, batch_size: int, *, shuffle: bool, seed: int, repeat: bool = False,
-                 extra: dict[str, np.ndarray] | None = None, weighted: bool = False):
-    """A batched, prefetched tf.data pipeline over the windows' NumPy arrays (plus `extra` inputs).
+def make_dataset(w: Windows, batch_size: int, *, shuffle: bool, seed: int):
+    """A batched, prefetched tf.data pipeline over the windows' NumPy arrays.
 
-    `weighted`: each window carries a sample weight proportional to its level, so a mean error of
-    scaled values weighs like the error in kWh (the measure the holdout is judged on).
+    Each window carries a sample weight proportional to its level, so a mean error of scaled
+    values weighs like the error in kWh (the measure the holdout is judged on).
     """
     import tensorflow as tf
 
-    inputs = w.inputs() | {k: np.asarray(v, dtype=np.float32) for k, v in (extra or {}).items()}
-    parts = (inputs, w.target)
-    if weighted:
-        parts += ((w.level / np.mean(w.level)).astype(np.float32),)
-    ds = tf.data.Dataset.from_tensor_slices(parts)
+    weight = (w.level / np.mean(w.level)).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((w.inputs(), w.target, weight))
     if shuffle:
         ds = ds.shuffle(len(w), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

@@ -244,8 +244,8 @@ def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, ma
     set_determinism(seed, gpu=info.name == "mirrored")
     global_batch = (batch_size or default_batch_size(len(train_w))) * info.replicas
     model = compiled_model(train_w, info, width=width, learning_rate=learning_rate, weight_decay=weight_decay)
-    ds = make_dataset(train_w, global_batch, shuffle=True, seed=seed, weighted=True)
-    vds = make_dataset(val_w, 1024 * info.replicas, shuffle=False, seed=seed, weighted=True)
+    ds = make_dataset(train_w, global_batch, shuffle=True, seed=seed)
+    vds = make_dataset(val_w, 1024 * info.replicas, shuffle=False, seed=seed)
     stop = keras.callbacks.EarlyStopping(monitor="val_mae", mode="min", patience=patience, restore_best_weights=True)
     t0 = time.perf_counter()
     start_val = float(model.evaluate(vds, verbose=0, return_dict=True)["mae"])
