@@ -37,24 +37,34 @@ TARGET_MASE_REL = 0.02
 MAX_SERIES = 200  # per-series work is linear: a rate needs no more, and the large demo has 10,000
 
 
-def bench_tasks(size: str = "small", seed: int = 7, end: date | None = None, max_series: int | None = None,
-                cache: dict[str, state.Cached] | None = None) -> list[SeriesTask]:
-    """The night's tasks for a demo size, built through the job's SQL (cold without a `cache`)."""
+def night_inputs(size: str, seed: int, end: date) -> dict[date, tuple[pl.DataFrame, pl.DataFrame]]:
+    """The job's SQL inputs (series, future promotions) as of the night before `end` and as of `end`.
+
+    One demo draw up to `end` in one warehouse: the night before sees the same history, a day shorter.
+    """
     from nightshift.demo import get_size
     from nightshift.demo.sales import generate
     from nightshift.warehouse import Warehouse
 
-    end = end or date.today() - timedelta(days=1)
     s = get_size(size)
     sales = generate(np.random.default_rng([seed, 1]), end - timedelta(days=s.sales_days - 1), end, s)["sales"]
+    out = {}
     with tempfile.TemporaryDirectory() as tmp, Warehouse(Path(tmp) / "bench.duckdb") as wh:
         wh.cursor.register("_rows", sales.with_columns(pl.col("date").alias("_partition")).to_arrow())
         wh.execute("insert into sales select * from _rows")
         wh.cursor.unregister("_rows")
-        frame = wh.run_sql("marts/sales_series", run_date=end, history_days=job.HISTORY_DAYS,
-                           retire_days=job.RETIRE_DAYS)
-        future = wh.run_sql("marts/sales_future_promotions", run_date=end, horizon=job.HORIZON)
-    tasks = build_tasks(frame, future, cache or {}, run_date=end, horizon=job.HORIZON, fit_days=job.FIT_DAYS,
+        for d in (end - timedelta(days=1), end):
+            out[d] = (wh.run_sql("marts/sales_series", run_date=d, history_days=job.HISTORY_DAYS,
+                                 retire_days=job.RETIRE_DAYS),
+                      wh.run_sql("marts/sales_future_promotions", run_date=d, horizon=job.HORIZON))
+    return out
+
+
+def night_tasks(inputs: tuple[pl.DataFrame, pl.DataFrame], run_date: date, max_series: int | None,
+                cache: dict[str, state.Cached] | None = None) -> list[SeriesTask]:
+    """One night's tasks, as the job builds them (cold without a `cache`)."""
+    frame, future = inputs
+    tasks = build_tasks(frame, future, cache or {}, run_date=run_date, horizon=job.HORIZON, fit_days=job.FIT_DAYS,
                         origins=backtest.origins(job.N_ORIGINS, job.HORIZON))
     return tasks[:max_series] if max_series else tasks
 
@@ -65,13 +75,11 @@ def _naive(tasks: list[SeriesTask]) -> tuple[float, list[SeriesResult]]:
     return time.perf_counter() - t0, results
 
 
-def _parallel(tasks: list[SeriesTask], workers: int) -> tuple[float, float, list[SeriesResult]]:
+def _parallel(tasks: list[SeriesTask], workers: int) -> tuple[float, list[SeriesResult]]:
     t0 = time.perf_counter()
-    with ProcessMapper(workers) as mapper:
-        mapper.map(blas_threads, range(workers))  # start-up: counted in the total, also reported alone
-        t_ready = time.perf_counter()
+    with ProcessMapper(workers) as mapper:  # pool start-up counted
         results = mapper.map(run_task, tasks)
-    return time.perf_counter() - t0, t_ready - t0, results
+    return time.perf_counter() - t0, results
 
 
 def _mase(results: list[SeriesResult]) -> float:
@@ -84,17 +92,17 @@ def bench_sales(size: str = "small", workers: int | None = None, repeats: int = 
     """Series/second of nightshift's night and of the cold pool vs the naive loop, with MASE of each."""
     workers = workers or os.cpu_count() or 1
     end = end or date.today() - timedelta(days=1)
-    tasks = bench_tasks(size, seed, end, max_series)
+    inputs = night_inputs(size, seed, end)
+    before = end - timedelta(days=1)
+    tasks = night_tasks(inputs[end], end, max_series)
     # The night before, untimed: its results are the state tonight starts from.
-    before = bench_tasks(size, seed, end - timedelta(days=1), max_series)
-    with ProcessMapper(workers) as mapper:
-        cache = job.next_state(mapper.map(run_task, before), {}, end - timedelta(days=1))
-    warm = bench_tasks(size, seed, end, max_series, cache=cache)
+    _, last_night = _parallel(night_tasks(inputs[before], before, max_series), workers)
+    warm = night_tasks(inputs[end], end, max_series, cache=job.next_state(last_night, {}, before))
     n = len(tasks)
     sides: dict[str, Callable[[], tuple[float, list[SeriesResult]]]] = {
         "naive": lambda: _naive(tasks),
-        "parallel": lambda: _parallel(tasks, workers)[::2],
-        "nightly": lambda: _parallel(warm, workers)[::2],
+        "parallel": lambda: _parallel(tasks, workers),
+        "nightly": lambda: _parallel(warm, workers),
     }
     secs: dict[str, list[float]] = {k: [] for k in sides}
     res: dict[str, list[SeriesResult]] = {}
