@@ -67,3 +67,19 @@ def test_one_night_forecasts_every_active_series_and_reruns_idempotently(night, 
     n = wh.execute("select count(*) from sales_forecast_history where run_date = $d", {"d": END}).fetchall()[0][0]
     assert n == fc.height  # replaced, not appended
     assert again.summary == res.summary
+
+
+def test_the_next_night_starts_from_the_state_and_reuses_the_backtest_parameters(night, tmp_path):
+    from nightshift.forecasting import state
+
+    settings, wh, _ = night
+    before = END - timedelta(days=1)
+    first = job.run(JobContext("sales", before, settings, wh, out_dir=tmp_path / "before"))
+    res = job.run(JobContext("sales", END, settings, wh, out_dir=tmp_path / "tonight"))
+    assert res.extra["orders_selected"] == 0 and res.extra["warm_starts"] == res.summary["sarima"] >= 1
+    _, kept = state.load(settings.models_dir, END)  # what the night before saved
+    _, now = state.load(settings.models_dir, END + timedelta(days=1))  # what tonight saved
+    assert now.keys() == kept.keys() and len(now) == first.summary["sarima"]
+    for key, entry in now.items():  # tonight refits its model but not the backtest's (no re-selection)
+        assert entry.backtest_spec == kept[key].backtest_spec
+        np.testing.assert_array_equal(entry.backtest_params, kept[key].backtest_params)

@@ -104,6 +104,28 @@ def test_selection_warm_start_and_promotion_effect():
     assert again.iterations <= 3 and again.params == pytest.approx(full.params, abs=0.02)
 
 
+def test_backtest_parameters_are_reused_until_the_order_is_reselected(monkeypatch):
+    y, promo = _weekly(200, seed=4)
+    spec, origins = sarima.Spec((0, 1, 1), (0, 1, 1, 7), True), (H, 2 * H)
+    last_night = run_task(_task(y[:-1], promo[:-1], spec=spec, origins=origins))
+    assert last_night.kind == "sarima" and last_night.backtest_fit is not None
+    fits = []
+    real_fit = sarima.fit
+    monkeypatch.setattr(sarima, "fit", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+
+    tonight = run_task(_task(y, promo, spec=spec, start_params=np.asarray(last_night.params), origins=origins,
+                             backtest_fit=last_night.backtest_fit))
+    assert len(fits) == 1  # tonight's model only: the backtest reuses last night's parameters
+    assert all(o.fallback is None for o in tonight.backtest)
+    np.testing.assert_array_equal(tonight.backtest_fit[1], last_night.backtest_fit[1])
+
+    fits.clear()  # parameters of another model are not reused: the backtest estimates its own
+    other = (sarima.Spec((1, 1, 1), (0, 1, 1, 7), True), np.r_[0.1, last_night.backtest_fit[1]])
+    refit = run_task(_task(y, promo, spec=spec, start_params=np.asarray(last_night.params), origins=origins,
+                           backtest_fit=other))
+    assert len(fits) == 2 and refit.backtest_fit[0] == last_night.backtest_fit[0]
+
+
 def test_sarima_forecast_follows_the_weekly_shape():
     y, promo = _weekly(140, seed=5)
     fitted = sarima.fit(y[:-H], promo[:-H], sarima.Spec((0, 1, 1), (0, 1, 1, 7), True))

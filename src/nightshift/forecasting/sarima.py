@@ -98,7 +98,8 @@ def fit(y: np.ndarray, x: np.ndarray | None, spec: Spec,
         start = np.asarray(start_params[:-1], float)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence is read from mle_retvals, not from warnings
-        res = model.fit(start_params=start, disp=False, method="lbfgs",
+        # Only the parameters, AIC and scale are read: no covariance (a fifth of a fit) and no smoothing
+        res = model.fit(start_params=start, disp=False, method="lbfgs", cov_type="none", low_memory=True,
                         maxiter=MAXITER_WARM if start is not None else MAXITER_COLD)
     params = np.r_[np.asarray(res.params, float), float(res.scale)]
     converged = bool(res.mle_retvals.get("converged", True)) if res.mle_retvals else True
@@ -144,7 +145,7 @@ def forecast(y: np.ndarray, x: np.ndarray | None, future_x: np.ndarray | None, f
                     seasonal_order=spec.seasonal_order)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = model.filter(fitted.params)
+        res = model.filter(fitted.params, cov_type="none")
         fx = None
         if spec.exog:
             fx = np.zeros(horizon) if future_x is None else np.asarray(future_x, float)

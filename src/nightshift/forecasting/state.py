@@ -3,6 +3,9 @@
 Files live in `<home>/models/sales/state/<D>.json`. A run for D reads the newest file dated
 *before* D, so a rerun of D starts from the same state (idempotent) and a backfill never sees
 orders chosen on later data. Orders are re-selected when they are older than `RESELECT_DAYS`.
+The backtest's parameters (estimated at the earliest backtest origin) are kept with the order and
+re-estimated with it: estimated on data before an origin that is at most `RESELECT_DAYS` older
+than tonight's earliest origin, they still never see a day they are scored on.
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ KEEP_FILES = 60
 
 @dataclass
 class Cached:
-    """One series' cached model: structure, when it was selected, and last night's parameters."""
+    """One series' cached model: structure, when it was selected, last night's parameters, and the
+    backtest's model (its spec can differ from tonight's in the promotion regressor)."""
 
     spec: Spec
     selected_on: date
     params: np.ndarray | None
+    backtest_spec: Spec | None = None
+    backtest_params: np.ndarray | None = None
 
 
 def state_dir(models_dir: Path) -> Path:
@@ -48,7 +54,9 @@ def load(models_dir: Path, run_date: date) -> tuple[date | None, dict[str, Cache
     out = {}
     for key, e in raw.get("series", {}).items():
         params = np.asarray(e["params"], float) if e.get("params") else None
-        out[key] = Cached(Spec.from_json(e["spec"]), date.fromisoformat(e["selected_on"]), params)
+        bt = e.get("backtest")
+        out[key] = Cached(Spec.from_json(e["spec"]), date.fromisoformat(e["selected_on"]), params,
+                          Spec.from_json(bt["spec"]) if bt else None, np.asarray(bt["params"], float) if bt else None)
     return dates[-1], out
 
 
@@ -65,7 +73,9 @@ def save(models_dir: Path, run_date: date, entries: dict[str, Cached]) -> Path:
         "run_date": run_date.isoformat(),
         "series": {
             key: {"spec": e.spec.to_json(), "selected_on": e.selected_on.isoformat(),
-                  "params": None if e.params is None else [float(v) for v in e.params]}
+                  "params": None if e.params is None else [float(v) for v in e.params],
+                  "backtest": None if e.backtest_spec is None or e.backtest_params is None else
+                  {"spec": e.backtest_spec.to_json(), "params": [float(v) for v in e.backtest_params]}}
             for key, e in sorted(entries.items())
         },
     }

@@ -34,6 +34,7 @@ class SeriesTask:
     spec: sarima.Spec | None = None  # cached order; None means select now
     start_params: np.ndarray | None = None  # last night's parameters, for a warm start
     origins: tuple[int, ...] = ()  # backtest cut points, in days before the run date
+    backtest_fit: tuple[sarima.Spec, np.ndarray] | None = None  # kept from an earlier night (see state)
 
 
 @dataclass
@@ -68,6 +69,7 @@ class SeriesResult:
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     backtest: list[BacktestOrigin] = field(default_factory=list)
+    backtest_fit: tuple[sarima.Spec, np.ndarray] | None = None  # the backtest's model, for the state
 
 
 def baseline_reason(y: np.ndarray) -> str | None:
@@ -101,9 +103,14 @@ def for_model(y: np.ndarray) -> np.ndarray:
     return y
 
 
+def _for_window(spec: sarima.Spec, x: np.ndarray) -> sarima.Spec:
+    """`spec` with promotion as a regressor only where it varies in the fit's window."""
+    exog = sarima.has_variation(x)
+    return spec if spec.exog == exog else sarima.Spec(spec.order, spec.seasonal_order, exog=exog)
+
+
 def _fit(y: np.ndarray, x: np.ndarray, spec: sarima.Spec, start: np.ndarray | None) -> sarima.Fit:
-    if spec.exog != sarima.has_variation(x):  # promotion is a regressor only where it varies
-        spec = sarima.Spec(spec.order, spec.seasonal_order, exog=not spec.exog)
+    spec = _for_window(spec, x)
     fitted = sarima.fit(for_model(y), x, spec, start)
     if not fitted.converged:
         raise sarima.FitError(f"{spec.label} did not converge in {fitted.iterations} iterations")
@@ -143,7 +150,9 @@ def _backtest(task: SeriesTask, y_all: np.ndarray, x_all: np.ndarray, tonight: S
 
     Parameters are estimated once, at the earliest origin, and kept fixed for the later ones
     (their state is still updated with the data up to each origin): one fit per series instead
-    of one per origin, and no parameter ever sees the days it is scored on.
+    of one per origin, and no parameter ever sees the days it is scored on. Between order
+    re-selections the parameters estimated on an earlier night are reused (`task.backtest_fit`):
+    they were estimated on even older data, so that still holds.
     """
     cuts = sorted((c for c in task.origins if y_all.size - c >= 1), reverse=True)
     fitted: sarima.Fit | None = None
@@ -164,6 +173,8 @@ def _backtest(task: SeriesTask, y_all: np.ndarray, x_all: np.ndarray, tonight: S
             continue
         try:
             if fitted is None and failure is None:
+                fitted = _kept_fit(task.backtest_fit, _for_window(tonight.spec, x))
+            if fitted is None and failure is None:
                 start = np.asarray(tonight.params) if tonight.params is not None else None
                 fitted = _fit(y, x, tonight.spec, start)
             if fitted is None:
@@ -173,4 +184,13 @@ def _backtest(task: SeriesTask, y_all: np.ndarray, x_all: np.ndarray, tonight: S
         except Exception as e:  # noqa: BLE001
             failure = failure or f"{type(e).__name__}: {str(e)[:200]}"
             origin.fallback = failure
+    if fitted is not None and failure is None:  # kept for later nights only when it served every origin
+        tonight.backtest_fit = (fitted.spec, fitted.params)
     return out
+
+
+def _kept_fit(kept: tuple[sarima.Spec, np.ndarray] | None, spec: sarima.Spec) -> sarima.Fit | None:
+    """An earlier night's backtest parameters when they belong to the model the backtest fits now."""
+    if kept is None or kept[0] != spec:
+        return None
+    return sarima.Fit(spec, np.asarray(kept[1], float), float("nan"), True, 0, {})
