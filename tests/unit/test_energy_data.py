@@ -172,8 +172,9 @@ def test_future_features_are_known_at_the_origin(tiny):
     i = len(w) - 1
     r, o = w.region[i], w.origin[i]
     f = {name: w.future[i, :, k] for k, name in enumerate(D.FUTURE_FEATURES)}
-    # persistence temperature: the last observed day, same hour of day, for every horizon day
-    np.testing.assert_allclose(f["temp_recent"], np.tile(s.temperature[r, o - 24:o], 7), rtol=1e-5)
+    # persistence felt temperature: the last day, same hour of day, for every horizon day
+    felt = D.felt_temperature(s.temperature)
+    np.testing.assert_allclose(f["felt_recent"], np.tile(felt[r, o - 24:o], 7), rtol=1e-5)
     np.testing.assert_allclose(f["load_yesterday"] * w.level[i], np.tile(s.load[r, o - 24:o], 7), rtol=1e-4)
     # day-type profile: mean over the past week's days of the target day's type (weekend/holiday vs work)
     days = s.hours[o - 168:o:24].astype("datetime64[D]")

@@ -21,18 +21,20 @@ HORIZON = 168  # hours forecast (the next seven days)
 MIN_COVERAGE = 0.5  # below this share of active meters reporting, an hour's load is re-estimated
 TRAIN_STRIDE = 3  # training origins every 3 hours: neighbouring windows are near-copies; a third of the cost
 PAST_FEATURES = ("load", "temperature_c", "hour_sin", "hour_cos", "dow_sin", "dow_cos", "holiday")
-# Per horizon hour, from what is known at the origin: temp_recent is a persistence forecast of
-# temperature (the last observed day at the same hour of day; the source has no weather forecast);
-# load_daytype_mean averages the scaled load at that hour of day over the past week's days of the
-# same type (working or rest day) as the target day, load_yesterday is the last day at that hour:
-# both less noisy than the single reading a week ago. temp_day_mean is the last day's mean
-# temperature (buildings react to a smoothed temperature), temp_daytype_mean the mean temperature
-# of the hours load_daytype_mean averages (what the profile's heating and cooling answered to), and
-# lead the days ahead (0 … 7): how far persistence can be trusted. These three are linear in the
-# past temperatures or the same for every window, so they give the ridge baseline nothing new.
-# Holiday stays last.
-FUTURE_FEATURES = ("hour_sin", "hour_cos", "dow_sin", "dow_cos", "temp_recent", "load_daytype_mean",
-                   "load_yesterday", "temp_day_mean", "temp_daytype_mean", "lead", "holiday")
+# Buildings react to a smoothed ("felt") temperature, not the hour's reading: an exponential
+# smoothing with a time constant of about 12 hours (thermal inertia), computed causally over the
+# whole series so every hour's value uses only the hours before it.
+FELT_ALPHA = 1 / 12
+# Per horizon hour, from what is known at the origin: felt_recent is a persistence forecast of the
+# felt temperature (the last day's felt temperature at the same hour of day; the source has no
+# weather forecast); load_daytype_mean averages the scaled load at that hour of day over the past
+# week's days of the same type (working or rest day) as the target day, load_yesterday is the last
+# day at that hour: both less noisy than the single reading a week ago. temp_day_mean is the last
+# day's mean temperature, felt_daytype_mean the mean felt temperature of the hours
+# load_daytype_mean averages (what the profile's heating and cooling answered to), and lead the
+# days ahead (0 … 7): how far persistence can be trusted. Holiday stays last.
+FUTURE_FEATURES = ("hour_sin", "hour_cos", "dow_sin", "dow_cos", "felt_recent", "load_daytype_mean",
+                   "load_yesterday", "temp_day_mean", "felt_daytype_mean", "lead", "holiday")
 SHORT_HISTORY_DAYS = 120  # below this much training span, every hourly origin is a training window
 
 
@@ -174,6 +176,14 @@ class Windows:
                        self.region[rows], self.origin[rows])
 
 
+def felt_temperature(temp: np.ndarray) -> np.ndarray:
+    """The felt temperature per hour (regions × hours): causal exponential smoothing, `FELT_ALPHA`."""
+    from scipy.signal import lfilter
+
+    start = temp[:, :1]
+    return lfilter([FELT_ALPHA], [1, FELT_ALPHA - 1], temp - start, axis=1) + start
+
+
 def make_windows(s: Series, origins: np.ndarray, future_holiday: np.ndarray | None = None) -> Windows:
     """Windows for every region at the given origins (hour indexes; `origin - LOOKBACK >= 0`).
 
@@ -189,11 +199,13 @@ def make_windows(s: Series, origins: np.ndarray, future_holiday: np.ndarray | No
     cal = calendar(hours, hol)  # (T + extra, 5)
     load = np.concatenate([s.load, np.full((n_r, extra), np.nan)], axis=1)
     temp = np.concatenate([s.temperature, np.full((n_r, extra), np.nan)], axis=1)
+    felt = np.concatenate([felt_temperature(s.temperature), np.full((n_r, extra), np.nan)], axis=1)
 
     # Views of every window, then fancy-indexed at the origins: one copy, no loop over windows.
     load_w = sliding_window_view(load, LOOKBACK, axis=1)  # (R, T', L): window starting at t
     fut_w = sliding_window_view(load, HORIZON, axis=1)
     temp_w = sliding_window_view(temp, LOOKBACK, axis=1)
+    felt_w = sliding_window_view(felt, LOOKBACK, axis=1)
     cal_w = sliding_window_view(cal, LOOKBACK, axis=0).transpose(0, 2, 1)  # (T', L, 5)
     calf_w = sliding_window_view(cal, HORIZON, axis=0).transpose(0, 2, 1)
     r = np.repeat(np.arange(n_r), len(origins))
@@ -209,13 +221,14 @@ def make_windows(s: Series, origins: np.ndarray, future_holiday: np.ndarray | No
     reps = -(-HORIZON // 24)
     day = lambda a: np.tile(a, (1, reps))[:, :HORIZON, None]  # noqa: E731
     scaled = past[:, :, 0]
+    past_felt = felt_w[r, o - LOOKBACK]
     cal_f = calf_w[o]
     n = len(o)
     day_mean = np.broadcast_to(past[:, -24:, 1].mean(axis=1)[:, None, None], (n, HORIZON, 1))
     lead = np.broadcast_to((np.arange(HORIZON) / 24.0)[None, :, None], (n, HORIZON, 1))
-    future = np.concatenate([cal_f[..., :4], day(past[:, -24:, 1]), _daytype_profile(scaled, cal_w[o - LOOKBACK],
+    future = np.concatenate([cal_f[..., :4], day(past_felt[:, -24:]), _daytype_profile(scaled, cal_w[o - LOOKBACK],
                              cal_f)[..., None], day(scaled[:, -24:]), day_mean,
-                             _daytype_profile(past[:, :, 1], cal_w[o - LOOKBACK], cal_f)[..., None], lead,
+                             _daytype_profile(past_felt, cal_w[o - LOOKBACK], cal_f)[..., None], lead,
                              cal_f[..., 4:]], axis=-1)
     return Windows(
         past=past.astype(np.float32),

@@ -27,6 +27,7 @@ import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
 from nightshift.jobs.energy_data import (  # noqa: E402
+    FELT_ALPHA,
     FUTURE_FEATURES,
     HORIZON,
     LOOKBACK,
@@ -88,11 +89,11 @@ def set_determinism(seed: int, gpu: bool) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-FELT_ALPHA = 1 / 12  # the felt temperature: exponential smoothing with a time constant of about 12 hours
 HEATING_BELOW, COOLING_ABOVE = 15.0, 22.0  # °C: the usual comfort band, where the hinges start
 
 
-def build_model(temp_mean: float, temp_std: float, *, width: int = 16, mixed: bool = False) -> keras.Model:
+def build_model(temp_mean: float, temp_std: float, *, width: int = 16, mixed: bool = False,
+                name: str = "energy_load") -> keras.Model:
     """The network (inputs past/future/naive → scaled load for the next HORIZON hours).
 
     Forecast = the day-type profile (the `load_daytype_mean` input: each hour's mean over the past
@@ -105,10 +106,10 @@ def build_model(temp_mean: float, temp_std: float, *, width: int = 16, mixed: bo
       a handful of weights, quick to learn and hard to overfit;
     * a temperature response: the hour's felt temperature is estimated (the future is unknown: from
       the current felt temperature, an exponential smoothing of the past week; the last day's and the
-      week's means; that hour yesterday; a learned summary of the week; and the lead, as weather drifts
-      back to normal), put through hinge units (heating below / cooling above learned thresholds that
-      start spread over the comfort band), minus the same units at the temperature the profile's hours
-      saw (the profile already holds their heating and cooling);
+      week's means; that hour's felt temperature yesterday; a learned summary of the week; and the lead,
+      as weather drifts back to normal), put through hinge units (heating below / cooling above learned
+      thresholds that start spread over the comfort band), minus the same units at the felt temperature
+      of the profile's hours (the profile already holds their heating and cooling);
     * weighted per hinge by an occupancy gate (hour, day type, holiday, the profile's load at that
       hour, the lead): heating and cooling follow occupancy, and far-ahead estimates deserve less.
 
@@ -124,7 +125,7 @@ def build_model(temp_mean: float, temp_std: float, *, width: int = 16, mixed: bo
     profile = layers.Flatten(name="profile_forecast")(future[..., i_p:i_p + 1])
     corr = _correction(past, future, naive, temp_mean, temp_std, width=width, policy=policy)
     out = layers.Add(name="forecast", dtype="float32")([corr, profile])
-    model = keras.Model({"past": past, "future": future, "naive": naive}, out, name="energy_load")
+    model = keras.Model({"past": past, "future": future, "naive": naive}, out, name=name)
     _set_start_weights(model, width)
     return model
 
@@ -135,7 +136,7 @@ def _correction(past, future, naive, temp_mean: float, temp_std: float, *, width
     mean[1], var[1] = temp_mean, max(temp_std, 1e-3) ** 2
     x = layers.Normalization(axis=-1, mean=mean, variance=var, name="standardise")(past)
     f_mean, f_var = np.zeros(len(FUTURE_FEATURES)), np.ones(len(FUTURE_FEATURES))
-    for name in ("temp_recent", "temp_day_mean", "temp_daytype_mean"):
+    for name in ("felt_recent", "temp_day_mean", "felt_daytype_mean"):
         f_mean[FUTURE_FEATURES.index(name)], f_var[FUTURE_FEATURES.index(name)] = temp_mean, max(temp_std, 1e-3) ** 2
     i_lead = FUTURE_FEATURES.index("lead")
     f_mean[i_lead], f_var[i_lead] = HORIZON / 48, (HORIZON / 24) ** 2 / 12  # days ahead, about unit scale
@@ -161,12 +162,12 @@ def _correction(past, future, naive, temp_mean: float, temp_std: float, *, width
     summary = layers.RepeatVector(HORIZON, name="summary_per_hour")(summary)
     drift = layers.Multiply(name="lead_x_summary")([layers.Concatenate(name="lead_rep")([lead] * 4), summary])
     est_in = layers.Concatenate(axis=-1, name="felt_inputs")(
-        [felt_now, raw("temp_day_mean"), week_mean, raw("temp_recent"), reversion, summary, drift])
+        [felt_now, raw("temp_day_mean"), week_mean, raw("felt_recent"), reversion, summary, drift])
     felt = layers.Dense(1, dtype="float32", name="felt_estimate")(est_in)
 
     # Degree hours of that estimate minus those of the temperature the profile's hours saw.
     hinge = layers.Dense(width, activation="relu", dtype="float32", name="degree_hinges")
-    change = layers.Subtract(name="degree_change")([hinge(felt), hinge(raw("temp_daytype_mean"))])
+    change = layers.Subtract(name="degree_change")([hinge(felt), hinge(raw("felt_daytype_mean"))])
 
     # Each hinge's response (scaled kWh per degree) from occupancy and the lead.
     occ_cols = [FUTURE_FEATURES.index(c) for c in ("hour_sin", "hour_cos", "dow_sin", "dow_cos",
@@ -198,11 +199,12 @@ def _set_start_weights(model: keras.Model, width: int) -> None:
 
 
 def compiled_model(train_w: Windows, info: StrategyInfo, *, width: int = 16, learning_rate: float = 1e-3,
-                   weight_decay: float = 1e-4) -> keras.Model:
+                   weight_decay: float = 1e-4, name: str = "energy_load") -> keras.Model:
     """The job's network, built under the strategy and compiled as the job trains it (also `make bench`)."""
     temp = train_w.past[:, :, 1]
     with info.strategy.scope():
-        model = build_model(float(temp.mean()), float(temp.std()), width=width, mixed=info.mixed_precision)
+        model = build_model(float(temp.mean()), float(temp.std()), width=width, mixed=info.mixed_precision,
+                            name=name)
         opt = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
         if info.mixed_precision:
             opt = keras.optimizers.LossScaleOptimizer(opt)
@@ -230,9 +232,9 @@ class TrainResult:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, max_epochs: int = 30,
-          patience: int = 4, batch_size: int | None = None, learning_rate: float = 1e-3, width: int = 16,
-          weight_decay: float = 1e-4) -> TrainResult:
+def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, max_epochs: int = 60,
+          patience: int = 8, batch_size: int | None = None, learning_rate: float = 1e-3, width: int = 16,
+          weight_decay: float = 1e-4, name: str = "energy_load") -> TrainResult:
     """Fit with early stopping on the validation windows (time-based split), restoring the best epoch.
 
     Windows are weighted by their level, so the loss of scaled values weighs like kWh, the measure the
@@ -243,7 +245,8 @@ def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, ma
     """
     set_determinism(seed, gpu=info.name == "mirrored")
     global_batch = (batch_size or default_batch_size(len(train_w))) * info.replicas
-    model = compiled_model(train_w, info, width=width, learning_rate=learning_rate, weight_decay=weight_decay)
+    model = compiled_model(train_w, info, width=width, learning_rate=learning_rate, weight_decay=weight_decay,
+                           name=name)
     ds = make_dataset(train_w, global_batch, shuffle=True, seed=seed)
     vds = make_dataset(val_w, 1024 * info.replicas, shuffle=False, seed=seed)
     stop = keras.callbacks.EarlyStopping(monitor="val_mae", mode="min", patience=patience, restore_best_weights=True)
@@ -263,6 +266,42 @@ def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, ma
     return TrainResult(model, epochs, best_epoch, seconds, len(train_w),
                        len(train_w) * epochs / seconds, {k: [float(v) for v in vs] for k, vs in history.items()},
                        params)
+
+
+MEMBERS = 3  # networks averaged by the job: one network's holdout error moved by up to 9% with its seed
+
+
+def train_ensemble(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, members: int = MEMBERS,
+                   **kwargs: Any) -> TrainResult:
+    """`members` networks trained alike from different seeds, averaged into one Keras model.
+
+    With so little data to validate on, which epoch early stopping keeps and where a network ends up
+    depend on its seed (shuffling order, initial occupancy weights); the mean of a few members is a
+    steadier forecast than any one of them. Epochs and seconds add up over the members; `best_epoch`
+    is the smallest member's (every member uses trained weights); the curves are kept per member.
+    """
+    runs = [train(train_w, val_w, info, seed=seed + 100 * k, name=f"energy_load_{k + 1}", **kwargs)
+            for k in range(members)]
+    if members == 1:
+        return runs[0]
+    with info.strategy.scope():
+        inputs = {name: keras.Input(t.shape[1:], name=name) for name, t in runs[0].model.input.items()}
+        out = layers.Average(name="forecast_mean", dtype="float32")([r.model(inputs) for r in runs])
+        model = keras.Model(inputs, out, name="energy_load")
+    epochs, seconds = sum(r.epochs for r in runs), sum(r.seconds for r in runs)
+    params = {**runs[0].params, "members": members, "member_seeds": [r.params["seed"] for r in runs],
+              "member_best_epochs": [r.best_epoch for r in runs],
+              "val_mae_best": _weighted_mae(predict(model, val_w), val_w)}
+    history = {f"member {k + 1} {part}": vs for k, r in enumerate(runs)
+               for part, vs in (("training", r.history["loss"]), ("validation", r.history["val_loss"]))}
+    return TrainResult(model, epochs, min(r.best_epoch for r in runs), seconds, len(train_w),
+                       len(train_w) * epochs / seconds, history, params)
+
+
+def _weighted_mae(pred: np.ndarray, w: Windows) -> float:
+    """The validation measure Keras reports in training: per-window MAE of scaled load, level-weighted."""
+    weight = w.level / np.mean(w.level)
+    return float(np.sum(np.nanmean(np.abs(pred - w.target), axis=1) * weight) / np.sum(weight))
 
 
 def predict(model: keras.Model, w: Windows, batch_size: int = 2048) -> np.ndarray:

@@ -72,10 +72,9 @@ def load_vs_temperature(clean: pl.DataFrame) -> C.Chart:
 
 
 def loss_chart(history: dict[str, list[float]]) -> C.Chart:
-    """Training and validation loss (MAE on scaled load) per epoch."""
-    x = list(range(1, len(history.get("loss", [])) + 1))
-    return C.line(x, {k: history[k] for k in ("loss", "val_loss") if k in history},
-                  title="Training curve", y_title="MAE (scaled load)")
+    """Training and validation loss (MAE on scaled load) per epoch, one line per curve in `history`."""
+    x = list(range(1, max((len(v) for v in history.values()), default=0) + 1))
+    return C.line(x, history, title="Training curves", y_title="MAE (scaled load)")
 
 
 def peak_rows(forecast: pl.DataFrame) -> list[dict[str, Any]]:
