@@ -75,6 +75,21 @@ def test_model_round_trips_through_the_keras_format(tmp_path):
     np.testing.assert_allclose(N.predict(KERAS.load(tmp_path), w), N.predict(model, w), rtol=1e-5, atol=1e-6)
 
 
+def test_the_job_model_averages_networks_from_different_seeds_and_round_trips(tmp_path):
+    from nightshift.modeling import KERAS
+
+    info = N.StrategyInfo(tf.distribute.get_strategy(), "default", ["CPU"], 1, False)
+    train_w, val_w = _windows(128, 4), _windows(32, 5)
+    r = N.train_ensemble(train_w, val_w, info, seed=11, members=2, max_epochs=2, batch_size=64, width=8)
+    members = [r.model.get_layer(f"energy_load_{k}") for k in (1, 2)]
+    each = [N.predict(m, val_w) for m in members]
+    assert not np.array_equal(each[0], each[1])  # different seeds, different networks
+    np.testing.assert_allclose(N.predict(r.model, val_w), (each[0] + each[1]) / 2, rtol=1e-5, atol=1e-6)
+    assert r.params["member_seeds"] == [11, 111] and r.epochs == 4 and len(r.history) == 4
+    KERAS.save(r.model, tmp_path)
+    np.testing.assert_allclose(N.predict(KERAS.load(tmp_path), val_w), N.predict(r.model, val_w), rtol=1e-5, atol=1e-6)
+
+
 def test_untrained_network_forecasts_the_profile_and_training_moves_it():
     from nightshift.jobs.energy_data import FUTURE_FEATURES
 
