@@ -6,6 +6,7 @@ day-type profile (that hour's mean over the past week's days of the same type) p
 correction shaped after how load arises: a linear blend of the known load forecasts and an
 occupancy-gated heating/cooling response to an estimated felt temperature (see `build_model`):
 the interaction of temperature with hour and day type that the linear baseline cannot express.
+The job averages a few such networks trained from different seeds (`train_ensemble`).
 
 GPU: `MirroredStrategy` over every visible GPU with mixed precision; CPU: the default strategy,
 with op determinism so a seed gives the same model.
@@ -165,7 +166,7 @@ def _correction(past, future, naive, temp_mean: float, temp_std: float, *, width
         [felt_now, raw("temp_day_mean"), week_mean, raw("felt_recent"), reversion, summary, drift])
     felt = layers.Dense(1, dtype="float32", name="felt_estimate")(est_in)
 
-    # Degree hours of that estimate minus those of the temperature the profile's hours saw.
+    # Degree hours of that estimate minus those of the felt temperature of the profile's hours.
     hinge = layers.Dense(width, activation="relu", dtype="float32", name="degree_hinges")
     change = layers.Subtract(name="degree_change")([hinge(felt), hinge(raw("felt_daytype_mean"))])
 

@@ -1,7 +1,8 @@
 """The sales job: 28-day SARIMA forecasts for every store × product series, with a scorecard.
 
 Reads the series as of D from the warehouse, fits one model per series in parallel processes
-(orders re-selected weekly and cached, parameters warm-started nightly), writes the forecast,
+(orders re-selected weekly and cached, parameters warm-started nightly, the backtest's parameters
+kept until the order is re-selected), writes the forecast,
 backtests against seasonal naive and the mean baseline, stores tonight's forecast so that later
 nights can score it, and hands the report its tables and charts.
 """
