@@ -68,7 +68,6 @@ def _beats_both(result) -> None:
     assert mae["network"] < 0.95 * mae["seasonal naive"]
     assert result.extra["best_epoch"] >= 1  # a trained correction is in use, not the untrained profile
     assert result.context["network_label"].startswith("network (mean of 3 learned corrections")
-    assert result.extra["train_seconds"] < 300  # three networks: modest CPU training even on a loaded machine
 
 
 def test_network_beats_both_baselines_on_holdout_mae(night):
