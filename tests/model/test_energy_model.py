@@ -62,12 +62,14 @@ def demo_night(tmp_path_factory):
 
 
 def _beats_both(result) -> None:
+    from nightshift.jobs import energy_net as N
+
     mae = result.context["mae"]
     assert mae["network"] < mae["seasonal naive"]
     assert mae["network"] < mae["linear (ridge)"]
     assert mae["network"] < 0.95 * mae["seasonal naive"]
     assert result.extra["best_epoch"] >= 1  # a trained correction is in use, not the untrained profile
-    assert result.context["network_label"].startswith("network (mean of 3 learned corrections")
+    assert result.context["network_label"].startswith(f"network (mean of {N.MEMBERS} learned corrections")
 
 
 def test_network_beats_both_baselines_on_holdout_mae(night):

@@ -101,5 +101,5 @@ def test_untrained_network_forecasts_the_profile_and_training_moves_it():
     assert not model.get_layer("felt_now_and_week_mean").trainable  # the smoothing kernel is fixed
     info = N.StrategyInfo(tf.distribute.get_strategy(), "default", ["CPU"], 1, False)
     r = N.train(train_w, val_w, info, seed=3, max_epochs=4, batch_size=32, width=8, learning_rate=3e-3)
-    assert r.best_epoch >= 1 and r.params["val_mae_best"] < r.params["val_mae_profile"]
+    assert r.best_epoch >= 1 and r.validation["mae"] < r.validation["mae_profile"]
     assert np.abs(N.predict(r.model, val_w) - 1.0).max() > 1e-3

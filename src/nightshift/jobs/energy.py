@@ -75,7 +75,7 @@ def run(ctx: JobContext) -> JobResult:
         holdout={"start": _hour(series, split.holdout[0]), "end": _hour(series, len(series.hours) - 1),
                  "forecasts": len(hold_w)},
         extra={"device": info.describe(), "epochs": trained.epochs, "train_seconds": trained.seconds,
-               "fit_end": fit_end, "base": "day-type profile"},
+               "validation": trained.validation, "fit_end": fit_end, "base": "day-type profile"},
     )
     model, version, decision = _champion_challenger(ctx, reg, challenger, trained.model, series, split, hold_w,
                                                     hold_mae["network"], warnings)
@@ -102,12 +102,11 @@ def run(ctx: JobContext) -> JobResult:
     training = {"device": ", ".join(info.devices), "strategy": info.name, "replicas": info.replicas,
                 "mixed precision": info.mixed_precision, "epochs run": trained.epochs,
                 "networks averaged": trained.params.get("members", 1),
-                "best epoch per network": ", ".join(map(str, trained.params.get("member_best_epochs",
-                                                                                 [trained.best_epoch]))),
+                "best epoch per network": ", ".join(map(str, trained.validation["best_epochs"])),
                 "network training seconds (Keras fit only)": round(trained.seconds, 1),
                 "training windows": len(train_w), "windows per second": round(trained.windows_per_s, 1),
-                "validation MAE, day-type profile (scaled)": round(trained.params["val_mae_profile"], 4),
-                "validation MAE, network (scaled)": round(trained.params["val_mae_best"], 4),
+                "validation MAE, day-type profile (scaled)": round(trained.validation["mae_profile"], 4),
+                "validation MAE, network (scaled)": round(trained.validation["mae"], 4),
                 "ridge baseline fit seconds": round(linear_s, 1), "job seconds (everything)": round(total_s, 1)}
     context = {
         "model_version": version, "challenger_version": challenger.version, "decision": decision,

@@ -230,7 +230,8 @@ class TrainResult:
     windows: int
     windows_per_s: float
     history: dict[str, list[float]] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # what was asked for (the registry fingerprints it)
+    validation: dict[str, Any] = field(default_factory=dict)  # what came out: validation MAE, best epochs
 
 
 def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, max_epochs: int = 60,
@@ -240,7 +241,7 @@ def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, ma
 
     Windows are weighted by their level, so the loss of scaled values weighs like kWh, the measure the
     holdout is judged on. The trained weights of the best validation epoch are always the ones used
-    (`best_epoch` >= 1); the profile's own validation MAE (the untrained model) is kept in `params`
+    (`best_epoch` >= 1); the profile's own validation MAE (the untrained model) is kept in `validation`
     next to the best one, so the page shows what training added on validation.
     `seconds` is the Keras fit alone (the ridge baseline is timed separately by the job).
     """
@@ -261,15 +262,14 @@ def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, ma
     best_epoch = int(np.argmin(val)) + 1
     params = {"lookback": LOOKBACK, "horizon": HORIZON, "width": width, "batch_size": global_batch,
               "learning_rate": learning_rate, "weight_decay": weight_decay, "max_epochs": max_epochs,
-              "patience": patience, "seed": seed, "base": "day-type profile",
-              "val_mae_profile": start_val, "val_mae_best": float(min(val))}
+              "patience": patience, "seed": seed, "base": "day-type profile"}
     history = {"loss": hist.history["mae"], "val_loss": val}
     return TrainResult(model, epochs, best_epoch, seconds, len(train_w),
                        len(train_w) * epochs / seconds, {k: [float(v) for v in vs] for k, vs in history.items()},
-                       params)
+                       params, {"mae_profile": start_val, "mae": float(min(val)), "best_epochs": [best_epoch]})
 
 
-MEMBERS = 3  # networks averaged by the job: one network's holdout error moved by up to 9% with its seed
+MEMBERS = 5  # networks averaged by the job: one network's holdout error moved by up to 9% with its seed
 
 
 def train_ensemble(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, members: int = MEMBERS,
@@ -290,13 +290,13 @@ def train_ensemble(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed
         out = layers.Average(name="forecast_mean", dtype="float32")([r.model(inputs) for r in runs])
         model = keras.Model(inputs, out, name="energy_load")
     epochs, seconds = sum(r.epochs for r in runs), sum(r.seconds for r in runs)
-    params = {**runs[0].params, "members": members, "member_seeds": [r.params["seed"] for r in runs],
-              "member_best_epochs": [r.best_epoch for r in runs],
-              "val_mae_best": _weighted_mae(predict(model, val_w), val_w)}
+    params = {**runs[0].params, "members": members, "member_seeds": [r.params["seed"] for r in runs]}
+    validation = {"mae_profile": runs[0].validation["mae_profile"], "mae": _weighted_mae(predict(model, val_w), val_w),
+                  "best_epochs": [r.best_epoch for r in runs]}
     history = {f"member {k + 1} {part}": vs for k, r in enumerate(runs)
                for part, vs in (("training", r.history["loss"]), ("validation", r.history["val_loss"]))}
     return TrainResult(model, epochs, min(r.best_epoch for r in runs), seconds, len(train_w),
-                       len(train_w) * epochs / seconds, history, params)
+                       len(train_w) * epochs / seconds, history, params, validation)
 
 
 def _weighted_mae(pred: np.ndarray, w: Windows) -> float:
