@@ -81,5 +81,5 @@ def test_the_next_night_starts_from_the_state_and_reuses_the_backtest_parameters
     _, now = state.load(settings.models_dir, END + timedelta(days=1))  # what tonight saved
     assert now.keys() == kept.keys() and len(now) == first.summary["sarima"]
     for key, entry in now.items():  # tonight refits its model but not the backtest's (no re-selection)
-        assert entry.backtest_spec == kept[key].backtest_spec
-        np.testing.assert_array_equal(entry.backtest_params, kept[key].backtest_params)
+        assert entry.backtest[0] == kept[key].backtest[0]
+        np.testing.assert_array_equal(entry.backtest[1], kept[key].backtest[1])

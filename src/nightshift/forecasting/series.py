@@ -47,8 +47,7 @@ def build_tasks(frame: pl.DataFrame, future: pl.DataFrame, cache: dict[str, stat
                 fit_days=fit_days,
                 spec=None if reselect or cached is None else cached.spec,
                 start_params=None if cached is None else cached.params,
-                backtest_fit=None if reselect or cached is None or cached.backtest_spec is None
-                or cached.backtest_params is None else (cached.backtest_spec, cached.backtest_params),
+                backtest_fit=None if reselect or cached is None else cached.backtest,
                 origins=origins,
             )
         )

@@ -33,8 +33,7 @@ class Cached:
     spec: Spec
     selected_on: date
     params: np.ndarray | None
-    backtest_spec: Spec | None = None
-    backtest_params: np.ndarray | None = None
+    backtest: tuple[Spec, np.ndarray] | None = None  # spec and parameters
 
 
 def state_dir(models_dir: Path) -> Path:
@@ -56,7 +55,7 @@ def load(models_dir: Path, run_date: date) -> tuple[date | None, dict[str, Cache
         params = np.asarray(e["params"], float) if e.get("params") else None
         bt = e.get("backtest")
         out[key] = Cached(Spec.from_json(e["spec"]), date.fromisoformat(e["selected_on"]), params,
-                          Spec.from_json(bt["spec"]) if bt else None, np.asarray(bt["params"], float) if bt else None)
+                          (Spec.from_json(bt["spec"]), np.asarray(bt["params"], float)) if bt else None)
     return dates[-1], out
 
 
@@ -74,8 +73,8 @@ def save(models_dir: Path, run_date: date, entries: dict[str, Cached]) -> Path:
         "series": {
             key: {"spec": e.spec.to_json(), "selected_on": e.selected_on.isoformat(),
                   "params": None if e.params is None else [float(v) for v in e.params],
-                  "backtest": None if e.backtest_spec is None or e.backtest_params is None else
-                  {"spec": e.backtest_spec.to_json(), "params": [float(v) for v in e.backtest_params]}}
+                  "backtest": None if e.backtest is None else
+                  {"spec": e.backtest[0].to_json(), "params": [float(v) for v in e.backtest[1]]}}
             for key, e in sorted(entries.items())
         },
     }

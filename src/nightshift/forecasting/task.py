@@ -173,10 +173,8 @@ def _backtest(task: SeriesTask, y_all: np.ndarray, x_all: np.ndarray, tonight: S
             continue
         try:
             if fitted is None and failure is None:
-                fitted = _kept_fit(task.backtest_fit, _for_window(tonight.spec, x))
-            if fitted is None and failure is None:
                 start = np.asarray(tonight.params) if tonight.params is not None else None
-                fitted = _fit(y, x, tonight.spec, start)
+                fitted = _kept_fit(task.backtest_fit, _for_window(tonight.spec, x)) or _fit(y, x, tonight.spec, start)
             if fitted is None:
                 raise sarima.FitError(failure or "no fit")
             # The future promotion calendar is unknown at the origin, exactly as it is tonight.

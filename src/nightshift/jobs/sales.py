@@ -110,8 +110,7 @@ def next_state(results: list[SeriesResult], cache: dict[str, state.Cached], d: d
         prev = cache.get(r.key)
         if r.kind == "sarima" and r.spec is not None:
             selected_on = d if r.selected or prev is None else prev.selected_on
-            bt_spec, bt_params = r.backtest_fit or (None, None)
-            out[r.key] = state.Cached(r.spec, selected_on, np.asarray(r.params), bt_spec, bt_params)
+            out[r.key] = state.Cached(r.spec, selected_on, np.asarray(r.params), r.backtest_fit)
         elif prev is not None and r.kind == "fallback":
             out[r.key] = prev
     return out
