@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nightshift import runs
+from nightshift.cli_args import parse_date, parse_jobs, prefect_env, read_settings
 from nightshift.settings import Settings
 
 Mode = Literal["missing", "failed", "all"]
@@ -71,15 +72,14 @@ def backfill_command(
     force: Annotated[bool, typer.Option("--force", help="Re-run every date and recompute every job")] = False,
 ) -> None:
     """Run a range of dates oldest first, skipping those already done; resumable after a kill."""
-    from nightshift.cli import _date, _jobs, _settings, prefect_env
 
-    s = _settings()
+    s = read_settings()
     if mode not in ("missing", "failed", "all"):
         console.print(f"[red]--mode {mode!r}: use missing, failed or all[/red]")
         raise typer.Exit(2)
-    first, last = _date(start, "--start"), _date(end, "--end")
+    first, last = parse_date(start, "--start"), parse_date(end, "--end")
     assert first and last
-    names = _jobs(jobs)
+    names = parse_jobs(jobs)
     try:
         steps = plan(s, first, last, mode, force, names)  # type: ignore[arg-type]
     except ValueError as e:
@@ -94,7 +94,7 @@ def backfill_command(
         console.print("dry run: nothing was run" if dry_run else "nothing to do")
         return
     prefect_env(s)
-    from flows.nightly import run_nightly
+    from nightshift import night
 
     done = failed = 0
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -104,8 +104,8 @@ def backfill_command(
         for p in todo:
             bar.update(task, description=f"{p.day} (done {done}, failed {failed}, skipped {len(steps) - len(todo)})")
             try:
-                result = run_nightly(run_date=p.day, jobs=names, force=force, trigger="backfill")
-                ok = result["status"] == "success"
+                result = night.run_night(s, p.day, names, force=force, trigger="backfill")
+                ok = result.status == "success"
             except runs.DateLocked as e:
                 console.print(f"[yellow]{e}[/yellow]")
                 ok = False

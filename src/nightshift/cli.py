@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import date, timedelta
 from pathlib import Path
@@ -12,55 +11,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from nightshift.settings import Settings, SettingsError, load_settings
+from nightshift.cli_args import parse_date, parse_jobs, prefect_env, read_settings
+from nightshift.settings import Settings, SettingsError
 
 app = typer.Typer(help="nightshift: nightly batch analytics on your five business tables.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 console = Console()
 
 DateOpt = Annotated[str | None, typer.Option("--date", help="Run date YYYY-MM-DD (default: latest complete date).")]
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as e:
-        console.print(f"[red]settings error:[/red] {e}")
-        raise typer.Exit(2) from None
-
-
-def _date(text: str | None, what: str = "date") -> date | None:
-    if text is None or text == "":
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        console.print(f"[red]{what} {text!r} is not a date: use YYYY-MM-DD[/red]")
-        raise typer.Exit(2) from None
-
-
-def prefect_env(settings: Settings) -> None:
-    """Point Prefect's ephemeral API at our home, with telemetry off; before Prefect is imported."""
-    os.environ.setdefault("PREFECT_HOME", str(settings.home / ".prefect"))
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def _jobs(text: str | None) -> list[str] | None:
-    from nightshift.jobs import get_job
-
-    if not text:
-        return None
-    names = [j.strip() for j in text.split(",") if j.strip()]
-    for n in names:
-        try:
-            get_job(n)
-        except KeyError as e:
-            console.print(f"[red]{e.args[0]}[/red]")
-            raise typer.Exit(2) from None
-    return names
 
 
 @app.command()
@@ -73,8 +31,8 @@ def demo(
     """Generate the synthetic demo tables as daily Parquet drops in data/landing/."""
     from nightshift import demo as demo_data
 
-    s = _settings()
-    last = _date(end, "--end") or s.demo_end or date.today() - timedelta(days=1)
+    s = read_settings()
+    last = parse_date(end, "--end") or s.demo_end or date.today() - timedelta(days=1)
     with console.status(f"generating {size or s.demo_size} demo data up to {last} ..."):
         counts = demo_data.generate(s.landing_dir, end=last, size=size or s.demo_size,
                                     seed=seed if seed is not None else s.seed, faults=faults,
@@ -101,23 +59,24 @@ def run(
     wait: Annotated[float, typer.Option(help="Seconds to wait if the date is being run elsewhere")] = 0.0,
 ) -> None:
     """Run the nightly flow for one date (default: the latest complete date) and print the report path."""
-    s = _settings()
+    s = read_settings()
     _ensure_data(s)
     prefect_env(s)
-    from flows.nightly import run_nightly
+    from nightshift import night
     from nightshift.runs import DateLocked
 
     try:
-        result = run_nightly(run_date=_date(date_), jobs=_jobs(jobs), force=force, lock_wait_s=wait)
-    except DateLocked as e:
+        result = night.run_night(s, parse_date(date_), parse_jobs(jobs), force=force, lock_wait_s=wait)
+    except (DateLocked, night.NoCompleteDate) as e:
         console.print(f"[yellow]{e}[/yellow]")
         raise typer.Exit(3) from None
-    _print_result(result)
-    if result["status"] == "failed":
+    print_result(result.as_dict())
+    if result.status == "failed":
         raise typer.Exit(1)
 
 
-def _print_result(result: dict) -> None:
+def print_result(result: dict) -> None:
+    """The night's jobs as a table, then where its report and the index of nights are."""
     t = Table("job", "status", "seconds", "error", title=f"night of {result['run_date']}: {result['status']}")
     for job, j in result["jobs"].items():
         color = {"success": "green", "reused": "green", "failed": "red"}.get(j["status"], "yellow")
@@ -132,7 +91,7 @@ def status(limit: Annotated[int, typer.Option(help="How many dates to show")] = 
     """Print, per date and job, what ran, when, how it ended, and rows in/out."""
     from nightshift import runs
 
-    s = _settings()
+    s = read_settings()
     records = runs.all_records(s)[:limit]
     if not records:
         console.print("nothing has run yet: try `make run`")

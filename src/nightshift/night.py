@@ -1,25 +1,62 @@
-"""One night's work as plain functions: ingest, run a job into a build folder, publish the night.
+"""The night: `run_night` owns the whole sequence for one run date; its steps are plain functions.
 
-The Prefect flow in `flows/nightly.py` wires these together; tests call them directly.
+The sequence is lock, attempt record, sweep of killed builds, ingest, the jobs, data quality,
+publish, record. Where each step runs is the caller's choice, passed in as `submit`: the CLI,
+backfill and the bench use `LocalSteps` (threads here, transient failures retried), the Prefect
+flow in `flows/` passes Prefect's task submission (or Dask's, through its task runner). Every step
+opens the warehouse by its path, so it may run in another process.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import time
 import traceback
 import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from nightshift import __version__, ingest, publish, reporting, runs
-from nightshift.jobs import JobContext, get_job
+import duckdb
+
+from nightshift import __version__, alerts, ingest, publish, reporting, runs
+from nightshift.jobs import JOBS, JobContext, get_job, preload
 from nightshift.settings import Settings
-from nightshift.warehouse import Warehouse
+from nightshift.sources import input_stamp, latest_complete_date
+from nightshift.tables import DAILY_TABLES
+from nightshift.warehouse import Warehouse, WarehouseBusy
+
+log = logging.getLogger(__name__)
+
+# What may pass by itself and is worth a retry: I/O errors, a locked file, a timeout. Every shell
+# applies this one policy (LocalSteps here, Prefect's task options in flows/).
+TRANSIENT = (OSError, TimeoutError, duckdb.IOException, WarehouseBusy)
+RETRIES = 2
+BACKOFF_S = 2.0
+WAREHOUSE_WAIT_S = 3600.0  # a step in another process waits its turn for the warehouse's write lock
+
+# submit(step, fn, *args) runs `fn(*args)` somewhere and returns a future of its result.
+Submit = Callable[..., Any]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure may pass by itself (retried), as opposed to a bug or a missing file."""
+    return isinstance(exc, TRANSIENT) and not isinstance(exc, FileNotFoundError | PermissionError)
+
+
+def retry_delays(retries: int = RETRIES) -> list[float]:
+    """Seconds to wait before each retry: exponential back-off."""
+    return [BACKOFF_S * 2**i for i in range(retries)]
+
+
+class NoCompleteDate(RuntimeError):
+    """There is no date for which every daily table has data."""
 
 
 @dataclass
@@ -140,10 +177,6 @@ def table_fingerprints(warehouse: Warehouse, run_date: date, tables: list[str]) 
 
 def data_quality(warehouse: Warehouse, run_date: date, loads: dict[str, ingest.TableLoad]) -> dict[str, dict]:
     """Per table: rows read, loaded and quarantined over every drop up to D, reasons, missing drops."""
-    from datetime import timedelta
-
-    from nightshift.tables import DAILY_TABLES
-
     out = {}
     for row in warehouse.run_sql("staging/ingest_summary", run_date=run_date).iter_rows(named=True):
         reasons: dict[str, int] = {}
@@ -196,3 +229,145 @@ def write_reports_index(settings: Settings) -> Path:
 def new_attempt(trigger: str) -> dict[str, Any]:
     """A fresh attempt record."""
     return {"run_id": uuid.uuid4().hex[:12], "started": runs.now(), "ended": None, "trigger": trigger}
+
+
+# -- where steps run ---------------------------------------------------------------------------------
+def _with_retries(fn: Callable[..., Any], *args: Any) -> Any:
+    for delay in [*retry_delays(), None]:
+        try:
+            return fn(*args)
+        except Exception as e:
+            if delay is None or not is_transient(e):
+                raise
+            log.warning("%s failed (%s: %s); retrying in %.0f s", fn.__name__, type(e).__name__, e, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+class DaskSteps:
+    """`submit` for a night whose steps run on the Dask cluster at `address`, transient failures retried."""
+
+    def __init__(self, address: str):
+        from dask.distributed import Client
+
+        self.client = Client(address)
+
+    def __call__(self, step: str, fn: Callable[..., Any], *args: Any) -> Any:
+        return self.client.submit(_with_retries, fn, *args, pure=False, key=f"{step}-{uuid.uuid4().hex[:8]}")
+
+    def __enter__(self) -> DaskSteps:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+
+
+def steps_for(settings: Settings) -> LocalSteps | DaskSteps:
+    """Where a night's steps run when no shell says: the Dask cluster at `dask_address`, else threads here."""
+    return DaskSteps(settings.dask_address) if settings.dask_address else LocalSteps(settings.max_workers)
+
+
+class LocalSteps:
+    """`submit` for a night in this process: steps on a thread pool, transient failures retried."""
+
+    def __init__(self, max_workers: int):
+        self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="nightshift")
+
+    def __call__(self, step: str, fn: Callable[..., Any], *args: Any) -> Future:
+        return self.pool.submit(_with_retries, fn, *args)
+
+    def __enter__(self) -> LocalSteps:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True)
+
+
+def ingest_step(settings: Settings, run_date: date, tables: list[str] | None = None) -> dict[str, ingest.TableLoad]:
+    """Ingest every table (or `tables`) up to `run_date`, opening the warehouse by its path."""
+    with Warehouse.open(settings, wait_s=WAREHOUSE_WAIT_S) as wh:
+        return ingest.ingest(settings, wh, run_date, tables)
+
+
+def job_step(settings: Settings, run_date: date, job: str, build: Path, loads: dict[str, ingest.TableLoad],
+             force: bool = False) -> JobOutcome:
+    """Run one job into the build, opening the warehouse by its path (the step may run on a worker)."""
+    with Warehouse.open(settings, wait_s=WAREHOUSE_WAIT_S) as wh:
+        return run_job(settings, wh, run_date, job, Path(build), loads, force)
+
+
+def publish_step(settings: Settings, run_date: date, build: Path, outcomes: list[JobOutcome],
+                 attempt: dict[str, Any], fingerprints: dict[str, str], quality: dict[str, dict]) -> str:
+    """Publish the night's build; the path of its page."""
+    return str(publish_night(settings, run_date, build, outcomes, attempt, fingerprints, quality))
+
+
+# -- the night ---------------------------------------------------------------------------------------
+@dataclass
+class NightResult:
+    """How one night ended: its status, its page, and per job how it ended."""
+
+    run_date: date
+    status: str
+    report: str
+    jobs: dict[str, dict[str, Any]]
+    alerted: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as plain data (what the Prefect flow returns and alerts read)."""
+        return {"run_date": self.run_date.isoformat(), "status": self.status, "report": self.report,
+                "jobs": self.jobs, **({"alerted": True} if self.alerted else {})}
+
+
+def run_night(settings: Settings, run_date: date | None = None, jobs: list[str] | None = None, *,
+              submit: Submit | None = None, force: bool = False, trigger: str = "manual",
+              lock_wait_s: float = 0.0) -> NightResult:
+    """Run one night: every table up to `run_date` (default: the latest complete date), then the jobs.
+
+    The date's lock is held throughout; a job that fails does not stop the others; the build is
+    published in one swap; the attempt is recorded; a night that did not succeed raises an alert.
+    """
+    if submit is None:
+        with steps_for(settings) as steps:
+            return run_night(settings, run_date, jobs, submit=steps, force=force, trigger=trigger,
+                             lock_wait_s=lock_wait_s)
+    run_date = run_date or latest_complete_date(settings)
+    if run_date is None:
+        raise NoCompleteDate(f"no complete date in {settings.landing_dir}: run `make demo` or configure sources")
+    names = jobs or settings.jobs or list(JOBS)
+    with runs.date_lock(settings, run_date, wait_s=lock_wait_s, purpose=trigger):
+        attempt = new_attempt(trigger)
+        attempt["input_stamp"] = input_stamp(settings, run_date)
+        runs.save_attempt(settings, run_date, attempt)
+        publish.sweep_orphans(settings.reports_dir, run_date.isoformat())
+        build = publish.new_build_dir(settings.reports_dir, run_date.isoformat())
+        loads = submit("ingest", ingest_step, settings, run_date).result()
+        preload(names)
+        futures = {j: submit(f"job {j}", job_step, settings, run_date, j, build, loads, force) for j in names}
+        outcomes = [_outcome(j, fut) for j, fut in futures.items()]
+        with Warehouse.open(settings) as wh:
+            prints = table_fingerprints(wh, run_date, list(loads))
+            quality = data_quality(wh, run_date, loads)
+        report = submit("publish", publish_step, settings, run_date, build, outcomes, attempt, prints,
+                        quality).result()
+        attempt.update(ended=runs.now(), status=overall_status(outcomes), report=report,
+                       jobs={o.job: {"status": o.status, "seconds": round(o.seconds, 2), "error": o.error,
+                                     "input_hash": o.input_hash} for o in outcomes},
+                       tables={t: {"read": q["rows_read"], "loaded": q["rows_loaded"],
+                                   "quarantined": q["rows_quarantined"], "problem": q["problem"]}
+                               for t, q in quality.items()})
+        runs.save_attempt(settings, run_date, attempt)
+    log.info("night of %s: %s — %s", run_date, attempt["status"], report)
+    result = NightResult(run_date, attempt["status"], report, attempt["jobs"])
+    if result.status != "success":
+        alerts.on_result(settings, result.as_dict(), trigger)
+        result.alerted = True
+    return result
+
+
+def _outcome(job: str, future: Any) -> JobOutcome:
+    try:
+        return future.result()
+    except Exception as e:  # one job's failure must not stop the night
+        log.error("job %s failed: %s", job, e)
+        return failed(job, e)

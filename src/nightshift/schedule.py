@@ -9,7 +9,7 @@ after the gap) nor doubles one (02:30 that happens twice in autumn fires once, t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -139,85 +139,52 @@ def next_fires(settings: Settings, now: datetime, n: int = 3) -> list[datetime]:
     return out
 
 
-# -- Prefect: the scheduled flow and its deployment -------------------------------------------------
-def _scheduled_start(default: datetime) -> datetime:
-    try:
-        from prefect.runtime import flow_run
+# -- running a plan, and the Prefect deployment ---------------------------------------------------------
+# The scheduled Prefect flow lives in flows/scheduled.py; a deployment names it by entrypoint, as
+# prefect.yaml does, so this module imports nothing from flows/ (it is the floor below).
+ENTRYPOINT = "flows.scheduled:scheduled_nightly"
 
-        at = flow_run.scheduled_start_time
-        return at if at is not None and at.tzinfo is not None else default
-    except Exception:  # not inside a Prefect run
-        return default
+RunOne = Callable[..., dict[str, Any]]  # run_one(run_date=, trigger=, lock_wait_s=) -> the night's result
 
 
-def run_plan(settings: Settings, plan: Plan, current_trigger: str = "schedule") -> list[dict[str, Any]]:
-    """Run a plan's dates oldest first through the nightly flow; alert on each night that did not succeed."""
-    from flows.nightly import nightly
+def plan_for_fire(settings: Settings, fired: datetime) -> tuple[date, Plan]:
+    """The night a scheduled fire is for, and the plan: it plus missed nights per the catch-up policy."""
+    current = run_date_for(fired, settings.timezone)
+    return current, catch_up_plan(fired, settings.timezone, settings.schedule_cron, last_success(settings),
+                                  settings.catch_up, settings.catch_up_limit, current=current)
+
+
+def run_plan(settings: Settings, plan: Plan, run_one: RunOne, current_trigger: str = "schedule") -> list[dict[str, Any]]:
+    """Run a plan's dates oldest first with `run_one`; alert on each night that did not succeed.
+
+    A night that ends with a result has alerted already (`night.run_night`); one that raised is
+    alerted here, unless `run_one` is a Prefect flow whose failure hooks alert.
+    """
     from nightshift import alerts
 
-    # Alert here unless the nightly flow does it itself (a result marked `alerted`, failure hooks).
-    hooked = bool(getattr(nightly, "on_failure_hooks", None))
+    alerts_itself = bool(getattr(run_one, "on_failure_hooks", None))
     results = []
     for d in plan.dates:
         trigger = "catch-up" if d in plan.caught_up else current_trigger
         try:
-            res = nightly(run_date=d, trigger=trigger, lock_wait_s=600.0)
+            res = run_one(run_date=d, trigger=trigger, lock_wait_s=600.0)
         except Exception as e:  # a locked or broken date must not stop the others
             res = {"run_date": d.isoformat(), "status": "failed", "error": f"{type(e).__name__}: {e}", "jobs": {},
-                   "alerted": hooked}
+                   "alerted": alerts_itself}
         if res["status"] != "success" and not res.get("alerted"):
             alerts.notify(settings, alerts.event_from_result(res, trigger))
         results.append(res)
     return results
 
 
-def _scheduled_nightly() -> list[dict[str, Any]]:
-    """The flow a schedule fires: yesterday (local to the schedule) plus missed nights per the catch-up policy."""
-    from nightshift.settings import load_settings
-
-    settings = load_settings()
-    fired = _scheduled_start(datetime.now(UTC))
-    current = run_date_for(fired, settings.timezone)
-    plan = catch_up_plan(fired, settings.timezone, settings.schedule_cron, last_success(settings),
-                         settings.catch_up, settings.catch_up_limit, current=current)
-    print(f"scheduled night {current}: {plan.why}")
-    return run_plan(settings, plan)
-
-
-_FLOW: Any = None
-
-
-def scheduled_flow() -> Any:
-    """The Prefect flow `scheduled_nightly`, made on first use so that the date logic imports no Prefect."""
-    global _FLOW
-    if _FLOW is None:
-        from prefect import flow
-
-        # Named as the module attribute it is reached by, so a deployment's entrypoint
-        # (src/nightshift/schedule.py:scheduled_nightly) loads this very flow.
-        _scheduled_nightly.__name__ = _scheduled_nightly.__qualname__ = "scheduled_nightly"
-        _FLOW = flow(name="nightly-scheduled", log_prints=True)(_scheduled_nightly)
-    return _FLOW
-
-
-def __getattr__(name: str) -> Any:
-    if name == "scheduled_nightly":
-        return scheduled_flow()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def nightly_deployment(settings: Settings) -> Any:
-    """The `nightly` deployment: the scheduled flow on the cron line and zone from settings."""
+def serve(settings: Settings) -> None:
+    """Serve the nightly deployment (flows/scheduled.py) in this process until stopped (Ctrl-C)."""
+    from prefect import serve as prefect_serve
+    from prefect.flows import load_flow_from_entrypoint
     from prefect.schedules import Cron
 
     zone(settings.timezone)
     check_cron(settings.schedule_cron)
-    return scheduled_flow().to_deployment(name="nightly", schedules=[Cron(settings.schedule_cron, timezone=settings.timezone)],
-                           description="nightshift: yesterday's night, plus missed nights per catch_up")
-
-
-def serve(settings: Settings) -> None:
-    """Serve the nightly deployment in this process until stopped (Ctrl-C)."""
-    from prefect import serve as prefect_serve
-
-    prefect_serve(nightly_deployment(settings))
+    flow = load_flow_from_entrypoint(ENTRYPOINT, use_placeholder_flow=False)
+    prefect_serve(flow.to_deployment(name="nightly", schedules=[Cron(settings.schedule_cron, timezone=settings.timezone)],
+                                     description="nightshift: yesterday's night, plus missed nights per catch_up"))

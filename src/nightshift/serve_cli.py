@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from nightshift.cli_args import prefect_env, read_settings
+from nightshift.settings import Settings
+
 console = Console()
+
+
+def _run_one(settings: Settings, **kwargs: Any) -> dict[str, Any]:
+    from nightshift import night
+
+    return night.run_night(settings, **kwargs).as_dict()
 
 
 def serve_command(
@@ -17,10 +27,9 @@ def serve_command(
 ) -> None:
     """Serve the nightly deployment (cron and time zone from settings); first run missed nights per catch_up."""
     from nightshift import schedule
-    from nightshift.cli import _settings, prefect_env
     from nightshift.settings import SettingsError
 
-    s = _settings()
+    s = read_settings()
     now = datetime.now(UTC)
     try:
         fires = schedule.next_fires(s, now)
@@ -44,7 +53,7 @@ def serve_command(
     prefect_env(s)
     if plan.caught_up and not no_catch_up:
         catch = schedule.Plan(plan.caught_up, plan.caught_up, [], plan.why)
-        for res in schedule.run_plan(s, catch):
+        for res in schedule.run_plan(s, catch, partial(_run_one, s)):
             console.print(f"  caught up {res['run_date']}: {res['status']}")
     console.print("serving: Ctrl-C to stop")
     schedule.serve(s)

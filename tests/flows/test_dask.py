@@ -1,6 +1,6 @@
 """Past one machine: a small night on a LocalCluster with two worker processes gives the same outputs.
 
-Ingest and jobs run in the cluster's worker processes (`dask_runner.ingest_at` / `run_job_at`,
+Ingest and jobs run in the cluster's worker processes (`night.ingest_step` / `job_step`,
 which open the warehouse by path), and the same night runs locally in this process; every
 Parquet output of the jobs must be equal. The per-series forecasts and XGBoost also run through
 the cluster and must agree with local runs.
@@ -44,7 +44,7 @@ def _outputs(build) -> dict[str, pl.DataFrame]:
 
 
 def test_night_on_cluster_matches_local(demo_night, client, tmp_path):
-    from nightshift import dask_runner, ingest, night
+    from nightshift import ingest, night
     from nightshift.warehouse import Warehouse
 
     d = demo_night.run_date
@@ -53,8 +53,8 @@ def test_night_on_cluster_matches_local(demo_night, client, tmp_path):
         local_loads = ingest.ingest(local, wh, d, TABLES)
         local_out = {j: night.run_job(local, wh, d, j, tmp_path / "build-local", local_loads) for j in JOBS}
 
-    remote_loads = client.submit(dask_runner.ingest_at, remote, d, TABLES, pure=False).result()
-    futures = {j: client.submit(dask_runner.run_job_at, remote, d, j, tmp_path / "build-remote", remote_loads,
+    remote_loads = client.submit(night.ingest_step, remote, d, TABLES, pure=False).result()
+    futures = {j: client.submit(night.job_step, remote, d, j, tmp_path / "build-remote", remote_loads,
                                 pure=False) for j in JOBS}
     remote_out = {j: f.result() for j, f in futures.items()}
     ran_on = set(client.run(lambda: __import__("os").getpid()).values())
@@ -79,9 +79,9 @@ def test_night_on_cluster_matches_local(demo_night, client, tmp_path):
 
 
 def test_series_forecasts_on_cluster_match_local(client):
-    from nightshift import dask_runner
+    from nightshift.forecasting.parallel import DaskMapper, SerialMapper
     from nightshift.forecasting.sarima import Spec
-    from nightshift.forecasting.task import SeriesTask
+    from nightshift.forecasting.task import SeriesTask, run_task
 
     rng = np.random.default_rng(3)
     tasks = []
@@ -90,8 +90,10 @@ def test_series_forecasts_on_cluster_match_local(client):
         y = rng.poisson(20 + 5 * np.sin(2 * np.pi * t / 7) + i).astype(float)
         x = (rng.random(200) < 0.1).astype(float)
         tasks.append(SeriesTask(f"s/{i}", y, x, np.zeros(14), 14, 180, spec=Spec((1, 1, 1), (0, 1, 1, 7), True)))
-    here = dask_runner.forecast_series(tasks, client=None, workers=1)
-    there = dask_runner.forecast_series(tasks, client=client)
+    with SerialMapper() as serial:
+        here = serial.map(run_task, tasks)
+    with DaskMapper(client) as cluster:
+        there = cluster.map(run_task, tasks)
     assert [r.key for r in there] == [r.key for r in here]
     for a, b in zip(here, there, strict=True):
         assert a.kind == b.kind
@@ -101,14 +103,14 @@ def test_series_forecasts_on_cluster_match_local(client):
 def test_xgboost_dask_learns_like_local(client):
     from sklearn.metrics import roc_auc_score
 
-    from nightshift import dask_runner
+    from nightshift.modeling.distributed import train_xgb
 
     rng = np.random.default_rng(5)
     x = rng.normal(size=(4000, 5)).astype(np.float32)
     y = (x[:, 0] + 0.5 * x[:, 1] + rng.normal(scale=0.5, size=4000) > 0).astype(np.float32)
     params = {"objective": "binary:logistic", "max_depth": 3, "eta": 0.3, "nthread": 1}
-    local = dask_runner.train_xgb(params, x[:3000], y[:3000], rounds=30)
-    dist = dask_runner.train_xgb(params, x[:3000], y[:3000], rounds=30, client=client, rows_per_worker=1000)
+    local = train_xgb(params, x[:3000], y[:3000], rounds=30)
+    dist = train_xgb(params, x[:3000], y[:3000], rounds=30, client=client, rows_per_worker=1000)
     import xgboost as xgb
 
     test = xgb.DMatrix(x[3000:])

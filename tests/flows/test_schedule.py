@@ -139,7 +139,7 @@ def test_serve_plan_prints_schedule_and_runs_nothing(home, monkeypatch) -> None:
 
 
 def test_scheduled_night_runs_missed_nights_oldest_first_then_yesterday_and_alerts(home, monkeypatch) -> None:
-    import flows.nightly
+    import flows.scheduled
     from nightshift import alerts
 
     monkeypatch.setenv("NIGHTSHIFT_TIMEZONE", BERLIN)
@@ -155,10 +155,10 @@ def test_scheduled_night_runs_missed_nights_oldest_first_then_yesterday_and_aler
         return {"run_date": run_date.isoformat(), "status": "success", "jobs": {}}
 
     sent: list[dict] = []
-    monkeypatch.setattr(flows.nightly, "nightly", fake_nightly)
+    monkeypatch.setattr(flows.scheduled, "nightly", fake_nightly)
     monkeypatch.setattr(alerts, "notify", lambda settings, event: sent.append(event) or [])
-    monkeypatch.setattr(schedule, "_scheduled_start", lambda default: NOW)  # fired 10 March, 09:00 Berlin
-    results = schedule._scheduled_nightly()
+    monkeypatch.setattr(flows.scheduled, "_scheduled_start", lambda default: NOW)  # fired 10 March, 09:00 Berlin
+    results = flows.scheduled.scheduled_nightly.fn()
     # missed 6..8 March, limit 2 -> 7 and 8 caught up; 9 March is the night this fire is for
     assert calls == [(date(2026, 3, 7), "catch-up"), (date(2026, 3, 8), "catch-up"), (date(2026, 3, 9), "schedule")]
     assert [r["status"] for r in results] == ["success", "failed", "success"]  # a locked date does not stop the rest

@@ -1,10 +1,9 @@
 """Cold night vs an unchanged re-run of the same date: how much completed work is reused.
 
-The cold run ingests the jobs' tables into an empty warehouse and runs the jobs; the re-run of the
+The cold run ingests every table into an empty warehouse and runs the jobs; the re-run of the
 same date, with the same drops, finds every partition's hash unchanged (`ingest` skips it) and
 every job's input hash unchanged (`night.run_job` answers "reused" and carries the outputs over).
-Uses the library functions the flow wires together, without Prefect (its temporary server would
-add ~10 s of start-up to both runs).
+Both are `night.run_night`, as `nightshift run` calls it.
 """
 
 from __future__ import annotations
@@ -18,25 +17,11 @@ from nightshift.bench.data import BenchData
 
 
 def _night(settings, run_date, jobs: list[str]) -> tuple[float, dict[str, str]]:
-    from nightshift import ingest, night, publish
-    from nightshift.jobs import get_job
-    from nightshift.warehouse import Warehouse
+    from nightshift import night
 
-    tables = sorted({t for j in jobs for t in get_job(j).tables})
     t0 = time.perf_counter()
-    with Warehouse.open(settings) as wh:
-        loads = ingest.ingest(settings, wh, run_date, tables=tables)
-        build = publish.new_build_dir(settings.reports_dir, run_date.isoformat())
-        outcomes = []
-        for j in jobs:
-            try:
-                outcomes.append(night.run_job(settings, wh, run_date, j, build, loads))
-            except Exception as e:  # noqa: BLE001 - a failing job is reported, not fatal to the bench
-                outcomes.append(night.failed(j, e))
-        prints = night.table_fingerprints(wh, run_date, list(loads))
-        night.publish_night(settings, run_date, build, outcomes, night.new_attempt("bench"), prints,
-                            night.data_quality(wh, run_date, loads))
-    return time.perf_counter() - t0, {o.job: o.status for o in outcomes}
+    result = night.run_night(settings, run_date, jobs, trigger="bench")
+    return time.perf_counter() - t0, {job: j["status"] for job, j in result.jobs.items()}
 
 
 def cold_vs_rerun(data: BenchData, workdir: Path, jobs: list[str]) -> dict:

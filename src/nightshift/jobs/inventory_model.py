@@ -22,8 +22,8 @@ import numpy as np
 import polars as pl
 import xgboost as xgb
 
-from nightshift.dask_runner import train_xgb, worker_client_or_none
 from nightshift.modeling import FnFormat
+from nightshift.modeling.distributed import train_xgb, worker_client_or_none
 from nightshift.modeling.xgb import default_threads, xgb_device
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)

@@ -154,10 +154,8 @@ def _fit_end(metadata: dict):
 
 def _portfolio(ctx: JobContext, scored: pl.DataFrame, p: np.ndarray, model: LoansModel) -> tuple[list[dict], str | None]:
     """Applications and expected defaults per region and band, released through the privacy layer."""
-    try:
-        from nightshift.privacy import Count, Release, Sum
-    except ImportError as e:  # the privacy layer is a separate module; without it nothing is published
-        return [], f"portfolio aggregates not published: the privacy layer is unavailable ({e})"
+    from nightshift.privacy import Count, Release, Sum
+
     regions = model.encoder.levels.get("region") or ["other"]
     known = [r for r in regions if r != "other"]
     frame = scored.select("applicant_id", "region").with_columns(

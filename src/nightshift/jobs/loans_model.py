@@ -42,10 +42,6 @@ class LoansModel:
         """Uncalibrated XGBoost log-odds."""
         return X.predict_margin(self.booster, self.encoder.transform(frame), self.encoder.names).astype(float)
 
-    def raw(self, frame: pl.DataFrame) -> np.ndarray:
-        """Uncalibrated XGBoost probabilities."""
-        return 1.0 / (1.0 + np.exp(-self.margin(frame)))
-
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         """Calibrated probability of default per row."""
         z = self.cal_a * self.margin(frame) + self.cal_b

@@ -52,7 +52,7 @@ def train_early_stopped(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.nd
     When the job runs on a Dask worker (the flow's Dask runner), training goes through
     `xgboost.dask` across the cluster's workers; otherwise it runs here.
     """
-    from nightshift.dask_runner import train_xgb, worker_client_or_none
+    from nightshift.modeling.distributed import train_xgb, worker_client_or_none
 
     p = {"tree_method": "hist", "device": xgb_device(), "nthread": default_threads(), **params}
     with worker_client_or_none() as client:

@@ -49,7 +49,3 @@ def margin_of_error(scale: float, confidence: float = CONFIDENCE) -> int:
     return max(0, math.ceil(a - 1e-12))
 
 
-def pmf(z: int, scale: float) -> float:
-    """P(Z = z) for the discrete Laplace at `scale` (used by tests and docs)."""
-    q = math.exp(-1.0 / scale)
-    return (1.0 - q) / (1.0 + q) * q ** abs(z)
