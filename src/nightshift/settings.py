@@ -19,6 +19,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from nightshift.tables import TABLES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_home() -> Path:
+    """Where state lives unless NIGHTSHIFT_HOME says: the checkout when run from one, else the current folder."""
+    return REPO_ROOT if (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "sql").is_dir() else Path.cwd()
+
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -67,7 +73,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="NIGHTSHIFT_", env_nested_delimiter="__", extra="forbid")
 
-    home: Path = REPO_ROOT
+    home: Path = Field(default_factory=default_home)
     seed: int = 7
     demo_size: Literal["tiny", "small", "medium", "large"] = "small"
     demo_end: date | None = None  # last demo date; default: yesterday
@@ -181,7 +187,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def load_settings(**overrides: Any) -> Settings:
     """Read settings: defaults < settings file < NIGHTSHIFT_* variables < explicit overrides."""
     env_home = os.environ.get("NIGHTSHIFT_HOME")
-    home = Path(overrides.get("home") or env_home or REPO_ROOT).expanduser().resolve()
+    home = Path(overrides.get("home") or env_home or default_home()).expanduser().resolve()
     config = os.environ.get("NIGHTSHIFT_CONFIG")
     file_values: dict[str, Any] = {}
     cfg_path = Path(config).expanduser() if config else home / "nightshift.toml"

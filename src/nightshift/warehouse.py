@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +20,16 @@ from nightshift.tables import TABLES, spec
 if TYPE_CHECKING:
     from nightshift.settings import Settings
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
-_SQL_NAME = re.compile(r"^[a-z0-9_]+(/[a-z0-9_]+)?$")
+
+
+def _sql_dir() -> Path:
+    """The SQL files: packaged inside `nightshift` in an installed wheel, else the checkout's `sql/`."""
+    packaged = Path(str(resources.files("nightshift") / "sql"))
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "sql"
+
+
+SQL_DIR = _sql_dir()
+_SQL_NAME = re.compile(r"^[a-z0-9_]+(/[a-z0-9_]+)*$")  # folder/name: never a path outside sql/
 
 
 _SETUP_LOCK = threading.Lock()
@@ -31,7 +40,7 @@ class WarehouseBusy(RuntimeError):
 
 
 def sql_text(name: str) -> str:
-    """The text of `sql/<name>.sql` (for example `marts/sales_series`)."""
+    """The text of `sql/<name>.sql` (for example `marts/sales/series`)."""
     if not _SQL_NAME.match(name):
         raise ValueError(f"not a SQL file name: {name!r}")
     path = SQL_DIR / f"{name}.sql"

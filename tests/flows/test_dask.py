@@ -79,9 +79,9 @@ def test_night_on_cluster_matches_local(demo_night, client, tmp_path):
 
 
 def test_series_forecasts_on_cluster_match_local(client):
-    from nightshift.forecasting.parallel import DaskMapper, SerialMapper
-    from nightshift.forecasting.sarima import Spec
-    from nightshift.forecasting.task import SeriesTask, run_task
+    from nightshift.jobs.sales.parallel import DaskMapper, SerialMapper
+    from nightshift.jobs.sales.sarima import Spec
+    from nightshift.jobs.sales.task import SeriesTask, run_task
 
     rng = np.random.default_rng(3)
     tasks = []

@@ -20,7 +20,7 @@ END = date(2026, 3, 1)
 def night(tmp_path_factory: pytest.TempPathFactory):
     """The job run once on the small demo with the default privacy budget."""
     from nightshift.jobs import JobContext
-    from nightshift.jobs.behavior import run
+    from nightshift.jobs.behavior.job import run
     from nightshift.settings import load_settings
     from nightshift.warehouse import Warehouse
 
@@ -81,11 +81,11 @@ def test_recommendations_beat_popularity_on_hit_rate(night) -> None:
 def test_segments_recover_planted_groups(night) -> None:
     from sklearn.metrics import adjusted_rand_score
 
-    from nightshift.jobs import behavior_segments as segs
+    from nightshift.jobs.behavior import segments
 
     res, truth, home, wh = night
-    feats = wh.run_sql("marts/behavior_user_features", run_date=END, days=90)
-    seg = segs.segment(feats, None, seed=7)
+    feats = wh.run_sql("marts/behavior/user_features", run_date=END, days=90)
+    seg = segments.segment(feats, None, seed=7)
     j = seg.labels.join(truth["segments"], on="user_id")
     ari = adjusted_rand_score(j["segment_name"].to_numpy(), j["segment"].to_numpy())
     print(f"segments: k={seg.k}, adjusted Rand index vs planted = {ari:.3f}")

@@ -40,12 +40,13 @@ def _warehouse(home, rng):
 @pytest.fixture(scope="module")
 def night(tmp_path_factory):
     """Another draw of the small demo energy table, and one run of the energy job for END."""
-    from nightshift.jobs import JobContext, energy
+    from nightshift.jobs import JobContext
+    from nightshift.jobs.energy import job
 
     home = tmp_path_factory.mktemp("energy_home")
     settings, wh, truth = _warehouse(home, np.random.default_rng(1))
     ctx = JobContext("energy", END, settings, wh, home / "out")
-    result = energy.run(ctx)
+    result = job.run(ctx)
     yield {"ctx": ctx, "result": result, "truth": truth, "home": home, "settings": settings, "wh": wh}
     wh.close()
 
@@ -62,14 +63,14 @@ def demo_night(tmp_path_factory):
 
 
 def _beats_both(result) -> None:
-    from nightshift.jobs import energy_net as N
+    from nightshift.jobs.energy import network
 
     mae = result.context["mae"]
     assert mae["network"] < mae["seasonal naive"]
     assert mae["network"] < mae["linear (ridge)"]
     assert mae["network"] < 0.95 * mae["seasonal naive"]
     assert result.extra["best_epoch"] >= 1  # a trained correction is in use, not the untrained profile
-    assert result.context["network_label"].startswith(f"network (mean of {N.MEMBERS} learned corrections")
+    assert result.context["network_label"].startswith(f"network (mean of {network.MEMBERS} learned corrections")
 
 
 def test_network_beats_both_baselines_on_holdout_mae(night):
@@ -82,19 +83,21 @@ def test_interval_coverage_is_near_nominal_on_the_holdout(night):
 
 @pytest.mark.parametrize("run_date", EARLIER)
 def test_network_beats_both_baselines_at_earlier_run_dates(night, run_date):
-    from nightshift.jobs import JobContext, energy
+    from nightshift.jobs import JobContext
+    from nightshift.jobs.energy import job
 
     ctx = JobContext("energy", run_date, night["settings"], night["wh"], night["home"] / f"out-{run_date}")
-    _beats_both(energy.run(ctx))
+    _beats_both(job.run(ctx))
 
 
 @pytest.mark.parametrize("run_date", [END, *EARLIER])
 def test_network_beats_both_baselines_on_the_default_demo_draw(demo_night, run_date):
-    from nightshift.jobs import JobContext, energy
+    from nightshift.jobs import JobContext
+    from nightshift.jobs.energy import job
 
     ctx = JobContext("energy", run_date, demo_night["settings"], demo_night["wh"],
                      demo_night["home"] / f"out-{run_date}")
-    _beats_both(energy.run(ctx))
+    _beats_both(job.run(ctx))
 
 
 def test_forecast_parquet_covers_the_next_week_per_region_with_intervals(night):
@@ -118,18 +121,19 @@ def test_device_strategy_gaps_and_privacy_are_reported(night):
         kind = "missing readings" if row["kind"] == "missing_day" else "temperature outage"
         assert (kind, row["region"]) in kinds
     assert len(r.context["privacy_tables"]) == 2
-    html = render("energy.html.j2", **r.context, run_date=END, job="energy", warnings=r.warnings,
+    html = render("job.html.j2", **r.context, run_date=END, job="energy", warnings=r.warnings,
                   privacy=ctx.privacy.section())
     assert "default" in html and "Data gaps repaired" in html and "Privacy" in html
     assert "m0000" not in html  # no meter ids on the page
 
 
 def test_second_night_runs_champion_challenger(night):
-    from nightshift.jobs import JobContext, energy
+    from nightshift.jobs import JobContext
+    from nightshift.jobs.energy import job
 
     first = night["result"].models["energy_load"]
     ctx = JobContext("energy", END, night["settings"], night["wh"], night["home"] / "out2")
-    again = energy.run(ctx)
+    again = job.run(ctx)
     # same data and seed: the registry reuses the identical version, which stays champion
     assert again.models["energy_load"] == first
     assert night["ctx"].registry.champion() == first

@@ -12,8 +12,7 @@ from nightshift.demo import SIZES
 from nightshift.demo import inventory as demo_inventory
 from nightshift.demo import sales as demo_sales
 from nightshift.jobs import JobContext
-from nightshift.jobs import inventory as job
-from nightshift.jobs import inventory_model as im
+from nightshift.jobs.inventory import demand, job
 from nightshift.settings import load_settings
 from nightshift.warehouse import Warehouse
 
@@ -59,8 +58,8 @@ def test_replayed_fill_rate_near_target_and_above_naive(night) -> None:
 
 def test_a_higher_target_buys_more_service(night) -> None:
     _, ctx = night
-    feat = im.add_features(ctx.sql("inventory_features"))
-    model = ctx.registry.load_champion(im.FORMAT).model
+    feat = demand.add_features(ctx.sql("features"))
+    model = ctx.registry.load_champion(demand.FORMAT).model
     low, high = (job.replay(feat, model, D, t, 120)["policy"] for t in (0.9, 0.98))
     assert low["fill_rate"] < high["fill_rate"] and low["avg_inventory_value"] < high["avg_inventory_value"]
     assert abs(high["fill_rate"] - 0.98) <= 0.03 and abs(low["fill_rate"] - 0.9) <= 0.03

@@ -12,10 +12,10 @@ import pytest
 
 from nightshift.demo import SIZES
 from nightshift.demo.loans import generate
-from nightshift.jobs.loans_features import time_split
-from nightshift.jobs.loans_model import fit_baseline, fit_model
-from nightshift.jobs.loans_report import band_of
-from nightshift.modeling import metrics as M
+from nightshift.jobs.loans.features import time_split
+from nightshift.jobs.loans.model import fit_baseline, fit_model
+from nightshift.jobs.loans.report import band_of
+from nightshift.modeling import metrics
 from nightshift.warehouse import Warehouse
 
 pytestmark = pytest.mark.slow
@@ -33,7 +33,7 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> dict:
         cur.register("f", tables[t].with_columns(pl.col(col).alias("_partition")).to_arrow())
         cur.execute(f"insert into {t} select * from f")  # noqa: S608 - fixed table names
         cur.unregister("f")
-    feats = wh.run_sql("marts/loans_features", run_date=D, pending_days=30)
+    feats = wh.run_sql("marts/loans/features", run_date=D, pending_days=30)
     split = time_split(feats.filter(pl.col("role") == "train"))
     model, baseline = fit_model(split), fit_baseline(split)
     truth = tables["_truth"]["default_prob"].select("application_id", "p_default")
@@ -43,7 +43,7 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def test_auc_above_075_and_not_worse_than_logistic(fitted: dict) -> None:
-    auc, auc_base = M.auc(fitted["y"], fitted["p"]), M.auc(fitted["y"], fitted["p_base"])
+    auc, auc_base = metrics.auc(fitted["y"], fitted["p"]), metrics.auc(fitted["y"], fitted["p_base"])
     print(f"holdout n={len(fitted['y'])} AUC xgb={auc:.4f} logistic={auc_base:.4f}")
     assert auc > 0.75
     # "within noise": the AUC's standard error on this holdout is about 0.005

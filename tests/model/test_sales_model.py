@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from nightshift.forecasting import sarima
+from nightshift.jobs.sales import sarima
 
 # Monthly international airline passengers (thousands), 1949-1960: Box & Jenkins Series G,
 # R's `AirPassengers`.
@@ -50,7 +50,7 @@ def test_sarima_beats_seasonal_naive_with_calibrated_intervals_on_demo_data(tmp_
     from nightshift.demo import SIZES
     from nightshift.demo.sales import generate
     from nightshift.jobs import JobContext
-    from nightshift.jobs import sales as job
+    from nightshift.jobs.sales import job
     from nightshift.settings import load_settings
     from nightshift.warehouse import Warehouse
 

@@ -12,9 +12,7 @@ import pytest
 
 from nightshift.demo import SIZES
 from nightshift.demo import events as demo_events
-from nightshift.jobs import behavior_channels as chan
-from nightshift.jobs import behavior_recs as recs
-from nightshift.jobs import behavior_segments as segs
+from nightshift.jobs.behavior import channels, recommendations, segments
 
 END = date(2026, 3, 1)
 
@@ -29,9 +27,9 @@ def test_segment_ids_follow_yesterdays_centroids() -> None:
     rng = np.random.default_rng(0)
     old = {0: [1.0, 0.0], 1: [0.0, 5.0], 2: [9.0, 9.0]}
     new = np.array([[9.2, 8.9], [0.1, 5.1], [1.1, -0.1], [20.0, 20.0]])  # shuffled, plus one new cluster
-    ids = segs.match_ids(new, old, np.ones(2))
+    ids = segments.match_ids(new, old, np.ones(2))
     assert ids == [2, 1, 0, 3]
-    assert segs.match_ids(new[rng.permutation(3)], {}, np.ones(2)) == [0, 1, 2]
+    assert segments.match_ids(new[rng.permutation(3)], {}, np.ones(2)) == [0, 1, 2]
 
 
 def test_recommendations_exclude_bought_and_fall_back_to_popular() -> None:
@@ -40,28 +38,28 @@ def test_recommendations_exclude_bought_and_fall_back_to_popular() -> None:
         "product_id": ["a", "b", "a", "b", "a", "c", "a"],
         "day": [END] * 7, "carts": [1] * 7, "purchases": [1, 1, 1, 0, 1, 1, 1],
     })
-    model = recs.fit(rows)
-    out = recs.recommend(model, np.array([4, 99]), n=2)
+    model = recommendations.fit(rows)
+    out = recommendations.recommend(model, np.array([4, 99]), n=2)
     mine = out.filter(pl.col("user_id") == 4)
     assert "a" not in mine["product_id"].to_list()  # already bought
     assert mine["product_id"][0] == "b"  # b co-occurs with a more often than c
     assert out.filter(pl.col("user_id") == 99)["source"].unique().to_list() == ["popular"]
-    sim = recs.similar_items(model, 2)
+    sim = recommendations.similar_items(model, 2)
     assert sim.filter(pl.col("for_product_id") == "a")["product_id"][0] == "b"
 
 
 def test_noisy_ratio_is_suppressed_when_the_count_is_mostly_noise() -> None:
     t = pl.DataFrame({"n": [50, 50], "n_moe": [10, 10], "d": [100, 15], "d_moe": [10, 10]})
-    out = t.with_columns(*chan.ratio("n", "d", "r"))
+    out = t.with_columns(*channels.ratio("n", "d", "r"))
     assert out["r"][0] == pytest.approx(0.5) and out["r_moe"][0] == pytest.approx((10 + 0.5 * 10) / 100)
     assert out["r"][1] is None and out["r_moe"][1] is None
 
 
 def test_visit_bins_are_public_and_cover_everyone() -> None:
     s = pl.DataFrame({"sessions": [1, 2, 3, 4, 5, 9, 10, 19, 20, 500]})
-    bins = s.select(chan.visits_bin(pl.col("sessions")).alias("bin"))["bin"].to_list()
+    bins = s.select(channels.visits_bin(pl.col("sessions")).alias("bin"))["bin"].to_list()
     assert bins == ["1", "2", "3-4", "3-4", "5-9", "5-9", "10-19", "10-19", "20+", "20+"]
-    assert set(bins) == set(chan.VISIT_BINS)
+    assert set(bins) == set(channels.VISIT_BINS)
 
 
 def _load(path: Path, frames: dict):
@@ -83,7 +81,7 @@ def _visible_text(html: str) -> str:
 def _run_and_render(frames: dict, home: Path, nights: list[date]) -> tuple:
     from nightshift import reporting
     from nightshift.jobs import JobContext
-    from nightshift.jobs.behavior import run
+    from nightshift.jobs.behavior.job import run
     from nightshift.settings import load_settings
 
     settings = load_settings(home=home)
@@ -112,10 +110,10 @@ def test_page_leaks_no_user_id_and_no_raw_aggregate(tiny: dict, tmp_path: Path) 
     ids = {str(u) for u in tiny["users"]["user_id"]}
     assert not ids & set(re.findall(r"\d{8}", html))
     # The published per-channel and per-campaign numbers are noisy, not the true ones.
-    fun = wh.run_sql("marts/behavior_funnel", run_date=END, days=90)
+    fun = wh.run_sql("marts/behavior/funnel", run_date=END, days=90)
     true_ch = {r["channel"]: r for r in fun.group_by("channel").agg(
         pl.len().alias("users"), pl.col("visits").sum()).iter_rows(named=True)}
-    camp = wh.run_sql("marts/behavior_campaign_users", run_date=END, days=90)
+    camp = wh.run_sql("marts/behavior/campaign_users", run_date=END, days=90)
     true_cp = {r["campaign_id"]: r for r in camp.group_by("campaign_id").agg(
         pl.len().alias("users"), pl.col("impressions").sum(), pl.col("clicks").sum()).iter_rows(named=True)}
     pairs = [(_value(r[col]), true_ch.get(r["channel"], {}).get(col, 0)) for r in res.context["channel_rows"]
@@ -146,7 +144,7 @@ def test_second_night_keeps_segment_ids_and_a_champion(tiny: dict, tmp_path: Pat
 def test_works_on_a_users_own_events_with_other_column_names(tiny: dict, tmp_path: Path) -> None:
     from nightshift import ingest
     from nightshift.jobs import JobContext
-    from nightshift.jobs.behavior import run
+    from nightshift.jobs.behavior.job import run
     from nightshift.settings import load_settings
     from nightshift.warehouse import Warehouse
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from nightshift.jobs import behavior_channels as chan
+from nightshift.jobs.behavior import channels
 from nightshift.tables import CHANNELS
 
 D0 = date(2026, 3, 1)
@@ -49,20 +49,20 @@ def _night(settings, wh, night: date, frames: dict) -> tuple:
     from nightshift.privacy import PrivacyLayer
 
     layer = PrivacyLayer(wh, settings, "behavior", night)
-    decl = chan.declarations(chan.epsilons(settings), night, ["cmp_01"], [0])
-    released = chan.release_all(layer, {k: decl[k] for k in frames}, frames)
+    decl = channels.declarations(channels.epsilons(settings), night, ["cmp_01"], [0])
+    released = channels.release_all(layer, {k: decl[k] for k in frames}, frames)
     return layer, released
 
 
 def test_a_year_of_nights_fits_the_budget_and_day_releases_key_only_their_day(env) -> None:
     settings, _ = env
     b = settings.privacy_budgets["users"]
-    eps = chan.epsilons(settings)
-    day = sum(eps[k] for k in chan.DAY_SHARES) * b.window_days
-    window = sum(eps[k] for k in chan.WINDOW_SHARES) * math.ceil(b.window_days / chan.CADENCE_DAYS)
+    eps = channels.epsilons(settings)
+    day = sum(eps[k] for k in channels.DAY_SHARES) * b.window_days
+    window = sum(eps[k] for k in channels.WINDOW_SHARES) * math.ceil(b.window_days / channels.CADENCE_DAYS)
     assert day + window == pytest.approx(b.epsilon, rel=1e-9)
-    decl = chan.declarations(eps, D0, ["cmp_01"], [0, 1])
-    for name in chan.DAY_SHARES:
+    decl = channels.declarations(eps, D0, ["cmp_01"], [0, 1])
+    for name in channels.DAY_SHARES:
         assert decl[name].keys["day"] == [D0] and decl[name].max_rows_per_unit == 1
 
 
@@ -75,7 +75,7 @@ def test_trend_is_the_stack_of_stored_nightly_releases_with_gaps(env) -> None:
         t = rel.tables["channel_day"]
         assert t["day"].unique().to_list() == [night] and t.height == len(CHANNELS)
         shown[night] = t.sort("channel")["active_users"].to_list()
-    series = chan.trend(wh.cursor, "behavior", nights[-1], 90)["channel_day"]
+    series = channels.trend(wh.cursor, "behavior", nights[-1], 90)["channel_day"]
     assert sorted(series["day"].unique().to_list()) == nights  # the skipped night is a gap
     for night in nights:  # exactly what each night released: stored, never re-noised
         assert series.filter(pl.col("day") == night).sort("channel")["active_users"].to_list() == shown[night]
@@ -88,12 +88,12 @@ def test_window_release_is_reserved_until_a_cadence_has_passed(env) -> None:
     settings, wh = env
     frames = {"channel_window": _window_frame()}
     layer, first = _night(settings, wh, D0, frames)
-    assert layer.section()["epsilon_spent"] == pytest.approx(chan.epsilons(settings)["channel_window"])
-    later = D0 + timedelta(days=chan.CADENCE_DAYS - 1)
+    assert layer.section()["epsilon_spent"] == pytest.approx(channels.epsilons(settings)["channel_window"])
+    later = D0 + timedelta(days=channels.CADENCE_DAYS - 1)
     layer, again = _night(settings, wh, later, frames)
     assert layer.section()["epsilon_spent"] == 0 and again.carried["channel_window"][0] == D0
     assert again.tables["channel_window"].equals(first.tables["channel_window"])
-    layer, fresh = _night(settings, wh, D0 + timedelta(days=chan.CADENCE_DAYS), frames)
+    layer, fresh = _night(settings, wh, D0 + timedelta(days=channels.CADENCE_DAYS), frames)
     assert not fresh.carried and layer.section()["epsilon_spent"] > 0
     # The headline is readable at the default budget: ± under 100 users per channel (the small demo
     # has ~1,000-3,500 per channel), where the old nightly 90-day release gave ±957.
@@ -103,13 +103,13 @@ def test_window_release_is_reserved_until_a_cadence_has_passed(env) -> None:
 def test_trend_chart_shows_every_calendar_day_and_leaves_missing_nights_as_gaps() -> None:
     import json
 
-    from nightshift.jobs import behavior_report as rep
+    from nightshift.jobs.behavior import report
 
     nights = [D0 - timedelta(days=d) for d in (0, 1, 3)]
     day = pl.DataFrame({"day": [n for n in nights for _ in CHANNELS], "channel": list(CHANNELS) * 3}).with_columns(
-        *(pl.lit(100, pl.Int64).alias(c) for c in chan.DAY_COLUMNS["channel_day"][2:]))
-    (first, *_) = rep.trend_charts({"channel_day": day, "new_users_day": None}, D0, 10)
+        *(pl.lit(100, pl.Int64).alias(c) for c in channels.DAY_COLUMNS["channel_day"][2:]))
+    (first, *_) = report.trend_charts({"channel_day": day, "new_users_day": None}, D0, 10)
     dots = json.loads(first.json)["data"][0]
     assert len(dots["x"]) == 10 and dots["x"][-1] == D0.isoformat()
     assert [y is not None for y in dots["y"][-4:]] == [True, False, True, True]  # D0-2 did not run
-    assert rep.nights_shown(day) == 3
+    assert report.nights_shown(day) == 3

@@ -32,15 +32,14 @@ def sliver(demo_night, tmp_path_factory):
 
 @pytest.mark.slow  # two child processes ingest and train: ~1 min of CPU on 2 shared cores
 def test_harness_writes_every_stage_and_ratio(sliver, tmp_path):
-    from nightshift.bench import harness
-    from nightshift.bench import workload as W
+    from nightshift.bench import harness, workload
 
     result, path = harness.run("tiny", 1, tmp_path / "bench", tmp_path / "reports" / "bench", data=sliver,
-                               work=W.Workload(max_series=2, rounds=5, workers=1), rerun_jobs=[], extras_for=(),
+                               work=workload.Workload(max_series=2, rounds=5, workers=1), rerun_jobs=[], extras_for=(),
                                bandwidth_mib=16, log=lambda *_: None)
     saved = json.loads(path.read_text())
     assert path.parent == tmp_path / "reports" / "bench"
-    assert list(saved["stages"]) == [*W.STAGES, "end_to_end"]
+    assert list(saved["stages"]) == [*workload.STAGES, "end_to_end"]
     for stage, row in saved["stages"].items():
         for side in ("nightshift", "pandas"):
             assert row[side]["seconds"]["min"] <= row[side]["seconds"]["median"] <= row[side]["seconds"]["max"]
@@ -72,24 +71,23 @@ def test_stage_peak_sees_an_allocation():
 
 
 def _rep(side: str, seconds: float, checks: dict) -> dict:
-    from nightshift.bench import workload as W
+    from nightshift.bench import workload
 
-    stages = {s: {"seconds": seconds * (i + 1), "peak_mib": 100.0 + i} for i, s in enumerate(W.STAGES)}
+    stages = {s: {"seconds": seconds * (i + 1), "peak_mib": 100.0 + i} for i, s in enumerate(workload.STAGES)}
     return {"side": side, "stages": stages, "end_to_end": {"seconds": seconds * 21, "peak_mib": 105.0},
             "checks": checks}
 
 
 def test_summaries_have_every_stage_ratio_and_agreement(capsys):
     """The summary, agreement and printed table from rep records (fast: no child processes)."""
-    from nightshift.bench import harness
-    from nightshift.bench import workload as W
+    from nightshift.bench import harness, workload
     from nightshift.bench.__main__ import print_tables
 
     same = {"rows_loaded": {"events": 10}, "user_day_rows": 3, "visits": 4, "units": 5.0}
     reps = {"nightshift": [_rep("nightshift", 1.0, same), _rep("nightshift", 3.0, same)],
             "pandas": [_rep("pandas", 4.0, same), _rep("pandas", 4.0, {**same, "visits": 5})]}
     table = harness.stage_table(reps)
-    assert list(table) == [*W.STAGES, "end_to_end"]
+    assert list(table) == [*workload.STAGES, "end_to_end"]
     assert table["load"]["nightshift"]["seconds"] == {"median": 2.0, "min": 1.0, "max": 3.0}
     assert table["load"]["ratio_b_over_a"] == 2.0 and table["end_to_end"]["ratio_b_over_a"] == 2.0
     assert table["write"]["pandas"]["peak_mib"] == 105.0

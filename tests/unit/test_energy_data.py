@@ -10,8 +10,7 @@ import pytest
 
 from nightshift.demo import SIZES
 from nightshift.demo import energy as gen
-from nightshift.jobs import energy_baselines as B
-from nightshift.jobs import energy_data as D
+from nightshift.jobs.energy import baselines, dataset
 from nightshift.tables import TABLES
 from nightshift.warehouse import Warehouse
 
@@ -35,10 +34,10 @@ def tiny():
         wh = Warehouse(Path(tmp) / "w.duckdb")
         wh.cursor.register("_e", out["energy"].with_columns(pl.col("ts").dt.date().alias("_partition")).to_arrow())
         wh.cursor.execute("insert into energy select * from _e")
-        hourly = wh.run_sql("marts/energy_region_hourly", run_date=END)
-        daily = wh.run_sql("marts/energy_meter_daily", run_date=END, days=1)
+        hourly = wh.run_sql("marts/energy/region_hourly", run_date=END)
+        daily = wh.run_sql("marts/energy/meter_daily", run_date=END, days=1)
         wh.close()
-    return {"out": out, "hourly": hourly, "clean": D.clean_hourly(hourly), "daily": daily}
+    return {"out": out, "hourly": hourly, "clean": dataset.clean_hourly(hourly), "daily": daily}
 
 
 def test_generator_matches_the_canonical_table_and_is_deterministic():
@@ -86,7 +85,7 @@ def test_mart_grid_is_complete_and_counts_active_meters(tiny):
 
 def test_missing_day_and_temperature_outage_are_found_and_repaired(tiny):
     clean, truth = tiny["clean"], tiny["out"]["_truth"]["incidents"]
-    found = D.incidents(clean)
+    found = dataset.incidents(clean)
     for row in truth.iter_rows(named=True):
         kind = "missing readings" if row["kind"] == "missing_day" else "temperature outage"
         hit = found.filter((pl.col("kind") == kind) & (pl.col("region") == row["region"])
@@ -107,55 +106,55 @@ def test_missing_day_and_temperature_outage_are_found_and_repaired(tiny):
 
 
 def test_windows_align_with_the_series_and_split_does_not_leak(tiny):
-    s = D.to_series(tiny["clean"])
-    split = D.time_split(s, train_stride=1)
-    assert split.train[-1] + D.HORIZON <= split.val[0]
-    assert split.val[-1] + D.HORIZON <= split.holdout[0]
-    assert split.holdout[-1] + D.HORIZON == len(s.hours)
-    w = D.make_windows(s, split.holdout)
+    s = dataset.to_series(tiny["clean"])
+    split = dataset.time_split(s, train_stride=1)
+    assert split.train[-1] + dataset.HORIZON <= split.val[0]
+    assert split.val[-1] + dataset.HORIZON <= split.holdout[0]
+    assert split.holdout[-1] + dataset.HORIZON == len(s.hours)
+    w = dataset.make_windows(s, split.holdout)
     n = len(s.regions) * len(split.holdout)
-    assert w.past.shape == (n, D.LOOKBACK, len(D.PAST_FEATURES)) and w.target.shape == (n, D.HORIZON)
+    assert w.past.shape == (n, dataset.LOOKBACK, len(dataset.PAST_FEATURES)) and w.target.shape == (n, dataset.HORIZON)
     i = n - 1
     r, o = w.region[i], w.origin[i]
-    np.testing.assert_allclose(w.target[i] * w.level[i], s.load[r, o:o + D.HORIZON], rtol=1e-5)
-    np.testing.assert_allclose(w.naive[i] * w.level[i], s.load[r, o - 168:o - 168 + D.HORIZON], rtol=1e-5)
-    np.testing.assert_allclose(w.level[i], s.load[r, o - D.LOOKBACK:o].mean(), rtol=1e-9)
-    live = D.make_windows(s, np.array([len(s.hours)]))
+    np.testing.assert_allclose(w.target[i] * w.level[i], s.load[r, o:o + dataset.HORIZON], rtol=1e-5)
+    np.testing.assert_allclose(w.naive[i] * w.level[i], s.load[r, o - 168:o - 168 + dataset.HORIZON], rtol=1e-5)
+    np.testing.assert_allclose(w.level[i], s.load[r, o - dataset.LOOKBACK:o].mean(), rtol=1e-9)
+    live = dataset.make_windows(s, np.array([len(s.hours)]))
     assert np.isnan(live.target).all() and np.isfinite(live.past).all()
 
 
 def test_seasonal_naive_is_exact_on_a_weekly_series_and_ridge_learns_a_trend():
     hours = np.datetime64("2025-01-06T00", "h") + np.arange(24 * 120)
     weekly = 10 + 3 * np.sin(2 * np.pi * np.arange(len(hours)) / 168)
-    s = D.Series(["a"], hours, weekly[None, :], np.zeros((1, len(hours))), np.zeros(len(hours), bool))
-    split = D.time_split(s)
-    ho = D.make_windows(s, split.holdout)
-    assert B.mae(B.to_kwh(B.seasonal_naive(ho), ho), ho) < 1e-9
+    s = dataset.Series(["a"], hours, weekly[None, :], np.zeros((1, len(hours))), np.zeros(len(hours), bool))
+    split = dataset.time_split(s)
+    ho = dataset.make_windows(s, split.holdout)
+    assert baselines.mae(baselines.to_kwh(baselines.seasonal_naive(ho), ho), ho) < 1e-9
     trend = weekly * (1 + np.arange(len(hours)) / len(hours))  # growth: last week is always too low
-    s2 = D.Series(["a"], hours, trend[None, :], np.zeros((1, len(hours))), np.zeros(len(hours), bool))
-    tr, va, ho2 = (D.make_windows(s2, o) for o in (split.train, split.val, split.holdout))
-    lin = B.fit_linear(tr, va)
-    naive_mae = B.mae(B.to_kwh(B.seasonal_naive(ho2), ho2), ho2)
-    assert B.mae(B.to_kwh(lin.predict(ho2), ho2), ho2) < 0.5 * naive_mae
+    s2 = dataset.Series(["a"], hours, trend[None, :], np.zeros((1, len(hours))), np.zeros(len(hours), bool))
+    tr, va, ho2 = (dataset.make_windows(s2, o) for o in (split.train, split.val, split.holdout))
+    lin = baselines.fit_linear(tr, va)
+    naive_mae = baselines.mae(baselines.to_kwh(baselines.seasonal_naive(ho2), ho2), ho2)
+    assert baselines.mae(baselines.to_kwh(lin.predict(ho2), ho2), ho2) < 0.5 * naive_mae
 
 
 def test_interval_quantiles_cover_validation_residuals():
     rng = np.random.default_rng(0)
-    n, h = 400, D.HORIZON
-    w = D.Windows(np.zeros((n, 1, 1)), np.zeros((n, 1, 1)), np.zeros((n, h)),
+    n, h = 400, dataset.HORIZON
+    w = dataset.Windows(np.zeros((n, 1, 1)), np.zeros((n, 1, 1)), np.zeros((n, h)),
                   rng.normal(0, 1, (n, h)).astype(np.float32), np.ones(n), np.zeros(n, int), np.zeros(n, int))
-    lo, hi = B.residual_quantiles(np.zeros((n, h)), w, 0.9)
+    lo, hi = baselines.residual_quantiles(np.zeros((n, h)), w, 0.9)
     assert np.all(lo < 0) and np.all(hi > 0)
-    assert 0.85 < B.interval_coverage(np.zeros((n, h)), lo, hi, w) < 0.95
+    assert 0.85 < baselines.interval_coverage(np.zeros((n, h)), lo, hi, w) < 0.95
 
 
 def test_future_holidays_come_from_the_calendar_seen_in_history(tiny):
     from datetime import datetime
 
-    flags = D.future_holidays(tiny["clean"], datetime(2026, 1, 1), D.HORIZON)
+    flags = dataset.future_holidays(tiny["clean"], datetime(2026, 1, 1), dataset.HORIZON)
     # tiny has 120 days of history: Dec 25/26 were seen, Jan 1 was not
     assert not flags[:24].any()
-    flags = D.future_holidays(tiny["clean"], datetime(2026, 12, 24), 72)
+    flags = dataset.future_holidays(tiny["clean"], datetime(2026, 12, 24), 72)
     assert flags.tolist() == [False] * 24 + [True] * 48
 
 
@@ -166,14 +165,14 @@ def test_meter_daily_mart_feeds_the_privacy_layer_one_row_per_meter(tiny):
 
 
 def test_future_features_are_known_at_the_origin(tiny):
-    s = D.to_series(tiny["clean"])
-    split = D.time_split(s)
-    w = D.make_windows(s, split.holdout)
+    s = dataset.to_series(tiny["clean"])
+    split = dataset.time_split(s)
+    w = dataset.make_windows(s, split.holdout)
     i = len(w) - 1
     r, o = w.region[i], w.origin[i]
-    f = {name: w.future[i, :, k] for k, name in enumerate(D.FUTURE_FEATURES)}
+    f = {name: w.future[i, :, k] for k, name in enumerate(dataset.FUTURE_FEATURES)}
     # persistence felt temperature: the last day, same hour of day, for every horizon day
-    felt = D.felt_temperature(s.temperature)
+    felt = dataset.felt_temperature(s.temperature)
     np.testing.assert_allclose(f["felt_recent"], np.tile(felt[r, o - 24:o], 7), rtol=1e-5)
     np.testing.assert_allclose(f["load_yesterday"] * w.level[i], np.tile(s.load[r, o - 24:o], 7), rtol=1e-4)
     # day-type profile: mean over the past week's days of the target day's type (weekend/holiday vs work)
@@ -190,22 +189,22 @@ def test_future_features_are_known_at_the_origin(tiny):
 
 def test_short_history_trains_on_every_hour():
     hours = np.datetime64("2025-01-06T00", "h") + np.arange(24 * 100)
-    s = D.Series(["a"], hours, np.ones((1, len(hours))), np.zeros((1, len(hours))), np.zeros(len(hours), bool))
-    assert np.all(np.diff(D.time_split(s).train) == 1)
-    long = D.Series(["a"], np.datetime64("2025-01-06T00", "h") + np.arange(24 * 300), np.ones((1, 24 * 300)),
+    s = dataset.Series(["a"], hours, np.ones((1, len(hours))), np.zeros((1, len(hours))), np.zeros(len(hours), bool))
+    assert np.all(np.diff(dataset.time_split(s).train) == 1)
+    long = dataset.Series(["a"], np.datetime64("2025-01-06T00", "h") + np.arange(24 * 300), np.ones((1, 24 * 300)),
                     np.zeros((1, 24 * 300)), np.zeros(24 * 300, bool))
-    assert np.all(np.diff(D.time_split(long).train) == D.TRAIN_STRIDE)
+    assert np.all(np.diff(dataset.time_split(long).train) == dataset.TRAIN_STRIDE)
 
 
 def test_conformal_halfwidth_covers_and_uses_the_latest_validation_origins():
     rng = np.random.default_rng(0)
-    n, h = 400, D.HORIZON
+    n, h = 400, dataset.HORIZON
     scale = np.where(np.arange(n) < n // 2, 1.0, 3.0)[:, None]  # errors grow over the validation weeks
-    w = D.Windows(np.zeros((n, 1, 1)), np.zeros((n, 1, 1)), np.zeros((n, h)),
+    w = dataset.Windows(np.zeros((n, 1, 1)), np.zeros((n, 1, 1)), np.zeros((n, h)),
                   (rng.normal(0, 1, (n, h)) * scale).astype(np.float32), np.ones(n), np.zeros(n, int), np.arange(n))
-    q_all = B.conformal_halfwidth(np.zeros((n, h)), w, 0.9, recent=1.0)
-    q_recent = B.conformal_halfwidth(np.zeros((n, h)), w, 0.9, recent=0.5)
+    q_all = baselines.conformal_halfwidth(np.zeros((n, h)), w, 0.9, recent=1.0)
+    q_recent = baselines.conformal_halfwidth(np.zeros((n, h)), w, 0.9, recent=0.5)
     assert np.all(q_recent > q_all)
-    late = D.Windows(w.past[n // 2:], w.future[n // 2:], w.naive[n // 2:], w.target[n // 2:], w.level[n // 2:],
+    late = dataset.Windows(w.past[n // 2:], w.future[n // 2:], w.naive[n // 2:], w.target[n // 2:], w.level[n // 2:],
                      w.region[n // 2:], w.origin[n // 2:])
-    assert 0.87 < B.interval_coverage(np.zeros((n // 2, h)), -q_recent, q_recent, late) < 0.95
+    assert 0.87 < baselines.interval_coverage(np.zeros((n // 2, h)), -q_recent, q_recent, late) < 0.95

@@ -15,7 +15,7 @@ from nightshift.demo import SIZES
 from nightshift.demo import inventory as demo_inventory
 from nightshift.demo import sales as demo_sales
 from nightshift.jobs import JobContext
-from nightshift.jobs import inventory as job
+from nightshift.jobs.inventory import job
 from nightshift.settings import load_settings
 from nightshift.tables import TABLES
 from nightshift.warehouse import Warehouse
@@ -84,7 +84,7 @@ def test_generator_shape_and_planted_signal(demo: dict) -> None:
 def test_features_are_point_in_time_and_targets_exact(demo: dict, tmp_path: Path) -> None:
     wh = _warehouse(tmp_path / "w.duckdb", demo["inventory"], demo["sales"])
     d1 = D - timedelta(days=60)
-    f = wh.run_sql("marts/inventory_features", run_date=d1)
+    f = wh.run_sql("marts/inventory/features", run_date=d1)
     assert f["date"].max() == d1
     late = f.filter(pl.col("date") + pl.duration(days=pl.col("lead_time_days")) > d1)
     assert late["target"].null_count() == late.height  # nothing after d1 leaks into a target
@@ -96,7 +96,7 @@ def test_features_are_point_in_time_and_targets_exact(demo: dict, tmp_path: Path
     # a missing day: null demand, and no target spans it
     gap = demo["inventory"].filter(~((pl.col("date") == d1 - timedelta(days=20)) & (pl.col("product_id") == "P0001")))
     wh2 = _warehouse(tmp_path / "w2.duckdb", gap, None)  # and no sales table at all: promo features are 0
-    g = wh2.run_sql("marts/inventory_features", run_date=d1).filter(pl.col("product_id") == "P0001")
+    g = wh2.run_sql("marts/inventory/features", run_date=d1).filter(pl.col("product_id") == "P0001")
     hole = g.filter(pl.col("date") == d1 - timedelta(days=20))
     assert hole["demand"].null_count() == hole.height == TINY.warehouses
     assert g.filter(pl.col("date") == d1 - timedelta(days=21))["target"].null_count() == TINY.warehouses

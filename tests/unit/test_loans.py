@@ -14,7 +14,7 @@ import pytest
 from nightshift.demo import SIZES
 from nightshift.demo.loans import generate
 from nightshift.jobs import JobContext
-from nightshift.jobs.loans_features import OTHER, Encoder
+from nightshift.jobs.loans.features import OTHER, Encoder
 from nightshift.settings import SourceSettings, load_settings
 from nightshift.tables import TABLES
 from nightshift.warehouse import Warehouse
@@ -54,7 +54,7 @@ def test_features_respect_label_lag_and_point_in_time(demo: dict, tmp_path: Path
     wh = Warehouse(tmp_path / "w.duckdb")
     _load(wh, demo)
     d1 = D - timedelta(days=90)
-    f1 = wh.run_sql("marts/loans_features", run_date=d1, pending_days=30)
+    f1 = wh.run_sql("marts/loans/features", run_date=d1, pending_days=30)
     train = f1.filter(pl.col("role") == "train")
     assert train["outcome_date"].max() <= d1 and f1["application_date"].max() <= d1
     # an outcome observed after d1 must not label its application at d1
@@ -66,8 +66,8 @@ def test_features_respect_label_lag_and_point_in_time(demo: dict, tmp_path: Path
     wh2 = Warehouse(tmp_path / "w2.duckdb")
     _load(wh2, {t: demo[t].filter(pl.col(c) <= d1) for t, c in
                 (("loans", "application_date"), ("loan_outcomes", "observed_date"))})
-    assert f1.equals(wh2.run_sql("marts/loans_features", run_date=d1, pending_days=30))
-    later = wh.run_sql("marts/loans_features", run_date=D, pending_days=30)
+    assert f1.equals(wh2.run_sql("marts/loans/features", run_date=d1, pending_days=30))
+    later = wh.run_sql("marts/loans/features", run_date=D, pending_days=30)
     assert later.filter(pl.col("role") == "train").height > train.height
 
 
@@ -88,7 +88,7 @@ def test_encoder_pools_rare_and_unseen_levels() -> None:
 def test_night_on_user_data_with_other_column_names(demo: dict, tmp_path: Path) -> None:
     """A user's CSV with their own column names and extra columns, mapped through source settings."""
     from nightshift.ingest import ingest
-    from nightshift.jobs.loans import run
+    from nightshift.jobs.loans.job import run
 
     rename = {"application_id": "AppRef", "applicant_id": "CustomerNo", "application_date": "Applied",
               "debt_to_income": "DTI", "credit_score": "FICO", "region": "Area"}

@@ -10,9 +10,8 @@ import pytest
 
 from nightshift.demo import SIZES
 from nightshift.demo.sales import generate
-from nightshift.forecasting import sarima
 from nightshift.jobs import JobContext
-from nightshift.jobs import sales as job
+from nightshift.jobs.sales import job, sarima
 from nightshift.settings import load_settings
 from nightshift.warehouse import Warehouse
 
@@ -70,7 +69,7 @@ def test_one_night_forecasts_every_active_series_and_reruns_idempotently(night, 
 
 
 def test_the_next_night_starts_from_the_state_and_reuses_the_backtest_parameters(night, tmp_path):
-    from nightshift.forecasting import state
+    from nightshift.jobs.sales import state
 
     settings, wh, _ = night
     before = END - timedelta(days=1)

@@ -12,7 +12,7 @@ import pytest
 
 @pytest.mark.slow
 def test_bench_sales_reports_every_side_on_the_same_series():
-    from nightshift.jobs.sales_bench import bench_sales
+    from nightshift.bench.sales import bench_sales
 
     out = bench_sales("tiny", workers=2, max_series=3, end=date(2026, 3, 31), log=lambda *_: None)
     assert out["series"] == 3 and out["workers"] == 2

@@ -10,8 +10,8 @@ import pytest
 
 from nightshift.demo import SIZES
 from nightshift.demo.sales import generate
-from nightshift.forecasting import history, state
-from nightshift.forecasting.sarima import Spec
+from nightshift.jobs.sales import history, state
+from nightshift.jobs.sales.sarima import Spec
 from nightshift.tables import TABLES
 from nightshift.warehouse import Warehouse
 
@@ -80,16 +80,16 @@ def test_series_sql_fills_listed_gaps_with_zero_and_drops_retired(tmp_path):
     load(wh, _rows([d for d in range(20, 1, -1) if d not in (10, 11, 12)]))
     load(wh, _rows([100, 90, 60], product="OLD"))  # retired: last row 60 days ago
     load(wh, _rows([0], product="LATE"), partition=pl.lit(END + timedelta(days=1)))  # landed after D
-    frame = wh.run_sql("marts/sales_series", run_date=END, history_days=400, retire_days=28)
+    frame = wh.run_sql("marts/sales/series", run_date=END, history_days=400, retire_days=28)
     assert frame["product_id"].unique().to_list() == ["P1"]
     assert frame["date"].min() == END - timedelta(days=20) and frame["date"].max() == END
     assert frame.height == 21  # every listed day, once
     gap = frame.filter(pl.col("filled"))
     assert sorted((END - d).days for d in gap["date"]) == [0, 1, 10, 11, 12]
     assert (gap["units"] == 0).all() and not gap["on_promotion"].any()
-    status = wh.run_sql("marts/sales_series_status", run_date=END, retire_days=28)
+    status = wh.run_sql("marts/sales/series_status", run_date=END, retire_days=28)
     assert dict(zip(status["product_id"], status["status"], strict=True)) == {"OLD": "retired", "P1": "active"}
-    short = wh.run_sql("marts/sales_series", run_date=END, history_days=5, retire_days=28)
+    short = wh.run_sql("marts/sales/series", run_date=END, history_days=5, retire_days=28)
     assert short.height == 5  # only the most recent history window
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nightshift.forecasting import sarima
-from nightshift.forecasting.baselines import mean_baseline, seasonal_naive
-from nightshift.forecasting.metrics import coverage, mase, mase_scale, smape
-from nightshift.forecasting.parallel import ProcessMapper, SerialMapper, blas_threads
-from nightshift.forecasting.task import SeriesTask, run_task
+from nightshift.jobs.sales import sarima
+from nightshift.jobs.sales.baselines import mean_baseline, seasonal_naive
+from nightshift.jobs.sales.metrics import coverage, mase, mase_scale, smape
+from nightshift.jobs.sales.parallel import ProcessMapper, SerialMapper, blas_threads
+from nightshift.jobs.sales.task import SeriesTask, run_task
 
 H = 14
 
@@ -137,6 +137,6 @@ def test_sarima_forecast_follows_the_weekly_shape():
 def test_mappers_keep_order_and_limit_blas_to_one_thread():
     assert SerialMapper().map(blas_threads, range(3)) == [1, 1, 1]
     # Preload nothing heavy: this checks the pool's wiring, not statsmodels' import time.
-    with ProcessMapper(2, preload=("nightshift.forecasting.parallel",)) as mapper:
+    with ProcessMapper(2, preload=("nightshift.jobs.sales.parallel",)) as mapper:
         assert mapper.map(abs, [-3, -1, -2, 5]) == [3, 1, 2, 5]
         assert set(mapper.map(blas_threads, range(4))) == {1}

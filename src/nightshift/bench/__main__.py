@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nightshift.bench import harness
-from nightshift.bench import workload as W
+from nightshift.bench import harness, workload
 
 
 def _fmt_s(x: dict) -> str:
@@ -60,7 +59,7 @@ def print_tables(result: dict) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m nightshift.bench", description=__doc__)
-    p.add_argument("--scale", choices=list(W.SCALES), default="small")
+    p.add_argument("--scale", choices=list(workload.SCALES), default="small")
     p.add_argument("--reps", type=int, default=None, help="A/B pairs (default: 3 small, 2 medium, 1 large)")
     p.add_argument("--home", type=Path, default=None, help="nightshift home (default: the settings' home)")
     p.add_argument("--seed", type=int, default=7)

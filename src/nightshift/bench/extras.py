@@ -15,8 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = {"sales": ("nightshift.jobs.sales_bench", "bench_sales"),
-           "energy": ("nightshift.jobs.energy_bench", "bench_energy")}
+BENCHES = {"sales": ("nightshift.bench.sales", "bench_sales"),
+           "energy": ("nightshift.bench.energy", "bench_energy")}
 
 
 def available(name: str) -> bool:

@@ -17,15 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from nightshift import __version__
-from nightshift.bench import data as D
-from nightshift.bench import extras, rerun
-from nightshift.bench import workload as W
+from nightshift.bench import data as bench_data
+from nightshift.bench import extras, rerun, workload
 from nightshift.bench.memory import memory_bandwidth_gbs
 
 SIDES = ("nightshift", "pandas")
 
 
-def _run_rep(side: str, data: D.BenchData, work: W.Workload, workdir: Path, history: Path | None = None) -> dict:
+def _run_rep(side: str, data: bench_data.BenchData, work: workload.Workload, workdir: Path, history: Path | None = None) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / f"{side}.json"
     cmd = [sys.executable, "-m", "nightshift.bench.worker", side, str(data.root), data.size, str(data.seed),
@@ -46,7 +45,7 @@ def summarise(values: list[float]) -> dict[str, float]:
 def stage_table(reps: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
     """Per stage (and end to end): each side's time and peak memory over reps, and the ratio B/A."""
     out = {}
-    for stage in (*W.STAGES, "end_to_end"):
+    for stage in (*workload.STAGES, "end_to_end"):
         row: dict[str, Any] = {}
         for side in SIDES:
             runs = [r["stages"][stage] if stage != "end_to_end" else r["end_to_end"] for r in reps[side]]
@@ -77,12 +76,12 @@ def agreement(reps: dict[str, list[dict]]) -> dict[str, Any]:
     keys = ["rows_loaded", "user_day_rows", "visits", "revenue_cents", "impression_rows", "clicks",
             "series_rows", "units", "series"]
     exact = {k: a.get(k) == b.get(k) for k in keys}
-    if a.get("impression_rows") == b.get("impression_rows") == W.CTR_MAX_ROWS:
-        exact["clicks"] = abs(a["clicks"] - b["clicks"]) <= 0.005 * W.CTR_MAX_ROWS
+    if a.get("impression_rows") == b.get("impression_rows") == workload.CTR_MAX_ROWS:
+        exact["clicks"] = abs(a["clicks"] - b["clicks"]) <= 0.005 * workload.CTR_MAX_ROWS
     return {"same_counts": all(exact.values()), "per_check": exact, "nightshift": a, "pandas": b}
 
 
-def bandwidth_figures(table: dict, data: D.BenchData, scanned: dict[str, int], bw: dict) -> dict[str, Any]:
+def bandwidth_figures(table: dict, data: bench_data.BenchData, scanned: dict[str, int], bw: dict) -> dict[str, Any]:
     """Bytes per second of the load (Parquet on disk) and aggregate (columns in memory) stages."""
     out = {}
     for stage, nbytes in (("load", scanned["parquet_bytes"]), ("aggregate", scanned["aggregate_bytes"])):
@@ -95,7 +94,7 @@ def bandwidth_figures(table: dict, data: D.BenchData, scanned: dict[str, int], b
     return out
 
 
-def scanned_bytes(data: D.BenchData) -> dict[str, int]:
+def scanned_bytes(data: bench_data.BenchData) -> dict[str, int]:
     """Parquet bytes read by the load stage; in-memory bytes of the columns the aggregates scan."""
     import polars as pl
 
@@ -107,12 +106,12 @@ def scanned_bytes(data: D.BenchData) -> dict[str, int]:
 
 
 def run(scale: str, reps: int, bench_home: Path, reports_dir: Path, *, seed: int = 7, rerun_jobs: list[str] | None = None,
-        extras_for: tuple[str, ...] = ("sales", "energy"), data: D.BenchData | None = None,
-        work: W.Workload | None = None, bandwidth_mib: int = 512, log=print) -> tuple[dict, Path]:
+        extras_for: tuple[str, ...] = ("sales", "energy"), data: bench_data.BenchData | None = None,
+        work: workload.Workload | None = None, bandwidth_mib: int = 512, log=print) -> tuple[dict, Path]:
     """The whole benchmark for one scale; the result and the path of its JSON report."""
-    work = work or W.SCALES[scale]
+    work = work or workload.SCALES[scale]
     t_start = time.perf_counter()
-    data, gen_s = (data, 0.0) if data is not None else D.ensure(bench_home, scale, seed)
+    data, gen_s = (data, 0.0) if data is not None else bench_data.ensure(bench_home, scale, seed)
     log(f"data: {data.root} ({f'generated in {gen_s:.0f} s' if gen_s else 'reused'})")
     bw = memory_bandwidth_gbs(bandwidth_mib)
     log(f"memory copy bandwidth: {bw['copy_gb_s']} GB/s")
@@ -135,7 +134,7 @@ def run(scale: str, reps: int, bench_home: Path, reports_dir: Path, *, seed: int
             "run_date": data.run_date.isoformat(), "reps": reps, "started": stamp, "workload": work.to_dict(),
             "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
                         "memory_bandwidth": bw},
-            "rows": D.row_counts(data), "memory_method": reps_out["nightshift"][0]["memory_method"],
+            "rows": bench_data.row_counts(data), "memory_method": reps_out["nightshift"][0]["memory_method"],
         }
         result["stages"] = stage_table(reps_out)
         result["cold_start"] = cold_start(cold, result["stages"])

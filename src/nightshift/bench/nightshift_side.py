@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from nightshift.bench import workload as W
+from nightshift.bench import workload
 from nightshift.bench.data import TABLES, BenchData
 
 
@@ -30,7 +30,7 @@ class NightshiftSide:
 
     name = "nightshift"
 
-    def __init__(self, data: BenchData, workdir: Path, work: W.Workload, history: Path | None = None):
+    def __init__(self, data: BenchData, workdir: Path, work: workload.Workload, history: Path | None = None):
         from nightshift.settings import load_settings
 
         self.data, self.workdir, self.work, self.run_date = data, workdir, work, data.run_date
@@ -68,11 +68,11 @@ class NightshiftSide:
 
     def aggregate(self) -> None:
         d = self.run_date
-        self.user_day = self.wh.run_sql("marts/behavior_user_day", run_date=d, days=W.USER_DAY_DAYS)
-        self.impressions = self.wh.run_sql("marts/behavior_impressions", run_date=d, days=W.CTR_DAYS,
-                                           history_days=W.CTR_HISTORY_DAYS, max_rows=W.CTR_MAX_ROWS)
-        self.series = self.wh.run_sql("marts/sales_series", run_date=d, history_days=W.HISTORY_DAYS,
-                                      retire_days=W.RETIRE_DAYS)
+        self.user_day = self.wh.run_sql("marts/behavior/user_day", run_date=d, days=workload.USER_DAY_DAYS)
+        self.impressions = self.wh.run_sql("marts/behavior/impressions", run_date=d, days=workload.CTR_DAYS,
+                                           history_days=workload.CTR_HISTORY_DAYS, max_rows=workload.CTR_MAX_ROWS)
+        self.series = self.wh.run_sql("marts/sales/series", run_date=d, history_days=workload.HISTORY_DAYS,
+                                      retire_days=workload.RETIRE_DAYS)
         self.checks.update(
             user_day_rows=self.user_day.height, visits=int(self.user_day["visits"].sum()),
             revenue_cents=int(self.user_day["revenue_cents"].sum()), impression_rows=self.impressions.height,
@@ -81,25 +81,25 @@ class NightshiftSide:
         )
 
     def train(self) -> None:
-        from nightshift.jobs import behavior_ctr as ctr
+        from nightshift.jobs.behavior import ctr
 
         self.train_rows, self.holdout = ctr.split(self.impressions, self.run_date)
         self.model = ctr.train(self.train_rows, rounds=self.work.rounds)
 
     def forecast(self) -> None:
-        from nightshift.forecasting.parallel import ProcessMapper, SerialMapper
-        from nightshift.forecasting.sarima import Spec
-        from nightshift.forecasting.task import SeriesTask, run_task
+        from nightshift.jobs.sales.parallel import ProcessMapper, SerialMapper
+        from nightshift.jobs.sales.sarima import Spec
+        from nightshift.jobs.sales.task import SeriesTask, run_task
 
-        h = W.HORIZON
+        h = workload.HORIZON
         per = (self.series.group_by("store_id", "product_id", maintain_order=True)
                .agg(pl.col("units"), pl.col("on_promotion").cast(pl.Float64))
                .filter(pl.col("units").list.len() > h).head(self.work.max_series))
-        spec = Spec(W.ORDER, W.SEASONAL, exog=True)
+        spec = Spec(workload.ORDER, workload.SEASONAL, exog=True)
         tasks, self.actual = [], []
         for store, product, units, promo in per.iter_rows():  # one task per series, not per row
             y, x = np.asarray(units, float), np.asarray(promo, float)
-            tasks.append(SeriesTask(f"{store}/{product}", y[:-h], x[:-h], x[-h:], h, W.FIT_DAYS, spec=spec))
+            tasks.append(SeriesTask(f"{store}/{product}", y[:-h], x[:-h], x[-h:], h, workload.FIT_DAYS, spec=spec))
             self.actual.append(y[-h:])
         mapper = ProcessMapper(self.work.workers) if self.work.workers > 1 else SerialMapper()
         with mapper:
@@ -108,7 +108,7 @@ class NightshiftSide:
         self.checks["series_fallbacks"] = sum(r.kind != "sarima" for r in self.results)
 
     def score(self) -> None:
-        from nightshift.jobs import behavior_ctr as ctr
+        from nightshift.jobs.behavior import ctr
         from nightshift.modeling import metrics as mm
 
         y = self.holdout["clicked"].to_numpy()
@@ -128,7 +128,7 @@ class NightshiftSide:
         self.holdout.select("event_id", "campaign_id").with_columns(p_click=pl.Series(self.p)) \
             .write_parquet(out / "ctr_scores.parquet")
         self.per_campaign.write_parquet(out / "ctr_campaigns.parquet")
-        h = W.HORIZON
+        h = workload.HORIZON
         pl.DataFrame({
             "series": np.repeat([r.key for r in self.results], h),
             "horizon": np.tile(np.arange(1, h + 1, dtype=np.int32), len(self.results)),

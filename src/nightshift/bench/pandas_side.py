@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nightshift.bench import workload as W
+from nightshift.bench import workload
 from nightshift.bench.data import BenchData
 from nightshift.tables import CHANNELS, DEVICES
 
@@ -45,7 +45,7 @@ class PandasSide:
 
     name = "pandas"
 
-    def __init__(self, data: BenchData, workdir: Path, work: W.Workload):
+    def __init__(self, data: BenchData, workdir: Path, work: workload.Workload):
         self.data, self.workdir, self.work = data, workdir, work
         self.day = pd.Timestamp(data.run_date)
         self.checks: dict[str, Any] = {}
@@ -81,7 +81,7 @@ class PandasSide:
         return self.events.loc[(ts >= lo) & (ts < hi), cols]
 
     def _user_day(self) -> pd.DataFrame:
-        ev = _sessionize(self._window(W.USER_DAY_DAYS, ["user_id", "ts", "event_id", "event_type", "channel",
+        ev = _sessionize(self._window(workload.USER_DAY_DAYS, ["user_id", "ts", "event_id", "event_type", "channel",
                                                         "revenue_cents"]))
         bought = ev["event_type"].eq("purchase")
         ev["purchases"] = bought.astype("int64")
@@ -96,7 +96,7 @@ class PandasSide:
             revenue_cents=("revenue_cents", "sum")).reset_index()
 
     def _impressions(self) -> pd.DataFrame:
-        ev = self._window(W.CTR_HISTORY_DAYS, ["user_id", "ts", "event_id", "event_type", "channel",
+        ev = self._window(workload.CTR_HISTORY_DAYS, ["user_id", "ts", "event_id", "event_type", "channel",
                                                "campaign_id", "device"])
         ev = _sessionize(ev.assign(device=ev["device"].fillna("unknown")))
         by_user = ev["user_id"]
@@ -109,15 +109,15 @@ class PandasSide:
         ev["session_impressions_before"] = imp.groupby([by_user, ev["session_no"]], sort=False).cumsum() - imp
         ads = ev[ev["event_type"].isin(["ad_impression", "ad_click"]) & ev["campaign_id"].notna()].copy()
         ads["next_ad_event"] = ads.groupby(["user_id", "session_no", "campaign_id"], sort=False)["event_type"].shift(-1)
-        lo = self.day - pd.Timedelta(days=W.CTR_DAYS - 1)
+        lo = self.day - pd.Timedelta(days=workload.CTR_DAYS - 1)
         rows = ads[ads["event_type"].eq("ad_impression") & (ads["ts"] >= lo)].copy()
         rows["clicked"] = rows["next_ad_event"].eq("ad_click").astype("int64")
         rows["day"] = rows["ts"].dt.normalize()
         rows["hour"] = rows["ts"].dt.hour
         rows["day_of_week"] = rows["ts"].dt.dayofweek + 1
         rows["prior_sessions"] = rows["session_no"] - 1
-        if len(rows) > W.CTR_MAX_ROWS:
-            rows = rows.sample(n=W.CTR_MAX_ROWS, random_state=7)
+        if len(rows) > workload.CTR_MAX_ROWS:
+            rows = rows.sample(n=workload.CTR_MAX_ROWS, random_state=7)
         return rows.sort_values(["ts", "event_id"], ignore_index=True)
 
     def _sales_series(self) -> pd.DataFrame:
@@ -125,8 +125,8 @@ class PandasSide:
             ["store_id", "product_id", "date"], as_index=False).agg(units=("units", "sum"),
                                                                     on_promotion=("on_promotion", "any"))
         span = daily.groupby(["store_id", "product_id"], as_index=False)["date"].agg(first="min", last="max")
-        span = span[span["last"] > self.day - pd.Timedelta(days=W.RETIRE_DAYS)]
-        start = span["first"].clip(lower=self.day - pd.Timedelta(days=W.HISTORY_DAYS - 1))
+        span = span[span["last"] > self.day - pd.Timedelta(days=workload.RETIRE_DAYS)]
+        start = span["first"].clip(lower=self.day - pd.Timedelta(days=workload.HISTORY_DAYS - 1))
         n = (self.day - start).dt.days.to_numpy() + 1
         grid = span.loc[span.index.repeat(n), ["store_id", "product_id"]].reset_index(drop=True)
         offset = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
@@ -167,17 +167,17 @@ class PandasSide:
     def forecast(self) -> None:
         from statsmodels.tsa.statespace.sarimax import SARIMAX
 
-        h, rows, self.actual = W.HORIZON, [], []
+        h, rows, self.actual = workload.HORIZON, [], []
         for (store, product), g in self.series.groupby(["store_id", "product_id"], sort=True):
             if len(self.actual) >= self.work.max_series:
                 break
             if len(g) <= h:
                 continue
             y, x = g["units"].to_numpy(float), g["on_promotion"].to_numpy(float)
-            y_fit, x_fit = y[:-h][-W.FIT_DAYS:], x[:-h][-W.FIT_DAYS:]
+            y_fit, x_fit = y[:-h][-workload.FIT_DAYS:], x[:-h][-workload.FIT_DAYS:]
             exog = x_fit if x_fit.std() > 0 else None
             try:
-                res = SARIMAX(np.log1p(y_fit), exog=exog, order=W.ORDER, seasonal_order=W.SEASONAL).fit(disp=False)
+                res = SARIMAX(np.log1p(y_fit), exog=exog, order=workload.ORDER, seasonal_order=workload.SEASONAL).fit(disp=False)
                 fc = res.get_forecast(h, exog=x[-h:] if exog is not None else None)
                 ci80, ci95 = np.asarray(fc.conf_int(alpha=0.2)), np.asarray(fc.conf_int(alpha=0.05))
                 cols = [fc.predicted_mean, ci80[:, 0], ci80[:, 1], ci95[:, 0], ci95[:, 1]]

@@ -16,12 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from nightshift.bench import workload as W
+from nightshift.bench import workload
 from nightshift.bench.data import RUN_DATE, BenchData
 from nightshift.bench.memory import StagePeak
 
 
-def run_side(side: str, data: BenchData, workdir: Path, work: W.Workload, history: Path | None = None) -> dict:
+def run_side(side: str, data: BenchData, workdir: Path, work: workload.Workload, history: Path | None = None) -> dict:
     """Run every stage of one side in order; seconds and peak MiB per stage, plus the side's checks."""
     if side in ("nightshift", "history"):
         from nightshift.bench.nightshift_side import NightshiftSide
@@ -35,7 +35,7 @@ def run_side(side: str, data: BenchData, workdir: Path, work: W.Workload, histor
         raise ValueError(f"unknown side {side!r}: nightshift, history or pandas")
     stages, method = {}, ""
     t_all = time.perf_counter()
-    for stage in ("history",) if side == "history" else W.STAGES:
+    for stage in ("history",) if side == "history" else workload.STAGES:
         with StagePeak() as peak:
             t0 = time.perf_counter()
             getattr(runner, stage)()
@@ -56,7 +56,7 @@ def run_side(side: str, data: BenchData, workdir: Path, work: W.Workload, histor
 def main(argv: list[str]) -> None:
     side, root, size, seed, workdir, out, work, *history = argv
     data = BenchData(Path(root), size, int(seed), RUN_DATE)
-    result = run_side(side, data, Path(workdir), W.Workload(**json.loads(work)), Path(history[0]) if history else None)
+    result = run_side(side, data, Path(workdir), workload.Workload(**json.loads(work)), Path(history[0]) if history else None)
     Path(out).write_text(json.dumps(result))
 
 

@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass
 
 STAGES = ("load", "aggregate", "train", "forecast", "score", "write")
 
-# The behavior job's windows (nightshift.jobs.behavior): the marts are used with the same values.
+# The behavior job's windows (nightshift.jobs.behavior.job): the marts are used with the same values.
 USER_DAY_DAYS = 90
 CTR_DAYS = 60
 CTR_HISTORY_DAYS = 120
 CTR_MAX_ROWS = 1_000_000
-# The sales job's fit window and horizon (nightshift.jobs.sales).
+# The sales job's fit window and horizon (nightshift.jobs.sales.job).
 HORIZON = 28
 FIT_DAYS = 365
 RETIRE_DAYS = 28

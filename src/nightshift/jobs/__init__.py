@@ -1,7 +1,8 @@
 """The job registry and the small interface every job implements.
 
-A job is a module `nightshift.jobs.<name>` with a `run(ctx: JobContext) -> JobResult` function.
-Adding a job means adding its module, its SQL and template, its tests, and one line in `JOBS`.
+A job is a package `nightshift.jobs.<name>/` whose `job.py` has `run(ctx: JobContext) -> JobResult`,
+with modules named for what they own (features, model, report, ...); its SQL is in `sql/marts/<name>/`,
+its page is `reporting/templates/<name>.html.j2`. Adding a job is that folder plus one line in `JOBS`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class Job:
     @property
     def run(self) -> Callable[[JobContext], JobResult]:
         # Imported on first use: some jobs pull in heavy libraries (TensorFlow).
-        return importlib.import_module(f"nightshift.jobs.{self.name}").run
+        return importlib.import_module(f"nightshift.jobs.{self.name}.job").run
 
 
 JOBS: dict[str, Job] = {
@@ -64,7 +65,7 @@ def preload(names: list[str]) -> None:
     for name in names:
         for dep in get_job(name).imports:
             importlib.import_module(dep)
-        importlib.import_module(f"nightshift.jobs.{name}")
+        importlib.import_module(f"nightshift.jobs.{name}.job")
 
 
 def get_job(name: str) -> Job:
@@ -101,8 +102,8 @@ class JobContext:
         return self.warehouse.as_of(name, self.run_date, columns)
 
     def sql(self, name: str, **params: Any) -> pl.DataFrame:
-        """Run `sql/marts/<name>.sql` with `$run_date` and `params` bound."""
-        return self.warehouse.run_sql("marts/" + name, run_date=self.run_date, **params)
+        """Run the job's mart `sql/marts/<job>/<name>.sql` with `$run_date` and `params` bound."""
+        return self.warehouse.run_sql(f"marts/{self.job}/{name}", run_date=self.run_date, **params)
 
     def write_parquet(self, name: str, frame: pl.DataFrame) -> Path:
         """Write one of the job's output tables as `<out_dir>/<name>.parquet`."""

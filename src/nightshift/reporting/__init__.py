@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +14,14 @@ import jinja2
 from nightshift import __version__
 from nightshift.publish import write_text_atomic
 
-TEMPLATES = Path(__file__).parent / "templates"
-STATIC = Path(__file__).parent / "static"
+STATIC = Path(str(resources.files(__package__) / "static"))  # package data: CSS, JavaScript, Plotly
 
 
 @cache
 def environment() -> jinja2.Environment:
     """The template environment: autoescape on for every template, undefined variables are errors."""
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
+        loader=jinja2.PackageLoader(__package__, "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

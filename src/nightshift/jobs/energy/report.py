@@ -13,9 +13,9 @@ import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
-from nightshift.jobs import energy_baselines as B
-from nightshift.jobs.energy_data import Windows
-from nightshift.reporting import charts as C
+from nightshift.jobs.energy import baselines
+from nightshift.jobs.energy.dataset import Windows
+from nightshift.reporting import charts
 
 DAILY_KWH_MAX = 50.0  # clip per meter and day for the releases; larger sites are clipped here
 BAND_EDGES = [5.0, 10.0, 15.0, 20.0, 30.0, 40.0]
@@ -29,30 +29,30 @@ def accuracy_rows(preds: dict[str, np.ndarray], w: Windows) -> list[dict[str, An
     for day in range(7):
         row: dict[str, Any] = {"horizon": f"day {day + 1} (hours {day * 24 + 1}–{day * 24 + 24})"}
         for name, p in preds.items():
-            row[name] = float(np.mean(B.mae_by_horizon(B.to_kwh(p, w), w)[day * 24:(day + 1) * 24]))
+            row[name] = float(np.mean(baselines.mae_by_horizon(baselines.to_kwh(p, w), w)[day * 24:(day + 1) * 24]))
         out.append(row)
-    out.append({"horizon": "whole week", **{n: B.mae(B.to_kwh(p, w), w) for n, p in preds.items()}})
-    out.append({"horizon": "WAPE (whole week)", **{n: B.wape(B.to_kwh(p, w), w) for n, p in preds.items()}})
+    out.append({"horizon": "whole week", **{n: baselines.mae(baselines.to_kwh(p, w), w) for n, p in preds.items()}})
+    out.append({"horizon": "WAPE (whole week)", **{n: baselines.wape(baselines.to_kwh(p, w), w) for n, p in preds.items()}})
     return out
 
 
-def horizon_chart(preds: dict[str, np.ndarray], w: Windows) -> C.Chart:
+def horizon_chart(preds: dict[str, np.ndarray], w: Windows) -> charts.Chart:
     """Holdout MAE by horizon hour for the network and the baselines."""
     x = np.arange(1, w.target.shape[1] + 1)
-    series = {n: np.round(B.mae_by_horizon(B.to_kwh(p, w), w), 4) for n, p in preds.items()}
-    return C.line(x, series, title="Holdout MAE by hours ahead", y_title="MAE (kWh)")
+    series = {n: np.round(baselines.mae_by_horizon(baselines.to_kwh(p, w), w), 4) for n, p in preds.items()}
+    return charts.line(x, series, title="Holdout MAE by hours ahead", y_title="MAE (kWh)")
 
 
-def forecast_charts(forecast: pl.DataFrame) -> list[C.Chart]:
+def forecast_charts(forecast: pl.DataFrame) -> list[charts.Chart]:
     """One forecast chart per region: the next 168 hours with the validation-based interval."""
     out = []
     for (region,), part in forecast.sort("hour").partition_by("region", as_dict=True, maintain_order=True).items():
-        out.append(C.band(part["hour"].to_list(), part["forecast"].round(3), part["lower"].round(3),
+        out.append(charts.band(part["hour"].to_list(), part["forecast"].round(3), part["lower"].round(3),
                           part["upper"].round(3), title=f"{region}: next 7 days (kWh per hour)"))
     return out
 
 
-def load_vs_temperature(clean: pl.DataFrame) -> C.Chart:
+def load_vs_temperature(clean: pl.DataFrame) -> charts.Chart:
     """Daily load relative to the region's mean against the day's mean temperature, per region."""
     daily = (
         clean.group_by("region", pl.col("hour").dt.date().alias("day"))
@@ -68,13 +68,13 @@ def load_vs_temperature(clean: pl.DataFrame) -> C.Chart:
     ])
     fig.update_xaxes(title="daily mean temperature (°C)")
     fig.update_yaxes(title="load per active meter ÷ region mean")
-    return C.chart(fig, "Load vs temperature (one point per region and day)")
+    return charts.chart(fig, "Load vs temperature (one point per region and day)")
 
 
-def loss_chart(history: dict[str, list[float]]) -> C.Chart:
+def loss_chart(history: dict[str, list[float]]) -> charts.Chart:
     """Training and validation loss (MAE on scaled load) per epoch, one line per curve in `history`."""
     x = list(range(1, max((len(v) for v in history.values()), default=0) + 1))
-    return C.line(x, history, title="Training curves", y_title="MAE (scaled load)")
+    return charts.line(x, history, title="Training curves", y_title="MAE (scaled load)")
 
 
 def peak_rows(forecast: pl.DataFrame) -> list[dict[str, Any]]:
@@ -106,7 +106,7 @@ def privacy_releases(ctx, regions: list[str]) -> tuple[list[dict[str, Any]], lis
     """
     from nightshift.privacy import Count, Mean, Release, Sum
 
-    daily = ctx.sql("energy_meter_daily", days=1)
+    daily = ctx.sql("meter_daily", days=1)
     index = pl.sum_horizontal([(pl.col("kwh") >= e).cast(pl.Int32) for e in BAND_EDGES])
     band = index.replace_strict(dict(enumerate(BANDS)), return_dtype=pl.String).alias("band")
     daily = daily.with_columns(band)

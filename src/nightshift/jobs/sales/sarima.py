@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from statsmodels.tsa.statespace.sarimax import SARIMAX
 
-from nightshift.forecasting.baselines import Z80, Z95, Forecast
-from nightshift.forecasting.metrics import SEASON
+from nightshift.jobs.sales.baselines import Z80, Z95, Forecast
+from nightshift.jobs.sales.metrics import SEASON
 
 # The grid searched by AIC: all share d=1, D=1 so their likelihoods are over the same data and
 # AIC compares like with like. Richer seasonal terms cost much more and rarely won on weekly data.

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nightshift.forecasting.sarima import Spec
+from nightshift.jobs.sales.sarima import Spec
 
 RESELECT_DAYS = 7  # default (settings.sales_reselect_days): orders weekly, parameters nightly
 KEEP_FILES = 60

@@ -69,7 +69,7 @@ class SerialMapper:
 class ProcessMapper:
     """A process pool, one single-threaded worker per core; reused across `map` calls until closed."""
 
-    def __init__(self, workers: int, preload: tuple[str, ...] = ("nightshift.forecasting.task",)):
+    def __init__(self, workers: int, preload: tuple[str, ...] = ("nightshift.jobs.sales.task",)):
         self.workers = max(1, workers)
         # forkserver: workers fork from a clean server process, never from this one (which holds
         # DuckDB and Polars threads that do not survive a fork); preloading makes forks cheap.

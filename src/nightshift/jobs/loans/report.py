@@ -12,8 +12,8 @@ import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
-from nightshift.jobs.loans_features import CATEGORICAL, NUMERIC
-from nightshift.modeling import metrics as M
+from nightshift.jobs.loans.features import CATEGORICAL, NUMERIC
+from nightshift.modeling import metrics
 from nightshift.reporting.charts import Chart, chart
 
 BANDS = (("A", 0.0), ("B", 0.02), ("C", 0.05), ("D", 0.10), ("E", 0.20), ("F", 0.35))  # band, lower bound
@@ -37,7 +37,7 @@ def band_table(y: np.ndarray, p: np.ndarray) -> list[dict]:
 
 def metric_rows(y: np.ndarray, preds: dict[str, np.ndarray]) -> list[dict]:
     """AUC, KS, Brier and log loss per model on the same holdout rows."""
-    return [{"model": name, **{k: v for k, v in M.binary_metrics(y, p).items() if k != "observed_rate"}}
+    return [{"model": name, **{k: v for k, v in metrics.binary_metrics(y, p).items() if k != "observed_rate"}}
             for name, p in preds.items()]
 
 
@@ -45,9 +45,9 @@ def roc_chart(y: np.ndarray, preds: dict[str, np.ndarray]) -> Chart:
     """ROC curves of every model on the holdout, with the chance diagonal."""
     traces = [go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="#999"), name="chance")]
     for name, p in preds.items():
-        r = M.roc_points(y, p)
+        r = metrics.roc_points(y, p)
         traces.append(go.Scatter(x=r["fpr"].to_list(), y=r["tpr"].to_list(), mode="lines",
-                                 name=f"{name} (AUC {M.auc(y, p):.3f})"))
+                                 name=f"{name} (AUC {metrics.auc(y, p):.3f})"))
     fig = go.Figure(traces)
     fig.update_xaxes(title="false positive rate")
     fig.update_yaxes(title="true positive rate")
@@ -56,7 +56,7 @@ def roc_chart(y: np.ndarray, preds: dict[str, np.ndarray]) -> Chart:
 
 def calibration_chart(y: np.ndarray, p: np.ndarray, bins: int = 10) -> tuple[Chart, list[dict]]:
     """Observed default rate against mean predicted probability per decile of the prediction."""
-    t = M.calibration_table(y, p, bins).filter(pl.col("n") >= MIN_CELL)
+    t = metrics.calibration_table(y, p, bins).filter(pl.col("n") >= MIN_CELL)
     top = float(max(t["mean_predicted"].max() or 0, t["observed_rate"].max() or 0, 0.05))
     fig = go.Figure([
         go.Scatter(x=[0, top], y=[0, top], mode="lines", line=dict(dash="dot", color="#999"), name="perfect"),
@@ -119,9 +119,9 @@ def drift(train: pl.DataFrame, current: pl.DataFrame) -> list[dict]:
     if current.height == 0:
         return []
     bins = 10 if current.height >= 500 else 5
-    rows = [{"feature": c, "psi": M.psi(train[c].cast(pl.Float64).to_numpy(), current[c].cast(pl.Float64).to_numpy(), bins)}
+    rows = [{"feature": c, "psi": metrics.psi(train[c].cast(pl.Float64).to_numpy(), current[c].cast(pl.Float64).to_numpy(), bins)}
             for c in NUMERIC]
-    rows += [{"feature": c, "psi": M.psi_categorical(train[c].fill_null("").to_numpy(), current[c].fill_null("").to_numpy())}
+    rows += [{"feature": c, "psi": metrics.psi_categorical(train[c].fill_null("").to_numpy(), current[c].fill_null("").to_numpy())}
              for c in CATEGORICAL]
     for r in rows:
         r["flagged"] = bool(np.isfinite(r["psi"]) and r["psi"] > PSI_FLAG)

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import plotly.graph_objects as go
 import polars as pl
 
-from nightshift.forecasting.task import SeriesResult
+from nightshift.jobs.sales.task import SeriesResult
 from nightshift.reporting import charts
 
 TOP_SERIES = 6

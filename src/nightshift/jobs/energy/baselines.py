@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nightshift.jobs.energy_data import Windows
+from nightshift.jobs.energy.dataset import Windows
 
 
 def seasonal_naive(w: Windows) -> np.ndarray:
@@ -24,7 +24,7 @@ def daytype_profile(w: Windows) -> np.ndarray:
 
     A reference the network may correct, not a baseline it is judged against.
     """
-    from nightshift.jobs.energy_data import FUTURE_FEATURES
+    from nightshift.jobs.energy.dataset import FUTURE_FEATURES
 
     return w.future[:, :, FUTURE_FEATURES.index("load_daytype_mean")].astype(np.float64)
 

@@ -20,7 +20,7 @@ COLUMNS = ("run_date", "store_id", "product_id", "date", "horizon", "mean", "low
 def ensure_table(wh: Warehouse) -> None:
     """Create the history table if this warehouse does not have it yet."""
     with wh.transaction() as cur:
-        cur.execute(sql_text("marts/sales_history_create"))
+        cur.execute(sql_text("state/sales_history_create"))
 
 
 def record(wh: Warehouse, run_date: date, rows: pl.DataFrame) -> int:
@@ -28,10 +28,10 @@ def record(wh: Warehouse, run_date: date, rows: pl.DataFrame) -> int:
     ensure_table(wh)
     frame = rows.with_columns(pl.lit(run_date).alias("run_date")).select(COLUMNS)
     with wh.transaction() as cur:
-        cur.execute(sql_text("marts/sales_history_delete"), {"run_date": run_date})
+        cur.execute(sql_text("state/sales_history_delete"), {"run_date": run_date})
         cur.register("_incoming", frame.to_arrow())
         try:
-            cur.execute(sql_text("marts/sales_history_insert"), {"run_date": run_date})
+            cur.execute(sql_text("state/sales_history_insert"), {"run_date": run_date})
         finally:
             cur.unregister("_incoming")
     return frame.height
@@ -40,4 +40,4 @@ def record(wh: Warehouse, run_date: date, rows: pl.DataFrame) -> int:
 def scores(wh: Warehouse, run_date: date) -> pl.DataFrame:
     """Scores of forecasts made on earlier nights against the actuals known as of `run_date`."""
     ensure_table(wh)
-    return wh.run_sql("marts/sales_history_scores", run_date=run_date)
+    return wh.run_sql("marts/sales/history_scores", run_date=run_date)

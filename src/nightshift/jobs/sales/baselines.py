@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nightshift.forecasting.metrics import SEASON
+from nightshift.jobs.sales.metrics import SEASON
 
 Z80, Z95 = 1.2815515655446004, 1.959963984540054
 MEAN_WINDOW = 28  # the mean baseline averages the last four weeks

@@ -21,11 +21,7 @@ from typing import Any
 import polars as pl
 
 from nightshift.jobs import JobContext, JobResult
-from nightshift.jobs import behavior_channels as chan
-from nightshift.jobs import behavior_ctr as ctr
-from nightshift.jobs import behavior_recs as recs
-from nightshift.jobs import behavior_report as rep
-from nightshift.jobs import behavior_segments as segs
+from nightshift.jobs.behavior import channels, ctr, recommendations, report, segments
 from nightshift.modeling import has_gpu
 from nightshift.modeling.xgb import xgb_device
 
@@ -37,19 +33,19 @@ ACTIVE_DAYS = 28  # users seen in the last 28 days get personal recommendations
 TOP_N = 10
 
 
-def _segments(ctx: JobContext, features: pl.DataFrame, warnings: list[str]) -> segs.Segmentation | None:
+def _segments(ctx: JobContext, features: pl.DataFrame, warnings: list[str]) -> segments.Segmentation | None:
     if features.height < 20:
         warnings.append(f"segments skipped: only {'a handful of' if features.height else 'no'} active users")
         return None
-    previous, prev_day = segs.load_previous(ctx.settings.models_dir, ctx.run_date)
-    seg = segs.segment(features, previous, seed=ctx.settings.seed)
-    segs.save(ctx.settings.models_dir, ctx.run_date, seg)
+    previous, prev_day = segments.load_previous(ctx.settings.models_dir, ctx.run_date)
+    seg = segments.segment(features, previous, seed=ctx.settings.seed)
+    segments.save(ctx.settings.models_dir, ctx.run_date, seg)
     seg.previous_day = prev_day  # type: ignore[attr-defined]
     return seg
 
 
 def _ctr(ctx: JobContext, warnings: list[str]) -> dict[str, Any] | None:
-    rows = ctx.sql("behavior_impressions", days=CTR_DAYS, history_days=CTR_HISTORY_DAYS, max_rows=CTR_MAX_ROWS)
+    rows = ctx.sql("impressions", days=CTR_DAYS, history_days=CTR_HISTORY_DAYS, max_rows=CTR_MAX_ROWS)
     if rows.is_empty():
         warnings.append("click-through model skipped: no ad impressions (events need event_type "
                         "'ad_impression' with a campaign_id)")
@@ -65,14 +61,14 @@ def _ctr(ctx: JobContext, warnings: list[str]) -> dict[str, Any] | None:
 
 
 def _recommendations(ctx: JobContext, features: pl.DataFrame, warnings: list[str]) -> dict[str, Any] | None:
-    inter = ctx.sql("behavior_interactions", days=WINDOW_DAYS)
+    inter = ctx.sql("interactions", days=WINDOW_DAYS)
     if inter.is_empty():
         warnings.append("recommendations skipped: no add_to_cart or purchase events with a product_id")
         return None
-    model = recs.fit(inter)
+    model = recommendations.fit(inter)
     active = features.filter(pl.col("recency_days") < ACTIVE_DAYS)["user_id"].to_numpy()
-    per_user = recs.recommend(model, active, TOP_N)
-    per_item = recs.similar_items(model, TOP_N)
+    per_user = recommendations.recommend(model, active, TOP_N)
+    per_item = recommendations.similar_items(model, TOP_N)
     frame = pl.concat([
         per_user.select(pl.lit("user").alias("kind"), "user_id", pl.lit(None, pl.String).alias("for_product_id"),
                         "rank", "product_id", "score", "source"),
@@ -80,7 +76,7 @@ def _recommendations(ctx: JobContext, features: pl.DataFrame, warnings: list[str
                         "rank", "product_id", "score", pl.lit("similar items").alias("source")),
     ])
     path = ctx.write_parquet("recommendations", frame)
-    return {"evaluation": recs.evaluate(inter, ctx.run_date, k=TOP_N), "file": path.name,
+    return {"evaluation": recommendations.evaluate(inter, ctx.run_date, k=TOP_N), "file": path.name,
             "products": len(model.items)}
 
 
@@ -95,7 +91,7 @@ def run(ctx: JobContext) -> JobResult:
         timings[name] = round(time.perf_counter() - t0, 2)
         t0 = time.perf_counter()
 
-    features = ctx.sql("behavior_user_features", days=WINDOW_DAYS)
+    features = ctx.sql("user_features", days=WINDOW_DAYS)
     lap("features")
     seg = _segments(ctx, features, warnings)
     lap("segments")
@@ -105,40 +101,40 @@ def run(ctx: JobContext) -> JobResult:
     lap("recommendations")
 
     # -- aggregates about people: the privacy layer only --------------------------------------------
-    frames = chan.person_frames(ctx.sql, features, seg.labels if seg else None)
+    frames = channels.person_frames(ctx.sql, features, seg.labels if seg else None)
     campaigns = sorted(frames["campaign_window"]["campaign_id"].unique().to_list())
-    eps = chan.epsilons(ctx.settings)
-    decl = chan.declarations(eps, ctx.run_date, campaigns or ["none"], sorted(seg.centroids) if seg else [0])
+    eps = channels.epsilons(ctx.settings)
+    decl = channels.declarations(eps, ctx.run_date, campaigns or ["none"], sorted(seg.centroids) if seg else [0])
     if not campaigns:
         frames.pop("campaign_window")
-    released = chan.release_all(ctx.privacy, decl, frames)
+    released = channels.release_all(ctx.privacy, decl, frames)
     warnings += [f"privacy budget refused {r}" for r in released.refused]
     t = released.tables
-    series = chan.trend(ctx.warehouse.cursor, ctx.job, ctx.run_date, WINDOW_DAYS)
+    series = channels.trend(ctx.warehouse.cursor, ctx.job, ctx.run_date, WINDOW_DAYS)
     lap("privacy")
 
-    table = chan.channel_table(t)
-    best = chan.best_channel(table)
-    camp = chan.campaign_table(t, model["predicted"] if model else None)
-    seg_rows, seg_chart = rep.segment_rows(t.get("segment_profiles"), t.get("segment_channels"), segs.describe, WINDOW_DAYS)
+    table = channels.channel_table(t)
+    best = channels.best_channel(table)
+    camp = channels.campaign_table(t, model["predicted"] if model else None)
+    seg_rows, seg_chart = report.segment_rows(t.get("segment_profiles"), t.get("segment_channels"), segments.describe, WINDOW_DAYS)
     context: dict[str, Any] = {
         "window_days": WINDOW_DAYS,
-        "agg_days": chan.AGG_DAYS,
-        "retention_days": chan.RETENTION_DAYS,
-        "cadence_days": chan.CADENCE_DAYS,
-        "window_as_of": rep.window_as_of(ctx.run_date, released.carried.get("channel_window"), chan.AGG_DAYS),
+        "agg_days": channels.AGG_DAYS,
+        "retention_days": channels.RETENTION_DAYS,
+        "cadence_days": channels.CADENCE_DAYS,
+        "window_as_of": report.window_as_of(ctx.run_date, released.carried.get("channel_window"), channels.AGG_DAYS),
         "carried": [{"release": k, "released on": d.isoformat(), "ε of that release": round(e, 4)}
                     for k, (d, e) in released.carried.items()],
-        "night_epsilon": chan.night_epsilon(ctx.settings),
+        "night_epsilon": channels.night_epsilon(ctx.settings),
         "epsilons": {k: round(v, 4) for k, v in eps.items()},
         "best_channel": best,
-        "channel_rows": rep.channel_rows(table),
-        "channel_charts": rep.channel_charts(table),
-        "trend_charts": rep.trend_charts(series, ctx.run_date, WINDOW_DAYS),
-        "trend_nights": rep.nights_shown(series.get("channel_day")),
-        "histogram_chart": rep.histogram_chart(t.get("visits_histogram"), chan.VISIT_BINS),
-        "campaign_rows": rep.campaign_rows(camp),
-        "campaign_chart": rep.campaign_chart(camp),
+        "channel_rows": report.channel_rows(table),
+        "channel_charts": report.channel_charts(table),
+        "trend_charts": report.trend_charts(series, ctx.run_date, WINDOW_DAYS),
+        "trend_nights": report.nights_shown(series.get("channel_day")),
+        "histogram_chart": report.histogram_chart(t.get("visits_histogram"), channels.VISIT_BINS),
+        "campaign_rows": report.campaign_rows(camp),
+        "campaign_chart": report.campaign_chart(camp),
         "segment_rows": seg_rows,
         "segment_chart": seg_chart,
         "segments": None if seg is None else {
@@ -147,8 +143,8 @@ def run(ctx: JobContext) -> JobResult:
         "ctr": None,
         "recs": None,
     }
-    summary: dict[str, Any] = {"best_channel": best, "epsilon_night": round(chan.night_epsilon(ctx.settings), 5),
-                              "trend_nights": rep.nights_shown(series.get("channel_day"))}
+    summary: dict[str, Any] = {"best_channel": best, "epsilon_night": round(channels.night_epsilon(ctx.settings), 5),
+                              "trend_nights": report.nights_shown(series.get("channel_day"))}
     models: dict[str, str] = {}
     if model:
         ev, d = model["evaluation"], model["decision"]
@@ -157,8 +153,8 @@ def run(ctx: JobContext) -> JobResult:
             "baseline": {k: round(ev["baseline"][k], 4) for k in ("log_loss", "auc", "brier", "mean_predicted")},
             "challenger": model["version"], "scorer": model["scorer_version"], "promoted": d.promoted,
             "reason": d.reason, "holdout_days": ctr.HOLDOUT_DAYS, "margin": d.margin,
-            "calibration_rows": rep.calibration_rows(ev["calibration"]),
-            "calibration_chart": rep.calibration_chart(ev["calibration"]),
+            "calibration_rows": report.calibration_rows(ev["calibration"]),
+            "calibration_chart": report.calibration_chart(ev["calibration"]),
         }
         summary |= {"ctr_log_loss": round(ev["model"]["log_loss"], 4),
                     "ctr_baseline_log_loss": round(ev["baseline"]["log_loss"], 4),
@@ -167,7 +163,7 @@ def run(ctx: JobContext) -> JobResult:
     if rec:
         e = rec["evaluation"]
         context["recs"] = {"file": f"{ctx.job}/{rec['file']}", "top_n": TOP_N, "active_days": ACTIVE_DAYS,
-                           "test_days": recs.TEST_DAYS,
+                           "test_days": recommendations.TEST_DAYS,
                            "metrics": [{"method": "item-to-item (cosine)", "hit rate@10": _r(e.get("item_item_hit_rate")),
                                         "coverage": _r(e.get("item_item_coverage"))},
                                        {"method": "popularity", "hit rate@10": _r(e.get("popularity_hit_rate")),

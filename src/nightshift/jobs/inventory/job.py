@@ -19,10 +19,7 @@ import numpy as np
 import polars as pl
 
 from nightshift.jobs import JobContext, JobResult
-from nightshift.jobs import inventory_model as im
-from nightshift.jobs import inventory_policy as ip
-from nightshift.jobs import inventory_report as ir
-from nightshift.jobs import inventory_sim as isim
+from nightshift.jobs.inventory import demand, policy, report, simulation
 
 HOLDOUT_DAYS = 120  # model holdout and policy replay: the last ~4 months, unseen by training
 TRAIN_EVERY = 2  # train on every 2nd origin day: neighbouring lead-time targets overlap almost fully
@@ -31,35 +28,35 @@ KEYS = ["warehouse_id", "product_id"]
 
 
 def _train_and_register(ctx: JobContext, feat: pl.DataFrame, holdout_days: int,
-                        params: dict | None) -> tuple[im.QuantileDemandModel | None, dict, dict, list[str]]:
+                        params: dict | None) -> tuple[demand.QuantileDemandModel | None, dict, dict, list[str]]:
     """Fit the challenger, compare with the champion on the same holdout, return the model to use."""
     d = ctx.run_date
-    train, hold, cutoff = im.split(feat, d, holdout_days)
+    train, hold, cutoff = demand.split(feat, d, holdout_days)
     train = train.filter(pl.col("date").cast(pl.Int32) % TRAIN_EVERY == 0)
     notes: list[str] = []
     if train.height < 200 or hold.height == 0:
         notes.append(f"too little history to train the demand model ({train.height} training rows, "
                      f"{hold.height} holdout rows before {d}); empirical quantiles are used instead")
         return None, {}, {}, notes
-    challenger = im.fit(train, params, seed=ctx.settings.seed)
-    base = im.baseline(feat, hold, cutoff)
-    quality = im.evaluate(challenger, hold, base)
+    challenger = demand.fit(train, params, seed=ctx.settings.seed)
+    base = demand.baseline(feat, hold, cutoff)
+    quality = demand.evaluate(challenger, hold, base)
     holdout_info = {"start": cutoff + timedelta(days=1), "end": d, "rows": hold.height}
     metrics = {"pinball": quality["pinball"], "pinball_baseline": quality.get("pinball_baseline"),
                "coverage_95": quality["coverage"]["0.95"]}
     mv = ctx.registry.save(
-        challenger, im.FORMAT, run_date=d, training_window=(train["date"].min(), cutoff),
-        data_hash=im.data_hash(train), features=im.FEATURES, params={**im.DEFAULT_PARAMS, **(params or {})},
+        challenger, demand.FORMAT, run_date=d, training_window=(train["date"].min(), cutoff),
+        data_hash=demand.data_hash(train), features=demand.FEATURES, params={**demand.DEFAULT_PARAMS, **(params or {})},
         metrics=metrics, holdout=holdout_info, extra={"trained_with": challenger.booster.attr("trained_with")},
     )
     champion_value, champion_model, champion_version = None, None, ctx.registry.champion()
     if champion_version and champion_version != mv.version:
         try:
-            loaded = ctx.registry.load_champion(im.FORMAT)
+            loaded = ctx.registry.load_champion(demand.FORMAT)
             notes.extend(loaded.warnings)
             champion_model, champion_version = loaded.model, loaded.version
-            if champion_model.features == im.FEATURES:
-                champion_value = im.evaluate(champion_model, hold)["pinball"]
+            if champion_model.features == demand.FEATURES:
+                champion_value = demand.evaluate(champion_model, hold)["pinball"]
         except Exception as e:  # a broken champion must not stop tonight's orders
             notes.append(f"the champion model could not be used: {e}")
     decision = ctx.registry.decide(mv.version, metric="pinball", challenger_value=quality["pinball"],
@@ -68,17 +65,17 @@ def _train_and_register(ctx: JobContext, feat: pl.DataFrame, holdout_days: int,
     use_champion = not decision.promoted and champion_model is not None and decision.champion != mv.version
     model, version = (champion_model, decision.champion) if use_champion else (challenger, mv.version)
     if use_champion:
-        quality = im.evaluate(model, hold, base)
+        quality = demand.evaluate(model, hold, base)
     quality.update(decision=decision.reason, version=version, cutoff=cutoff, train_rows=train.height)
     return model, quality, {"inventory_demand": version}, notes
 
 
-def _quantiles(model: im.QuantileDemandModel | None, rows: pl.DataFrame, empirical: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def _quantiles(model: demand.QuantileDemandModel | None, rows: pl.DataFrame, empirical: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Quantiles per row from the model where it may score, else the series' empirical quantiles."""
     q = empirical.copy()
     source = np.where(np.isnan(empirical).any(axis=1), "none", "empirical").astype(object)
     if model is not None and rows.height:
-        ok = (rows["days_known"] >= im.MIN_HISTORY_DAYS).to_numpy() & rows["scale"].is_not_null().to_numpy()
+        ok = (rows["days_known"] >= demand.MIN_HISTORY_DAYS).to_numpy() & rows["scale"].is_not_null().to_numpy()
         if ok.any():
             q[ok] = model.predict(rows.filter(pl.Series(ok)))
             source[ok] = "model"
@@ -87,7 +84,7 @@ def _quantiles(model: im.QuantileDemandModel | None, rows: pl.DataFrame, empiric
 
 def _empirical(feat: pl.DataFrame, rows: pl.DataFrame, as_of: date) -> np.ndarray:
     """Empirical lead-time demand quantiles per series from targets complete by `as_of`."""
-    return im.baseline(feat, rows, as_of)
+    return demand.baseline(feat, rows, as_of)
 
 
 def _inbound(reports_dir: Path, d: date, max_lead: int) -> tuple[pl.DataFrame, int]:
@@ -102,7 +99,7 @@ def _inbound(reports_dir: Path, d: date, max_lead: int) -> tuple[pl.DataFrame, i
     return inbound, len(paths)
 
 
-def plan(feat: pl.DataFrame, model: im.QuantileDemandModel | None, d: date, target: float,
+def plan(feat: pl.DataFrame, model: demand.QuantileDemandModel | None, d: date, target: float,
          inbound: pl.DataFrame) -> pl.DataFrame:
     """The policy table: one row per warehouse × SKU as of D, with tomorrow's recommended order."""
     today = feat.filter(pl.col("date") == d)
@@ -112,11 +109,11 @@ def plan(feat: pl.DataFrame, model: im.QuantileDemandModel | None, d: date, targ
              .with_columns(pl.col("inbound").fill_null(0.0)).sort(KEYS))
     q, source = _quantiles(model, today, _empirical(feat, today, d))
     lead = today["lead_time_days"].to_numpy().astype(float)
-    pol = ip.policy(q, im.QUANTILES, lead, today["unit_cost_cents"].to_numpy().astype(float),
+    pol = policy.policy(q, demand.QUANTILES, lead, today["unit_cost_cents"].to_numpy().astype(float),
                     today["holding_cost_rate"].to_numpy(), today["order_cost_cents"].to_numpy().astype(float), target)
     on_hand = today["on_hand_now"].fill_null(0).to_numpy().astype(float)
     position = on_hand + today["inbound"].to_numpy()
-    qty = ip.order_quantity(position, pol["reorder_point"], pol["order_up_to"])
+    qty = policy.order_quantity(position, pol["reorder_point"], pol["order_up_to"])
     never = (today["days_known"].to_numpy() < 7) | (today["m365"].fill_null(0).to_numpy() <= 0)
     status = np.where(never, "no demand history", np.array(source, dtype=object))
     valid = status != "no demand history"
@@ -132,15 +129,15 @@ def plan(feat: pl.DataFrame, model: im.QuantileDemandModel | None, d: date, targ
         pl.Series("on_hand", on_hand),
         pl.Series("inbound", today["inbound"].to_numpy()),
         pl.Series("position", position),
-        *[pl.Series(f"lt_demand_q{int(a * 100)}", masked(q[:, i])) for i, a in enumerate(im.QUANTILES)],
+        *[pl.Series(f"lt_demand_q{int(a * 100)}", masked(q[:, i])) for i, a in enumerate(demand.QUANTILES)],
         pl.Series("expected_lt_demand", masked(pol["expected_lt_demand"])),
         pl.Series("safety_stock", masked(pol["safety_stock"])),
         pl.Series("reorder_point", masked(pol["reorder_point"])),
         pl.Series("eoq", masked(pol["eoq"])),
         pl.Series("order_up_to", masked(pol["order_up_to"])),
         pl.Series("order_qty", np.where(valid, qty, 0.0)),
-        pl.Series("days_of_cover", masked(ip.days_of_cover(on_hand, pol["mean_daily"]))),
-        pl.Series("stockout_risk", masked(ip.stockout_risk(pol["values"], position))),
+        pl.Series("days_of_cover", masked(policy.days_of_cover(on_hand, pol["mean_daily"]))),
+        pl.Series("stockout_risk", masked(policy.stockout_risk(pol["values"], position))),
         pl.Series("recent_spike", spike.fill_null(False)),
     ).with_columns(
         pl.when(pl.col("days_of_cover").is_infinite()).then(None).otherwise(pl.col("days_of_cover")).alias("days_of_cover"),
@@ -148,12 +145,12 @@ def plan(feat: pl.DataFrame, model: im.QuantileDemandModel | None, d: date, targ
     )
 
 
-def replay(feat: pl.DataFrame, model: im.QuantileDemandModel | None, d: date, target: float,
+def replay(feat: pl.DataFrame, model: demand.QuantileDemandModel | None, d: date, target: float,
            days: int) -> dict | None:
     """Replay the last `days` of demand under tonight's policy rule and the naive rule."""
     start = d - timedelta(days=days - 1)
     window = feat.filter(pl.col("date") >= start - timedelta(days=30)).sort(*KEYS, "date")
-    eligible = (window.filter(pl.col("date") == start, pl.col("days_known") >= im.MIN_HISTORY_DAYS)
+    eligible = (window.filter(pl.col("date") == start, pl.col("days_known") >= demand.MIN_HISTORY_DAYS)
                 .filter(pl.col("scale").is_not_null()).select(KEYS))
     window = window.join(eligible, on=KEYS, how="semi")
     n = eligible.height
@@ -167,17 +164,17 @@ def replay(feat: pl.DataFrame, model: im.QuantileDemandModel | None, d: date, ta
     q = model.predict(rows)
     last = rows.filter(pl.col("date") == d)
     lead_row = rows["lead_time_days"].to_numpy().astype(float)
-    pol = ip.policy(q, im.QUANTILES, lead_row, rows["unit_cost_cents"].to_numpy().astype(float),
+    pol = policy.policy(q, demand.QUANTILES, lead_row, rows["unit_cost_cents"].to_numpy().astype(float),
                     rows["holding_cost_rate"].to_numpy(), rows["order_cost_cents"].to_numpy().astype(float), target)
     lead = last["lead_time_days"].to_numpy()
     costs = (last["unit_cost_cents"].to_numpy().astype(float), last["holding_cost_rate"].to_numpy(),
              last["order_cost_cents"].to_numpy().astype(float))
     start_stock = window.filter(pl.col("date") == start - timedelta(days=1))["on_hand"].fill_null(0).to_numpy()
-    demand = hist[:, 30:]
-    sim = isim.simulate(demand, lead, start_stock, pol["reorder_point"].reshape(n, days),
+    observed = hist[:, 30:]
+    sim = simulation.simulate(observed, lead, start_stock, pol["reorder_point"].reshape(n, days),
                         pol["order_up_to"].reshape(n, days), *costs)
-    naive_up_to = isim.naive_levels(hist, lead)
-    naive = isim.simulate(demand, lead, start_stock, naive_up_to - 1, naive_up_to, *costs)
+    naive_up_to = simulation.naive_levels(hist, lead)
+    naive = simulation.simulate(observed, lead, start_stock, naive_up_to - 1, naive_up_to, *costs)
     actual_value = (rows["on_hand"].fill_null(0).to_numpy().reshape(n, days) * costs[0][:, None]).sum(axis=0) / 100
     per_wh = last.select("warehouse_id").with_columns(
         pl.Series("served", (sim.served * sim.counted).sum(axis=1)),
@@ -192,11 +189,11 @@ def run(ctx: JobContext, *, holdout_days: int = HOLDOUT_DAYS, params: dict | Non
     """Train, plan and check tonight's inventory policy; write orders.parquet and policy.parquet."""
     t0 = time.perf_counter()
     d, target = ctx.run_date, ctx.settings.service_level
-    daily = ctx.sql("inventory_features")
+    daily = ctx.sql("features")
     if daily.height == 0:
         raise ValueError(f"inventory: the inventory table has no rows on or before {d}; load it first "
                          "(make run loads the landing zone) or pick a later date")
-    feat = im.add_features(daily)
+    feat = demand.add_features(daily)
     warnings: list[str] = []
     model, quality, models, notes = _train_and_register(ctx, feat, holdout_days, params)
     warnings += notes
@@ -223,7 +220,7 @@ def run(ctx: JobContext, *, holdout_days: int = HOLDOUT_DAYS, params: dict | Non
                         + ", ".join(f"{r['warehouse_id']}/{r['product_id']}" for r in skipped.head(10).to_dicts()))
     if nights == 0:
         warnings.append("no earlier order lists found: inbound (ordered, not yet received) is taken as 0")
-    context = ir.context(policy, orders, quality, sim, target, nights)
+    context = report.context(policy, orders, quality, sim, target, nights)
     summary = {
         "service_target": target,
         "orders_tomorrow": orders.height,
@@ -237,4 +234,4 @@ def run(ctx: JobContext, *, holdout_days: int = HOLDOUT_DAYS, params: dict | Non
     }
     return JobResult(summary=summary, context=context, models=models, warnings=warnings,
                      extra={"seconds": round(time.perf_counter() - t0, 2), "series": policy.height,
-                            "device": "cuda" if model is not None and im.xgb_device() == "cuda" else "cpu"})
+                            "device": "cuda" if model is not None and demand.xgb_device() == "cuda" else "cpu"})

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from nightshift.forecasting.baselines import Forecast
-from nightshift.forecasting.task import SeriesResult
+from nightshift.jobs.sales.baselines import Forecast
+from nightshift.jobs.sales.task import SeriesResult
 
 METHODS = ("sarima", "seasonal_naive", "mean")
 

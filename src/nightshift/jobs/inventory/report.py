@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
-from nightshift.jobs import inventory_model as im
+from nightshift.jobs.inventory import demand
 from nightshift.reporting import charts
 
 PAGE_ROWS = 200  # the page lists at most this many rows per table; the Parquet files have them all
@@ -23,7 +23,7 @@ def _quality(quality: dict[str, Any]) -> tuple[list[dict[str, Any]], charts.Char
     if not quality:
         return [], None
     rows = []
-    for q in map(str, im.QUANTILES):
+    for q in map(str, demand.QUANTILES):
         rows.append({
             "quantile": q,
             "pinball model": quality["pinball_by_q"][q],

@@ -7,8 +7,8 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from nightshift.forecasting import state
-from nightshift.forecasting.task import SeriesTask
+from nightshift.jobs.sales import state
+from nightshift.jobs.sales.task import SeriesTask
 
 KEY = pl.concat_str("store_id", pl.lit("/"), "product_id").alias("series")
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nightshift.forecasting import sarima
-from nightshift.forecasting.baselines import Forecast, mean_baseline, seasonal_naive
-from nightshift.forecasting.metrics import SEASON, mase_scale
+from nightshift.jobs.sales import sarima
+from nightshift.jobs.sales.baselines import Forecast, mean_baseline, seasonal_naive
+from nightshift.jobs.sales.metrics import SEASON, mase_scale
 
 MIN_DAYS = 8 * SEASON  # a weekly SARIMA needs a couple of months to learn the weekly shape
 ZERO_AS_MISSING_MEDIAN = 5.0

@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from nightshift.jobs.loans_features import Encoder, Split
-from nightshift.modeling import FnFormat
-from nightshift.modeling import xgb as X
+from nightshift.jobs.loans.features import Encoder, Split
+from nightshift.modeling import FnFormat, xgb
 
 DEFAULT_PARAMS = {
     "objective": "binary:logistic", "eval_metric": "logloss", "eta": 0.05, "max_depth": 4,
@@ -40,7 +39,7 @@ class LoansModel:
 
     def margin(self, frame: pl.DataFrame) -> np.ndarray:
         """Uncalibrated XGBoost log-odds."""
-        return X.predict_margin(self.booster, self.encoder.transform(frame), self.encoder.names).astype(float)
+        return xgb.predict_margin(self.booster, self.encoder.transform(frame), self.encoder.names).astype(float)
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         """Calibrated probability of default per row."""
@@ -49,7 +48,7 @@ class LoansModel:
 
     def contributions(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Per-row contributions (log-odds) of each input feature, one-hot columns summed back."""
-        c = X.contributions(self.booster, self.encoder.transform(frame), self.encoder.names)
+        c = xgb.contributions(self.booster, self.encoder.transform(frame), self.encoder.names)
         names = self.encoder.names
         out = {}
         for src in self.encoder.sources:
@@ -59,7 +58,7 @@ class LoansModel:
 
 
 def _save(model: LoansModel, directory: Path) -> None:
-    X.save_booster(model.booster, directory)
+    xgb.save_booster(model.booster, directory)
     (directory / "preprocess.json").write_text(json.dumps({
         "encoder": model.encoder.to_dict(),
         "calibration": {"method": "platt", "a": model.cal_a, "b": model.cal_b},
@@ -70,7 +69,7 @@ def _save(model: LoansModel, directory: Path) -> None:
 def _load(directory: Path) -> LoansModel:
     pre = json.loads((directory / "preprocess.json").read_text())
     cal = pre["calibration"]
-    return LoansModel(X.load_booster(directory), Encoder.from_dict(pre["encoder"]),
+    return LoansModel(xgb.load_booster(directory), Encoder.from_dict(pre["encoder"]),
                       float(cal["a"]), float(cal["b"]), pre.get("info", {}))
 
 
@@ -90,14 +89,14 @@ def fit_model(split: Split, params: dict[str, Any] | None = None, *, seed: int =
     """Fit XGBoost on the training window, stop early and calibrate (Platt) on the validation window."""
     enc = Encoder.fit(split.train)
     p = {**DEFAULT_PARAMS, "seed": seed, "monotone_constraints": enc.monotone_constraints(), **(params or {})}
-    booster = X.train_early_stopped(
+    booster = xgb.train_early_stopped(
         enc.transform(split.train), split.train["defaulted"].to_numpy(),
         enc.transform(split.valid), split.valid["defaulted"].to_numpy(),
         p, feature_names=enc.names, num_boost_round=num_boost_round, early_stopping_rounds=early_stopping_rounds,
     )
     model = LoansModel(booster, enc)
     model.cal_a, model.cal_b = fit_calibration(model.margin(split.valid), split.valid["defaulted"].to_numpy())
-    model.info = {"params": p, "device": p.get("device", X.xgb_device()), **X.booster_summary(booster)}
+    model.info = {"params": p, "device": p.get("device", xgb.xgb_device()), **xgb.booster_summary(booster)}
     return model
 
 

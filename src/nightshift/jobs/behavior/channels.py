@@ -27,7 +27,7 @@ from typing import Any
 
 import polars as pl
 
-from nightshift.jobs import behavior_history as hist
+from nightshift.jobs.behavior import history
 from nightshift.privacy import Count, Mean, Release, Sum
 from nightshift.tables import CHANNELS
 
@@ -152,8 +152,8 @@ def release_all(privacy: Any, decl: dict[str, Release], frames: dict[str, pl.Dat
         if name not in frames:
             continue
         if name in WINDOW_SHARES:
-            last = hist.latest(cur, privacy.job, name, privacy.run_date, _columns(rel), rel.max_rows_per_unit)
-            if not hist.due(last, privacy.run_date, CADENCE_DAYS):
+            last = history.latest(cur, privacy.job, name, privacy.run_date, _columns(rel), rel.max_rows_per_unit)
+            if not history.due(last, privacy.run_date, CADENCE_DAYS):
                 out[name], carried[name] = last.table, (last.run_date, last.epsilon)
                 continue
         res = privacy.release(rel, frames[name])
@@ -165,14 +165,14 @@ def release_all(privacy: Any, decl: dict[str, Release], frames: dict[str, pl.Dat
 
 def person_frames(sql: Any, features: pl.DataFrame, labels: pl.DataFrame | None) -> dict[str, pl.DataFrame]:
     """The person-level input of each release (never leaves the job except through the privacy layer)."""
-    funnel = sql("behavior_funnel", days=AGG_DAYS)
+    funnel = sql("funnel", days=AGG_DAYS)
     per_user = funnel.group_by("user_id").agg(pl.col("visits").sum().alias("sessions"))
     frames = {
-        "channel_day": sql("behavior_user_day", days=1),
-        "new_users_day": sql("behavior_new_users", days=1),
+        "channel_day": sql("user_day", days=1),
+        "new_users_day": sql("new_users", days=1),
         "channel_window": funnel,
-        "retention_cohorts": sql("behavior_retention", days=RETENTION_DAYS),
-        "campaign_window": sql("behavior_campaign_users", days=AGG_DAYS),
+        "retention_cohorts": sql("retention", days=RETENTION_DAYS),
+        "campaign_window": sql("campaign_users", days=AGG_DAYS),
         "visits_histogram": per_user.select("user_id", visits_bin(pl.col("sessions")).alias("bin")),
     }
     if labels is not None:
@@ -189,7 +189,7 @@ def person_frames(sql: Any, features: pl.DataFrame, labels: pl.DataFrame | None)
 
 def trend(cur: Any, job: str, run_date: date, days: int) -> dict[str, pl.DataFrame | None]:
     """The stored nightly day releases of the last `days` nights (gaps where no night ran)."""
-    return {name: hist.stored_series(cur, job, name, run_date, days, cols) for name, cols in DAY_COLUMNS.items()}
+    return {name: history.stored_series(cur, job, name, run_date, days, cols) for name, cols in DAY_COLUMNS.items()}
 
 
 def channel_table(t: dict[str, pl.DataFrame | None]) -> pl.DataFrame | None:

@@ -17,9 +17,7 @@ import numpy as np
 import polars as pl
 
 from nightshift.jobs import JobContext, JobResult
-from nightshift.jobs import energy_baselines as B
-from nightshift.jobs import energy_data as D
-from nightshift.jobs import energy_report as R
+from nightshift.jobs.energy import baselines, dataset, report
 from nightshift.modeling import KERAS
 from nightshift.registry import ModelLoadError
 
@@ -34,42 +32,42 @@ def run(ctx: JobContext) -> JobResult:
     """Train, judge, forecast and report for one run date."""
     t_start = time.perf_counter()
     warnings: list[str] = []
-    hourly = ctx.sql("energy_region_hourly")
+    hourly = ctx.sql("region_hourly")
     if hourly.height == 0:
         raise ValueError(f"energy: no meter readings up to {ctx.run_date}; load the energy table first")
-    clean = D.clean_hourly(hourly)
-    gaps = D.incidents(clean)
-    series = D.to_series(clean)
-    split = D.time_split(series)
-    train_w, val_w, hold_w = (D.make_windows(series, o) for o in (split.train, split.val, split.holdout))
+    clean = dataset.clean_hourly(hourly)
+    gaps = dataset.incidents(clean)
+    series = dataset.to_series(clean)
+    split = dataset.time_split(series)
+    train_w, val_w, hold_w = (dataset.make_windows(series, o) for o in (split.train, split.val, split.holdout))
     warnings += _gap_warnings(gaps, ctx)
 
     t0 = time.perf_counter()
-    linear = B.fit_linear(train_w, val_w)
+    linear = baselines.fit_linear(train_w, val_w)
     linear_s = time.perf_counter() - t0
 
-    from nightshift.jobs import energy_net as N  # TensorFlow: imported only when the job runs
+    from nightshift.jobs.energy import network  # TensorFlow: imported only when the job runs
 
     # The network forecasts the day-type profile plus a learned correction; the profile is shown
     # next to the baselines as a reference, so the network's own (trained) contribution stays visible.
-    info = N.select_strategy()
-    trained = N.train_ensemble(train_w, val_w, info, seed=ctx.settings.seed)
-    net_label = f"network (mean of {N.MEMBERS} learned corrections to the day-type profile)"
-    hold_pred = {"network": N.predict(trained.model, hold_w), "seasonal naive": B.seasonal_naive(hold_w),
-                 "linear (ridge)": B.predict_linear(linear, hold_w),
-                 "day-type profile (reference)": B.daytype_profile(hold_w)}
-    hold_mae = {k: B.mae(B.to_kwh(p, hold_w), hold_w) for k, p in hold_pred.items()}
+    info = network.select_strategy()
+    trained = network.train_ensemble(train_w, val_w, info, seed=ctx.settings.seed)
+    net_label = f"network (mean of {network.MEMBERS} learned corrections to the day-type profile)"
+    hold_pred = {"network": network.predict(trained.model, hold_w), "seasonal naive": baselines.seasonal_naive(hold_w),
+                 "linear (ridge)": baselines.predict_linear(linear, hold_w),
+                 "day-type profile (reference)": baselines.daytype_profile(hold_w)}
+    hold_mae = {k: baselines.mae(baselines.to_kwh(p, hold_w), hold_w) for k, p in hold_pred.items()}
 
     reg = ctx.registry
-    fit_end = _hour(series, split.val[-1] + D.HORIZON - 1)
+    fit_end = _hour(series, split.val[-1] + dataset.HORIZON - 1)
     challenger = reg.save(
         trained.model, KERAS, run_date=ctx.run_date,
-        training_window=(_hour(series, int(split.train[0]) - D.LOOKBACK).date(), fit_end.date()),
-        data_hash=D.data_fingerprint(series),
-        features=[f"past:{f}" for f in D.PAST_FEATURES] + [f"future:{f}" for f in D.FUTURE_FEATURES] + ["naive"]
+        training_window=(_hour(series, int(split.train[0]) - dataset.LOOKBACK).date(), fit_end.date()),
+        data_hash=dataset.data_fingerprint(series),
+        features=[f"past:{f}" for f in dataset.PAST_FEATURES] + [f"future:{f}" for f in dataset.FUTURE_FEATURES] + ["naive"]
         + ["base:day-type profile"],
         params=trained.params,
-        metrics={METRIC: hold_mae["network"], "holdout_wape": B.wape(B.to_kwh(hold_pred["network"], hold_w), hold_w),
+        metrics={METRIC: hold_mae["network"], "holdout_wape": baselines.wape(baselines.to_kwh(hold_pred["network"], hold_w), hold_w),
                  "baseline_seasonal_naive_mae": hold_mae["seasonal naive"],
                  "baseline_linear_mae": hold_mae["linear (ridge)"]},
         holdout={"start": _hour(series, split.holdout[0]), "end": _hour(series, len(series.hours) - 1),
@@ -80,23 +78,23 @@ def run(ctx: JobContext) -> JobResult:
     model, version, decision = _champion_challenger(ctx, reg, challenger, trained.model, series, split, hold_w,
                                                     hold_mae["network"], warnings)
     if version != challenger.version:
-        hold_pred["network (champion in use)"] = N.predict(model, hold_w)
-        hold_mae["network (champion in use)"] = B.mae(B.to_kwh(hold_pred["network (champion in use)"], hold_w), hold_w)
+        hold_pred["network (champion in use)"] = network.predict(model, hold_w)
+        hold_mae["network (champion in use)"] = baselines.mae(baselines.to_kwh(hold_pred["network (champion in use)"], hold_w), hold_w)
     used = "network (champion in use)" if version != challenger.version else "network"
 
     # Interval: split-conformal half-width of the used model's recent validation residuals per hour.
-    half = B.conformal_halfwidth(N.predict(model, val_w), val_w, COVERAGE, recent=CONFORMAL_RECENT)
+    half = baselines.conformal_halfwidth(network.predict(model, val_w), val_w, COVERAGE, recent=CONFORMAL_RECENT)
     lo, hi = -half, half
-    hold_cov = B.interval_coverage(hold_pred[used], lo, hi, hold_w)
+    hold_cov = baselines.interval_coverage(hold_pred[used], lo, hi, hold_w)
 
-    start = D.first_forecast_hour(ctx.run_date)
-    fut_hol = D.future_holidays(clean, start, D.HORIZON)
-    live = D.make_windows(series, np.array([len(series.hours)]), future_holiday=fut_hol)
-    live_pred = N.predict(model, live)
+    start = dataset.first_forecast_hour(ctx.run_date)
+    fut_hol = dataset.future_holidays(clean, start, dataset.HORIZON)
+    live = dataset.make_windows(series, np.array([len(series.hours)]), future_holiday=fut_hol)
+    live_pred = network.predict(model, live)
     forecast = _forecast_frame(series, live, live_pred, lo, hi, start, version)
     ctx.write_parquet("forecast", forecast)
 
-    privacy_rows, privacy_warn = R.privacy_releases(ctx, series.regions)
+    privacy_rows, privacy_warn = report.privacy_releases(ctx, series.regions)
     warnings += privacy_warn
     total_s = time.perf_counter() - t_start
     training = {"device": ", ".join(info.devices), "strategy": info.name, "replicas": info.replicas,
@@ -111,16 +109,16 @@ def run(ctx: JobContext) -> JobResult:
     context = {
         "model_version": version, "challenger_version": challenger.version, "decision": decision,
         "training": training, "split": _split_info(series, split),
-        "accuracy_rows": R.accuracy_rows(hold_pred, hold_w),
+        "accuracy_rows": report.accuracy_rows(hold_pred, hold_w),
         "mae": {k: round(v, 3) for k, v in hold_mae.items()},
         "network_label": net_label,
         "interval": {"coverage_target": COVERAGE, "holdout_coverage": round(hold_cov, 3)},
-        "charts": {"horizon": R.horizon_chart(hold_pred, hold_w),
-                   "forecasts": R.forecast_charts(forecast),
-                   "temperature": R.load_vs_temperature(clean),
-                   "loss": R.loss_chart(trained.history)},
-        "peaks": R.peak_rows(forecast),
-        "gaps": R.gap_rows(gaps),
+        "charts": {"horizon": report.horizon_chart(hold_pred, hold_w),
+                   "forecasts": report.forecast_charts(forecast),
+                   "temperature": report.load_vs_temperature(clean),
+                   "loss": report.loss_chart(trained.history)},
+        "peaks": report.peak_rows(forecast),
+        "gaps": report.gap_rows(gaps),
         "future_holidays": sorted({str(d) for d in forecast.filter(pl.col("is_holiday"))["hour"].dt.date().to_list()}),
         "privacy_tables": privacy_rows,
     }
@@ -136,7 +134,7 @@ def run(ctx: JobContext) -> JobResult:
                      extra=extra)
 
 
-def _hour(series: D.Series, i: int):
+def _hour(series: dataset.Series, i: int):
     return series.hours[int(i)].astype("datetime64[us]").item()
 
 
@@ -153,7 +151,7 @@ def _champion_challenger(ctx, reg, challenger, challenger_model, series, split, 
         d = reg.decide(challenger.version, metric=METRIC, challenger_value=challenger_mae, champion_value=None,
                        higher_is_better=False)
         return challenger_model, challenger.version, d.reason
-    from nightshift.jobs import energy_net as N
+    from nightshift.jobs.energy import network
 
     champ_end = champion.metadata.get("extra", {}).get("fit_end")
     ok = np.ones(len(hold_w), dtype=bool)
@@ -168,8 +166,8 @@ def _champion_challenger(ctx, reg, challenger, challenger_model, series, split, 
                    higher_is_better=False, champion=champion.version)
         return challenger_model, challenger.version, f"champion {champion.version} could not be compared ({why})"
     sub = hold_w.subset(ok)
-    champ_mae = B.mae(B.to_kwh(N.predict(champion.model, sub), sub), sub)
-    chall_mae = B.mae(B.to_kwh(N.predict(challenger_model, sub), sub), sub)
+    champ_mae = baselines.mae(baselines.to_kwh(network.predict(champion.model, sub), sub), sub)
+    chall_mae = baselines.mae(baselines.to_kwh(network.predict(challenger_model, sub), sub), sub)
     d = reg.decide(challenger.version, metric=METRIC, challenger_value=chall_mae, champion_value=champ_mae,
                    higher_is_better=False, champion=champion.version,
                    holdout={"forecasts": int(ok.sum())})
@@ -194,12 +192,12 @@ def _forecast_frame(series, live, pred, lo, hi, start, version) -> pl.DataFrame:
     }).with_columns(pl.col("hour").cast(pl.Datetime("us")), pl.lit(version).alias("model_version"))
 
 
-def _split_info(series: D.Series, split: D.Split) -> dict[str, str]:
+def _split_info(series: dataset.Series, split: dataset.Split) -> dict[str, str]:
     fmt = lambda i: str(_hour(series, i))[:16]  # noqa: E731
     return {"history": f"{fmt(0)} … {fmt(len(series.hours) - 1)}",
-            "train_targets": f"{fmt(split.train[0])} … {fmt(split.train[-1] + D.HORIZON - 1)}",
-            "validation_targets": f"{fmt(split.val[0])} … {fmt(split.val[-1] + D.HORIZON - 1)}",
-            "holdout_targets": f"{fmt(split.holdout[0])} … {fmt(split.holdout[-1] + D.HORIZON - 1)}",
+            "train_targets": f"{fmt(split.train[0])} … {fmt(split.train[-1] + dataset.HORIZON - 1)}",
+            "validation_targets": f"{fmt(split.val[0])} … {fmt(split.val[-1] + dataset.HORIZON - 1)}",
+            "holdout_targets": f"{fmt(split.holdout[0])} … {fmt(split.holdout[-1] + dataset.HORIZON - 1)}",
             "holdout_forecasts": f"{len(split.holdout)} midnights × {len(series.regions)} regions"}
 
 

@@ -26,11 +26,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from nightshift.forecasting import backtest, state
-from nightshift.forecasting.parallel import ProcessMapper, blas_threads
-from nightshift.forecasting.series import build_tasks
-from nightshift.forecasting.task import SeriesResult, SeriesTask, run_task
-from nightshift.jobs import sales as job
+from nightshift.jobs.sales import backtest, job, state
+from nightshift.jobs.sales.parallel import ProcessMapper, blas_threads
+from nightshift.jobs.sales.series import build_tasks
+from nightshift.jobs.sales.task import SeriesResult, SeriesTask, run_task
 
 TARGET_SPEEDUP = 5.0
 TARGET_MASE_REL = 0.02
@@ -54,9 +53,9 @@ def night_inputs(size: str, seed: int, end: date) -> dict[date, tuple[pl.DataFra
         wh.execute("insert into sales select * from _rows")
         wh.cursor.unregister("_rows")
         for d in (end - timedelta(days=1), end):
-            out[d] = (wh.run_sql("marts/sales_series", run_date=d, history_days=job.HISTORY_DAYS,
+            out[d] = (wh.run_sql("marts/sales/series", run_date=d, history_days=job.HISTORY_DAYS,
                                  retire_days=job.RETIRE_DAYS),
-                      wh.run_sql("marts/sales_future_promotions", run_date=d, horizon=job.HORIZON))
+                      wh.run_sql("marts/sales/future_promotions", run_date=d, horizon=job.HORIZON))
     return out
 
 

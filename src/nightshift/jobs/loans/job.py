@@ -14,10 +14,10 @@ import numpy as np
 import polars as pl
 
 from nightshift.jobs import JobContext, JobResult
-from nightshift.jobs import loans_report as R
-from nightshift.jobs.loans_features import data_hash, time_split
-from nightshift.jobs.loans_model import LOANS_FORMAT, LoansModel, fit_baseline, fit_model
-from nightshift.modeling import metrics as M
+from nightshift.jobs.loans import report
+from nightshift.jobs.loans.features import data_hash, time_split
+from nightshift.jobs.loans.model import LOANS_FORMAT, LoansModel, fit_baseline, fit_model
+from nightshift.modeling import metrics
 from nightshift.modeling.xgb import xgb_device
 from nightshift.registry import ModelLoadError
 
@@ -32,7 +32,7 @@ PORTFOLIO_MAX_ROWS = 1  # K: applications one applicant may contribute per night
 def run(ctx: JobContext) -> JobResult:
     """Train, judge, score and explain loan default risk for `ctx.run_date`."""
     warnings: list[str] = []
-    feats = ctx.sql("loans_features", pending_days=PENDING_DAYS)
+    feats = ctx.sql("features", pending_days=PENDING_DAYS)
     labelled = feats.filter(pl.col("role") == "train")
     to_score = feats.filter(pl.col("role") == "score")
     split = time_split(labelled)
@@ -46,7 +46,7 @@ def run(ctx: JobContext) -> JobResult:
         training_window=(split.window("train")[0], split.window("valid")[1]),
         data_hash=data_hash(split.train.vstack(split.valid)), features=challenger_model.encoder.names,
         params=challenger_model.info["params"],
-        metrics={k: v for k, v in M.binary_metrics(y_hold, challenger_model.predict(split.holdout)).items()},
+        metrics={k: v for k, v in metrics.binary_metrics(y_hold, challenger_model.predict(split.holdout)).items()},
         holdout={"start": split.window("holdout")[0], "end": split.window("holdout")[1], "rows": split.holdout.height},
         extra={"device": challenger_model.info["device"], "best_iteration": challenger_model.info["best_iteration"],
                "trained_with": challenger_model.info.get("trained_with")},
@@ -75,9 +75,9 @@ def run(ctx: JobContext) -> JobResult:
                                    f"windows; champion {champion.version} kept")
         scoring_model, scoring_version = champion.model, champion.version
     else:
-        champ_value = M.auc(y_cmp, preds["champion"]) if "champion" in preds else None
+        champ_value = metrics.auc(y_cmp, preds["champion"]) if "champion" in preds else None
         decision = reg.decide(
-            challenger.version, metric=METRIC, challenger_value=M.auc(y_cmp, preds["challenger"]),
+            challenger.version, metric=METRIC, challenger_value=metrics.auc(y_cmp, preds["challenger"]),
             champion_value=champ_value, higher_is_better=True, champion=champion.version if champion else None,
             holdout={"start": compare["application_date"].min(), "end": compare["application_date"].max(), "rows": len(y_cmp)},
         )
@@ -91,8 +91,8 @@ def run(ctx: JobContext) -> JobResult:
     contribs = scoring_model.contributions(to_score) if to_score.height else pl.DataFrame()
     scores = pl.concat([
         to_score.select("application_id", "application_date"),
-        pl.DataFrame({"probability_default": p, "risk_band": R.band_of(p) if len(p) else np.array([], str)}),
-        R.top_contributions(contribs) if to_score.height else pl.DataFrame(),
+        pl.DataFrame({"probability_default": p, "risk_band": report.band_of(p) if len(p) else np.array([], str)}),
+        report.top_contributions(contribs) if to_score.height else pl.DataFrame(),
     ], how="horizontal").with_columns(pl.lit(scoring_version).alias("model_version"),
                                       pl.lit(ctx.run_date).alias("run_date"))
     ctx.write_parquet("scores", scores)
@@ -100,21 +100,21 @@ def run(ctx: JobContext) -> JobResult:
     # Explanations on the holdout with the model that scores.
     p_hold = scoring_model.predict(compare)
     hold_contribs = scoring_model.contributions(compare)
-    imp_chart, imp_rows = R.importance(hold_contribs)
+    imp_chart, imp_rows = report.importance(hold_contribs)
     top_numeric = [r["feature"] for r in imp_rows if r["feature"] in compare.columns
                    and compare.schema[r["feature"]].is_numeric()][:3]
     sample = compare.sample(min(400, compare.height), seed=ctx.settings.seed)
-    cal_chart, cal_rows = R.calibration_chart(y_cmp, p_hold)
-    drift_rows = R.drift(split.train, to_score)
+    cal_chart, cal_rows = report.calibration_chart(y_cmp, p_hold)
+    drift_rows = report.drift(split.train, to_score)
     for r in drift_rows:
         if r["flagged"]:
-            warnings.append(f"drift: {r['feature']} has PSI {r['psi']:.2f} (> {R.PSI_FLAG}) between the training "
+            warnings.append(f"drift: {r['feature']} has PSI {r['psi']:.2f} (> {report.PSI_FLAG}) between the training "
                             "window and tonight's applications")
     portfolio, portfolio_note = _portfolio(ctx, to_score, p, scoring_model)
     if portfolio_note:
         warnings.append(portfolio_note)
 
-    metrics_rows = R.metric_rows(y_cmp, preds)
+    metrics_rows = report.metric_rows(y_cmp, preds)
     context = {
         "scoring_version": scoring_version, "challenger_version": challenger.version,
         "promoted": promoted, "decision_reason": reason, "margin": reg.margin, "metric": METRIC,
@@ -123,15 +123,15 @@ def run(ctx: JobContext) -> JobResult:
         "windows": {part: split.window(part) for part in ("train", "valid", "holdout")},
         "counts": {"labelled": labelled.height, "scored": to_score.height,
                    "applied_today": to_score.filter(pl.col("application_date") == ctx.run_date).height},
-        "metrics_rows": metrics_rows, "band_rows": R.band_table(y_cmp, p_hold), "calibration_rows": cal_rows,
-        "label_lag_rows": ctx.sql("loans_label_lag").to_dicts(),
-        "importance_rows": imp_rows, "drift_rows": drift_rows, "psi_flag": R.PSI_FLAG,
-        "portfolio_rows": portfolio, "bands": [{"band": b, "from": lo} for b, lo in R.BANDS],
+        "metrics_rows": metrics_rows, "band_rows": report.band_table(y_cmp, p_hold), "calibration_rows": cal_rows,
+        "label_lag_rows": ctx.sql("label_lag").to_dicts(),
+        "importance_rows": imp_rows, "drift_rows": drift_rows, "psi_flag": report.PSI_FLAG,
+        "portfolio_rows": portfolio, "bands": [{"band": b, "from": lo} for b, lo in report.BANDS],
         "charts": {
-            "roc": R.roc_chart(y_cmp, preds), "calibration": cal_chart,
-            "distribution": R.score_distribution(y_cmp, p_hold, p),
+            "roc": report.roc_chart(y_cmp, preds), "calibration": cal_chart,
+            "distribution": report.score_distribution(y_cmp, p_hold, p),
             "importance": imp_chart,
-            "pdp": [R.partial_dependence(scoring_model.predict, sample, f) for f in top_numeric],
+            "pdp": [report.partial_dependence(scoring_model.predict, sample, f) for f in top_numeric],
         },
     }
     by_model = {r["model"]: r for r in metrics_rows}
@@ -160,12 +160,12 @@ def _portfolio(ctx: JobContext, scored: pl.DataFrame, p: np.ndarray, model: Loan
     known = [r for r in regions if r != "other"]
     frame = scored.select("applicant_id", "region").with_columns(
         pl.when(pl.col("region").is_in(known)).then(pl.col("region")).otherwise(pl.lit("other")).alias("region"),
-        pl.Series("risk_band", R.band_of(p) if len(p) else np.array([], str)),
+        pl.Series("risk_band", report.band_of(p) if len(p) else np.array([], str)),
         pl.Series("probability_default", p),
     )
     release = Release(
         name="loans_portfolio", dataset="applicants", unit="applicant_id",
-        keys={"region": list(regions), "risk_band": [b for b, _ in R.BANDS]},
+        keys={"region": list(regions), "risk_band": [b for b, _ in report.BANDS]},
         measures=[Count("applications"), Sum("expected_defaults", "probability_default", 0.0, 1.0, resolution=0.01)],
         max_rows_per_unit=PORTFOLIO_MAX_ROWS, epsilon=PORTFOLIO_EPSILON,
     )

@@ -3,7 +3,7 @@
 Runs unchanged on a CPU-only machine and on a GPU machine: the same strategy selection as the job
 (MirroredStrategy + mixed precision on GPUs, the default strategy on CPU), demo data generated in
 memory, fixed epochs without early stopping; the first epoch (tracing, warm-up) is not timed.
-`python -m nightshift.jobs.energy_bench [size] [epochs]` prints the figures as JSON.
+`python -m nightshift.bench.energy [size] [epochs]` prints the figures as JSON.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _series(size: str, seed: int):
     """The demo energy table for `size`, through the job's own SQL mart and gap repair."""
     from nightshift.demo import get_size
     from nightshift.demo.energy import generate
-    from nightshift.jobs import energy_data as D
+    from nightshift.jobs.energy import dataset
     from nightshift.warehouse import Warehouse
 
     demo = get_size(size)
@@ -35,33 +35,33 @@ def _series(size: str, seed: int):
         frame = tables["energy"].with_columns(pl.col("ts").dt.date().alias("_partition"))
         wh.cursor.register("_bench_energy", frame.to_arrow())
         wh.cursor.execute("insert into energy select * from _bench_energy")
-        hourly = wh.run_sql("marts/energy_region_hourly", run_date=end)
-    return D.to_series(D.clean_hourly(hourly))
+        hourly = wh.run_sql("marts/energy/region_hourly", run_date=end)
+    return dataset.to_series(dataset.clean_hourly(hourly))
 
 
 def bench_energy(size: str = "small", epochs: int = 3, batch_size: int | None = None, seed: int = 7,
                  train_stride: int | None = None) -> dict[str, Any]:
     """Train the energy network for `epochs` on demo data; windows/s (timed epochs) and device info."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from nightshift.jobs import energy_data as D
+    from nightshift.jobs.energy import dataset
 
     t0 = time.perf_counter()
     series = _series(size, seed)
-    split = D.time_split(series, train_stride=train_stride or D.TRAIN_STRIDE)
-    train_w = D.make_windows(series, split.train)
+    split = dataset.time_split(series, train_stride=train_stride or dataset.TRAIN_STRIDE)
+    train_w = dataset.make_windows(series, split.train)
     prep_s = time.perf_counter() - t0
 
     t1 = time.perf_counter()
     import keras
 
-    from nightshift.jobs import energy_net as N
+    from nightshift.jobs.energy import network
 
     import_s = time.perf_counter() - t1
-    info = N.select_strategy()
-    N.set_determinism(seed, gpu=info.name == "mirrored")
-    global_batch = (batch_size or N.default_batch_size(len(train_w))) * info.replicas
-    model = N.compiled_model(train_w, info)  # the network the job trains, compiled as the job does
-    ds = D.make_dataset(train_w, global_batch, shuffle=True, seed=seed)
+    info = network.select_strategy()
+    network.set_determinism(seed, gpu=info.name == "mirrored")
+    global_batch = (batch_size or network.default_batch_size(len(train_w))) * info.replicas
+    model = network.compiled_model(train_w, info)  # the network the job trains, compiled as the job does
+    ds = dataset.make_dataset(train_w, global_batch, shuffle=True, seed=seed)
 
     class _Timer(keras.callbacks.Callback):
         def __init__(self) -> None:

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from nightshift.jobs.energy_data import (  # noqa: E402
+from nightshift.jobs.energy.dataset import (  # noqa: E402
     FELT_ALPHA,
     FUTURE_FEATURES,
     HORIZON,

@@ -16,11 +16,11 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from nightshift.forecasting import backtest, history, state
-from nightshift.forecasting.parallel import make_mapper
-from nightshift.forecasting.series import build_tasks
-from nightshift.forecasting.task import SeriesResult, run_task
 from nightshift.jobs import JobContext, JobResult
+from nightshift.jobs.sales import backtest, history, state
+from nightshift.jobs.sales.parallel import make_mapper
+from nightshift.jobs.sales.series import build_tasks
+from nightshift.jobs.sales.task import SeriesResult, run_task
 
 HORIZON = 28
 FIT_DAYS = 365  # a year is enough for weekly structure and trend; more only costs fit time
@@ -31,13 +31,13 @@ HISTORY_DAYS = FIT_DAYS + N_ORIGINS * HORIZON
 
 def run(ctx: JobContext) -> JobResult:
     """Forecast, backtest and score tonight's sales series."""
-    from nightshift.forecasting.report import build_context
+    from nightshift.jobs.sales.report import build_context
 
     t0 = time.perf_counter()
     d = ctx.run_date
-    frame = ctx.sql("sales_series", history_days=HISTORY_DAYS, retire_days=RETIRE_DAYS)
-    status = ctx.sql("sales_series_status", retire_days=RETIRE_DAYS)
-    future = ctx.sql("sales_future_promotions", horizon=HORIZON)
+    frame = ctx.sql("series", history_days=HISTORY_DAYS, retire_days=RETIRE_DAYS)
+    status = ctx.sql("series_status", retire_days=RETIRE_DAYS)
+    future = ctx.sql("future_promotions", horizon=HORIZON)
     cache_date, cache = state.load(ctx.settings.models_dir, d)
     tasks = build_tasks(frame, future, cache, run_date=d, horizon=HORIZON, fit_days=FIT_DAYS,
                         reselect_days=ctx.settings.sales_reselect_days,

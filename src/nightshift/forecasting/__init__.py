@@ -1,1 +1,0 @@
-"""Per-series time-series forecasting for the sales job: SARIMA, baselines, backtests, fan-out."""

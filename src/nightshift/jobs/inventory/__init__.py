@@ -1,0 +1,1 @@
+"""The inventory job: `job.run(ctx)` and the modules it is made of."""
