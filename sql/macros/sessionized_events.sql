@@ -10,10 +10,8 @@ with ev as (
     select
         user_id, ts, event_id, event_type, channel, campaign_id, coalesce(device, 'unknown') as device,
         product_id, revenue_cents
-    from events
-    where _partition <= run_date
-      and ts < run_date::date + interval 1 day
-      and ts >= run_date::date - cast(days - 1 as integer)
+    from events_asof(run_date)
+    where ts >= run_date::date - cast(days - 1 as integer)
 ),
 
 counts as (

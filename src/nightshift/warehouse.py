@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import polars as pl
 
-from nightshift.tables import TABLES, spec
+from nightshift.tables import TABLES, TableSpec, spec
 
 if TYPE_CHECKING:
     from nightshift.settings import Settings
@@ -33,6 +33,25 @@ _SQL_NAME = re.compile(r"^[a-z0-9_]+(/[a-z0-9_]+)*$")  # folder/name: never a pa
 
 
 _SETUP_LOCK = threading.Lock()
+
+
+def asof_macros(t: TableSpec) -> list[str]:
+    """The point-in-time table macros of one table, the one place SQL says "as of D".
+
+    `<table>_known(run_date)`: the rows landed by the end of `run_date` (any date: planned
+    promotions are future-dated). `<table>_asof(run_date)`: of those, the rows dated no later than
+    `run_date` — what a run for `run_date` may see. Marts read `from <table>_asof($run_date)`.
+    A key is loaded from one drop only (contracts quarantine a key seen in another drop), so
+    neither needs to pick among versions of a row.
+    """
+    upper = "run_date::date + interval 1 day" if t.column(t.time_column).type == "TIMESTAMP" else "run_date::date + 1"
+    # Identifiers from the table registry; run_date is the macro's parameter, bound by the caller.
+    return [
+        f"create or replace macro {t.name}_known(run_date) as table "  # noqa: S608
+        f"select * from {t.name} where _partition <= run_date",
+        f"create or replace macro {t.name}_asof(run_date) as table "  # noqa: S608
+        f"select * from {t.name}_known(run_date) where {t.time_column} < {upper}",
+    ]
 
 
 class WarehouseBusy(RuntimeError):
@@ -100,6 +119,8 @@ class Warehouse:
             cols = ", ".join(f"{c.name} {c.type}" for c in t.columns)
             # DDL from the table registry: identifiers and types, nothing from data or settings.
             self.con.execute("create table if not exists " + t.name + " (" + cols + ", _partition DATE not null)")
+            for macro in asof_macros(t):
+                self.con.execute(macro)
         self.con.execute(sql_text("staging/ingest_log"))
         for macro in sorted((SQL_DIR / "macros").glob("*.sql")):  # shared SQL macros, kept current
             self.con.execute(macro.read_text())
@@ -123,14 +144,8 @@ class Warehouse:
         cols = columns or t.column_names
         for c in cols:
             t.column(c)  # raises for an unknown column
-        time_col = t.time_column
-        upper = "$d::date + interval 1 day" if t.column(time_col).type == "TIMESTAMP" else "$d::date + 1"
         # Identifiers come from the table registry (checked above); the date is bound.
-        sql = (
-            "select " + ", ".join(cols) + " from " + t.name  # noqa: S608
-            + " where _partition <= $d and " + time_col + " < " + upper
-        )
-        return self.frame(sql, {"d": run_date})
+        return self.frame("select " + ", ".join(cols) + " from " + t.name + "_asof($d)", {"d": run_date})  # noqa: S608
 
     # -- writing -----------------------------------------------------------------------------------
     @contextmanager

@@ -27,6 +27,7 @@ IGNORED = {"run_date_generated", "generated_at", "run_id"}  # per-run stamps, no
 
 def night(checkout: Path, home: Path, jobs: str) -> Path:
     """Demo data and one night with the code of `checkout`; the published report folder."""
+    home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "NIGHTSHIFT_HOME": str(home), "PYTHONPATH": f"{checkout / 'src'}:{checkout}",
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     cli = [sys.executable, "-c", "from nightshift.cli import main; main()"]

@@ -6,10 +6,8 @@ with final as (
         campaign_id,
         count(*) filter (where event_type = 'ad_impression')::bigint as impressions,
         count(*) filter (where event_type = 'ad_click')::bigint as clicks
-    from events
-    where _partition <= $run_date
-      and ts < $run_date::date + interval 1 day
-      and ts >= $run_date::date - cast($days - 1 as integer)
+    from events_asof($run_date)
+    where ts >= $run_date::date - cast($days - 1 as integer)
       and event_type in ('ad_impression', 'ad_click')
       and campaign_id is not null
     group by user_id, campaign_id

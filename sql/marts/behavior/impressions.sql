@@ -66,10 +66,8 @@ final as (
         s.session_impressions_before::bigint as session_impressions_before,
         coalesce(s.next_ad_event = 'ad_click', false)::int as clicked
     from sampled as s
-    inner join events as e on e.event_id = s.event_id and e.user_id = s.user_id and e.ts = s.ts
-    where e._partition <= $run_date
-      and e.event_type = 'ad_impression'
-      and e.ts < $run_date::date + interval 1 day
+    inner join events_asof($run_date) as e on e.event_id = s.event_id and e.user_id = s.user_id and e.ts = s.ts
+    where e.event_type = 'ad_impression'
       and e.ts >= $run_date::date - cast($days - 1 as integer)
 )
 

@@ -3,18 +3,14 @@
 -- 28-day retention: active on any of days 22-28 (still around in the fourth week).
 with cohort as (
     select user_id, signup_date, signup_channel
-    from users
-    where _partition <= $run_date
-      and signup_date <= $run_date
-      and signup_date > $run_date::date - cast($days as integer)
+    from users_asof($run_date)
+    where signup_date > $run_date::date - cast($days as integer)
 ),
 
 active_days as (
     select distinct user_id, cast(ts as date) as day
-    from events
-    where _partition <= $run_date
-      and ts < $run_date::date + interval 1 day
-      and ts >= $run_date::date - cast($days as integer)
+    from events_asof($run_date)
+    where ts >= $run_date::date - cast($days as integer)
 ),
 
 horizons as (

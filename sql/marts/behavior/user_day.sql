@@ -13,10 +13,8 @@ with ev as (
         user_id, ts, channel, event_type = 'purchase' as is_purchase, revenue_cents,
         starts_session(ts, lag(ts) over user_time) as starts,
         coalesce(lead(ts) over user_time = ts, false) as tied
-    from events
-    where _partition <= $run_date
-      and ts < $run_date::date + interval 1 day
-      and ts >= $run_date::date - cast($days - 1 as integer)
+    from events_asof($run_date)
+    where ts >= $run_date::date - cast($days - 1 as integer)
     window user_time as (partition by user_id order by ts)
 ),
 
@@ -29,12 +27,10 @@ session_starts as (
 tied_channels as (
     -- A session whose first timestamp has several events: its channel is the smallest event id's.
     select e.user_id, e.ts as session_start, arg_min(e.channel, e.event_id) as channel
-    from events as e
+    from events_asof($run_date) as e
     semi join (select user_id, session_start from session_starts where tied) as t
         on e.user_id = t.user_id and e.ts = t.session_start
-    where e._partition <= $run_date
-      and e.ts < $run_date::date + interval 1 day
-      and e.ts >= $run_date::date - cast($days - 1 as integer)
+    where e.ts >= $run_date::date - cast($days - 1 as integer)
     group by e.user_id, e.ts
 ),
 

@@ -3,10 +3,8 @@
 -- rows per meter and clips kWh before any aggregate leaves.
 with readings as (
     select ts, meter_id, region, kwh
-    from energy
-    where _partition <= $run_date
-      and ts < $run_date::date + interval 1 day
-      and ts >= $run_date::date - ($days - 1) * interval 1 day
+    from energy_asof($run_date)
+    where ts >= $run_date::date - ($days - 1) * interval 1 day
 ),
 
 final as (

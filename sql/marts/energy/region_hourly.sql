@@ -5,9 +5,7 @@
 -- job tell a missing reading from a meter that left.
 with readings as (
     select ts, meter_id, region, kwh, temperature_c, is_holiday
-    from energy
-    where _partition <= $run_date
-      and ts < $run_date::date + interval 1 day
+    from energy_asof($run_date)
 ),
 
 -- one reading per meter and hour even if a drop was delivered twice

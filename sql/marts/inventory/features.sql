@@ -5,9 +5,7 @@
 with inv as (
     select date, warehouse_id, product_id, on_hand, received, ordered, lead_time_days,
            unit_cost_cents, holding_cost_rate, order_cost_cents
-    from inventory
-    where _partition <= $run_date and date <= $run_date
-    qualify row_number() over (partition by date, warehouse_id, product_id order by _partition desc) = 1
+    from inventory_asof($run_date)
 ),
 
 bounds as (
@@ -25,8 +23,7 @@ spine as (
 promo as (
     -- share of stores with the product on promotion that day; products unknown to sales get nulls
     select product_id, date, avg(on_promotion::int)::double as promo_share
-    from sales
-    where _partition <= $run_date and date <= $run_date
+    from sales_asof($run_date)
     group by all
 ),
 

@@ -4,16 +4,13 @@
 -- 'score' (applied on D, or applied within $pending_days with no outcome row yet), else null.
 with apps as (
     select *
-    from loans
-    where _partition <= $run_date and application_date <= $run_date
-    qualify row_number() over (partition by application_id order by _partition desc) = 1
+    from loans_asof($run_date)
 ),
 
 outcomes as (
     select o.application_id, o.observed_date, o.status
-    from loan_outcomes o
+    from loan_outcomes_asof($run_date) o
     join apps a using (application_id)
-    where o._partition <= $run_date and o.observed_date <= $run_date
 ),
 
 known as (

@@ -2,15 +2,13 @@
 -- outcome, for outcomes observed by $run_date (the report shows why recent months have no labels).
 with apps as (
     select application_id, application_date
-    from loans
-    where _partition <= $run_date and application_date <= $run_date
-    qualify row_number() over (partition by application_id order by _partition desc) = 1
+    from loans_asof($run_date)
 ),
 
 first_final as (
     select application_id, min(observed_date) as outcome_date, arg_min(status, observed_date) as status
-    from loan_outcomes
-    where _partition <= $run_date and observed_date <= $run_date and status in ('repaid', 'default')
+    from loan_outcomes_asof($run_date)
+    where status in ('repaid', 'default')
     group by application_id
 ),
 

@@ -2,9 +2,8 @@
 -- the forecast horizon. Without such rows, future days are assumed to have no promotion.
 with planned as (
     select store_id, product_id, date, bool_or(on_promotion) as on_promotion
-    from sales
-    where _partition <= $run_date
-        and date > $run_date
+    from sales_known($run_date)
+    where date > $run_date
         and date <= $run_date::date + $horizon::integer
     group by store_id, product_id, date
 ),

@@ -10,8 +10,7 @@ with forecasts as (
 
 actuals as (
     select store_id, product_id, date, sum(units) as units
-    from sales
-    where _partition <= $run_date and date <= $run_date
+    from sales_asof($run_date)
     group by store_id, product_id, date
 ),
 

@@ -5,8 +5,7 @@
 -- next month.
 with known as (
     select date, store_id, product_id, units, on_promotion
-    from sales
-    where _partition <= $run_date and date <= $run_date
+    from sales_asof($run_date)
 ),
 
 daily as (

@@ -2,8 +2,7 @@
 -- active or retired (no row in the last $retire_days days), for the report's series counts.
 with known as (
     select store_id, product_id, date, units
-    from sales
-    where _partition <= $run_date and date <= $run_date
+    from sales_asof($run_date)
 ),
 
 spans as (
