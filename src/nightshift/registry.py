@@ -348,6 +348,17 @@ class ModelRegistry:
         return Decision(promoted, challenger if promoted else (current or challenger), challenger, current,
                         metric, challenger_value, champion_value, self.margin, reason)
 
+    def keep(self, challenger: str, *, metric: str, reason: str) -> Decision:
+        """Record that the champion stays without a comparison (the reason says why)."""
+        self.get(challenger)
+        with self._locked():
+            data = self._pointer()
+            current = data["stack"][-1] if data["stack"] else challenger
+            data["history"].append({"at": _now(), "action": "challenge", "challenger": challenger, "champion": current,
+                                    "metric": metric, "promoted": False, "reason": reason})
+            self._set_pointer(data)
+        return Decision(False, current, challenger, current, metric, math.nan, None, self.margin, reason)
+
     def promote(self, version: str, reason: str = "promoted by hand") -> None:
         """Make `version` the champion (the previous one stays underneath for rollback)."""
         mv = self.get(version)

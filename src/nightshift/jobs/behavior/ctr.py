@@ -19,9 +19,11 @@ import polars as pl
 
 from nightshift.modeling import FnFormat
 from nightshift.modeling import metrics as mm
+from nightshift.selection import Judge, challenge
 from nightshift.tables import CHANNELS, DEVICES
 
 HOLDOUT_DAYS = 7
+JUDGE = Judge("log_loss", higher_is_better=False, min_rows=50)  # the one selection rule's terms
 PRIOR_WEIGHT = 200.0  # pseudo-impressions that pull a small campaign's CTR toward the overall rate
 NUMERIC = ["hour", "day_of_week", "prior_impressions", "prior_clicks", "prior_carts", "prior_purchases",
            "prior_sessions", "days_since_first_seen", "session_impressions_before"]
@@ -158,22 +160,10 @@ def fit_and_register(rows: pl.DataFrame, run_date: date, registry: Any, *, round
         training_window=(train_rows["day"].min(), train_rows["day"].max()), data_hash=data_hash(train_rows),
         features=FEATURES, params={**PARAMS, "rounds": rounds}, metrics=metrics, holdout=holdout_info,
     )
-    champion_value, champion_version, notes = None, registry.champion(), []
-    if champion_version and champion_version != version.version:
-        try:
-            champ = registry.load_champion(CTR_FORMAT)
-            champion_version = champ.version
-            notes += champ.warnings
-            champion_value = mm.log_loss(holdout["clicked"].to_numpy(), champ.model.predict(holdout))
-        except Exception as e:  # a broken champion is compared as "could not be evaluated"
-            notes.append(f"champion {champion_version} could not be scored on the holdout: {e}")
-    decision = registry.decide(version.version, metric="log_loss", challenger_value=metrics["log_loss"],
-                               champion_value=champion_value, higher_is_better=False,
-                               champion=champion_version, holdout=holdout_info)
-    scorer = model
-    if decision.champion != version.version:
-        loaded = registry.load_champion(CTR_FORMAT)
-        scorer, notes = loaded.model, notes + loaded.warnings
+    judged = challenge(registry, version, model, CTR_FORMAT, judge=JUDGE,
+                       holdout_after=lambda end: holdout.filter(pl.col("day") > end),
+                       score=lambda scorer, rows: mm.log_loss(rows["clicked"].to_numpy(), scorer.predict(rows)))
+    decision, scorer, notes = judged.decision, judged.model, judged.notes
     return {"evaluation": ev, "metrics": metrics, "version": version.version, "decision": decision,
             "scorer": scorer, "scorer_version": decision.champion, "holdout": holdout, "baseline": baseline,
             "train_rows": train_rows.height, "notes": notes}

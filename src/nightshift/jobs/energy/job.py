@@ -19,7 +19,7 @@ import polars as pl
 from nightshift.jobs import JobContext, JobResult
 from nightshift.jobs.energy import baselines, dataset, report
 from nightshift.modeling import KERAS
-from nightshift.registry import ModelLoadError
+from nightshift.selection import Judge, challenge
 
 METRIC = "holdout_mae_kwh"
 COVERAGE = 0.9  # forecast interval: nominal coverage, calibrated on validation residuals
@@ -75,8 +75,7 @@ def run(ctx: JobContext) -> JobResult:
         extra={"device": info.describe(), "epochs": trained.epochs, "train_seconds": trained.seconds,
                "validation": trained.validation, "fit_end": fit_end, "base": "day-type profile"},
     )
-    model, version, decision = _champion_challenger(ctx, reg, challenger, trained.model, series, split, hold_w,
-                                                    hold_mae["network"], warnings)
+    model, version, decision = _champion_challenger(reg, challenger, trained.model, series, hold_w, warnings)
     if version != challenger.version:
         hold_pred["network (champion in use)"] = network.predict(model, hold_w)
         hold_mae["network (champion in use)"] = baselines.mae(baselines.to_kwh(hold_pred["network (champion in use)"], hold_w), hold_w)
@@ -138,42 +137,26 @@ def _hour(series: dataset.Series, i: int):
     return series.hours[int(i)].astype("datetime64[us]").item()
 
 
-def _champion_challenger(ctx, reg, challenger, challenger_model, series, split, hold_w, challenger_mae, warnings):
-    """Judge the challenger against the champion on holdout forecasts neither model was fitted on."""
-    champion = None
-    try:
-        champion = reg.load_champion(KERAS)
-        warnings += champion.warnings
-    except ModelLoadError as e:
-        if reg.champion() is not None:
-            warnings.append(str(e))
-    if champion is None or champion.version == challenger.version:
-        d = reg.decide(challenger.version, metric=METRIC, challenger_value=challenger_mae, champion_value=None,
-                       higher_is_better=False)
-        return challenger_model, challenger.version, d.reason
+def _champion_challenger(reg, challenger, challenger_model, series, hold_w, warnings):
+    """Judge the challenger against the champion (the one rule, `nightshift.selection`) on holdout
+    forecasts whose origin is after every candidate's training data."""
     from nightshift.jobs.energy import network
 
-    champ_end = champion.metadata.get("extra", {}).get("fit_end")
-    ok = np.ones(len(hold_w), dtype=bool)
-    if champ_end:  # a champion trained on later data (a backfill) has seen part of this holdout
-        origin_hours = series.hours[hold_w.origin].astype("datetime64[h]")
-        ok = origin_hours > np.datetime64(str(champ_end)[:19], "h")
-    if ok.sum() < MIN_COMPARE_ORIGINS * len(series.regions) or \
-            champion.metadata.get("features") != challenger.metadata.get("features"):
-        why = ("its inputs differ from tonight's" if ok.sum() >= MIN_COMPARE_ORIGINS * len(series.regions)
-               else "too few holdout forecasts are newer than its training data")
-        reg.decide(challenger.version, metric=METRIC, challenger_value=challenger_mae, champion_value=None,
-                   higher_is_better=False, champion=champion.version)
-        return challenger_model, challenger.version, f"champion {champion.version} could not be compared ({why})"
-    sub = hold_w.subset(ok)
-    champ_mae = baselines.mae(baselines.to_kwh(network.predict(champion.model, sub), sub), sub)
-    chall_mae = baselines.mae(baselines.to_kwh(network.predict(challenger_model, sub), sub), sub)
-    d = reg.decide(challenger.version, metric=METRIC, challenger_value=chall_mae, champion_value=champ_mae,
-                   higher_is_better=False, champion=champion.version,
-                   holdout={"forecasts": int(ok.sum())})
-    if d.promoted:
-        return challenger_model, challenger.version, d.reason
-    return champion.model, champion.version, d.reason
+    origin_hours = series.hours[hold_w.origin].astype("datetime64[h]")
+    judged = challenge(
+        reg, challenger, challenger_model, KERAS,
+        judge=Judge(METRIC, higher_is_better=False, min_rows=MIN_COMPARE_ORIGINS * len(series.regions)),
+        holdout_after=lambda end: hold_w.subset(origin_hours > end),
+        score=lambda model, w: baselines.mae(baselines.to_kwh(network.predict(model, w), w), w),
+        until=_fit_end, compatible=lambda meta: meta.get("features") == challenger.metadata.get("features"))
+    warnings += judged.notes
+    return judged.model, judged.version, judged.decision.reason
+
+
+def _fit_end(metadata: dict) -> np.datetime64:
+    """The last hour a version's training targets reached (the start of time if not recorded)."""
+    end = metadata.get("extra", {}).get("fit_end")
+    return np.datetime64(str(end)[:19], "h") if end else np.datetime64("1970-01-01T00", "h")
 
 
 def _forecast_frame(series, live, pred, lo, hi, start, version) -> pl.DataFrame:

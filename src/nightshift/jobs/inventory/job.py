@@ -20,7 +20,9 @@ import polars as pl
 
 from nightshift.jobs import JobContext, JobResult
 from nightshift.jobs.inventory import demand, policy, report, simulation
+from nightshift.selection import Judge, challenge
 
+JUDGE = Judge("pinball", higher_is_better=False, min_rows=100)  # the one selection rule's terms
 HOLDOUT_DAYS = 120  # model holdout and policy replay: the last ~4 months, unseen by training
 TRAIN_EVERY = 2  # train on every 2nd origin day: neighbouring lead-time targets overlap almost fully
 SPIKE_FACTOR = 10  # a day above 10x the 28-day median (and 20 units) is flagged as a spike
@@ -49,21 +51,13 @@ def _train_and_register(ctx: JobContext, feat: pl.DataFrame, holdout_days: int,
         data_hash=demand.data_hash(train), features=demand.FEATURES, params={**demand.DEFAULT_PARAMS, **(params or {})},
         metrics=metrics, holdout=holdout_info, extra={"trained_with": challenger.booster.attr("trained_with")},
     )
-    champion_value, champion_model, champion_version = None, None, ctx.registry.champion()
-    if champion_version and champion_version != mv.version:
-        try:
-            loaded = ctx.registry.load_champion(demand.FORMAT)
-            notes.extend(loaded.warnings)
-            champion_model, champion_version = loaded.model, loaded.version
-            if champion_model.features == demand.FEATURES:
-                champion_value = demand.evaluate(champion_model, hold)["pinball"]
-        except Exception as e:  # a broken champion must not stop tonight's orders
-            notes.append(f"the champion model could not be used: {e}")
-    decision = ctx.registry.decide(mv.version, metric="pinball", challenger_value=quality["pinball"],
-                                   champion_value=champion_value, higher_is_better=False,
-                                   champion=champion_version, holdout=holdout_info)
-    use_champion = not decision.promoted and champion_model is not None and decision.champion != mv.version
-    model, version = (champion_model, decision.champion) if use_champion else (challenger, mv.version)
+    judged = challenge(ctx.registry, mv, challenger, demand.FORMAT, judge=JUDGE,
+                       holdout_after=lambda end: hold.filter(pl.col("date") > end),
+                       score=lambda model, rows: demand.evaluate(model, rows)["pinball"],
+                       compatible=lambda meta: meta.get("features") == demand.FEATURES)
+    notes += judged.notes
+    decision, model, version = judged.decision, judged.model, judged.version
+    use_champion = version != mv.version
     if use_champion:
         quality = demand.evaluate(model, hold, base)
     quality.update(decision=decision.reason, version=version, cutoff=cutoff, train_rows=train.height)

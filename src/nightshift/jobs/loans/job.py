@@ -19,12 +19,12 @@ from nightshift.jobs.loans.features import data_hash, time_split
 from nightshift.jobs.loans.model import LOANS_FORMAT, LoansModel, fit_baseline, fit_model
 from nightshift.modeling import metrics
 from nightshift.modeling.xgb import xgb_device
-from nightshift.registry import ModelLoadError
+from nightshift.selection import Judge, challenge
 
 log = logging.getLogger(__name__)
 PENDING_DAYS = 30  # an application with no outcome row this long after applying is still undecided
 METRIC = "auc"  # the champion/challenger metric (higher is better); settings.champion_margin applies
-MIN_COMPARE_ROWS = 100
+JUDGE = Judge(METRIC, higher_is_better=True, min_rows=100)
 PORTFOLIO_EPSILON = 0.1
 PORTFOLIO_MAX_ROWS = 1  # K: applications one applicant may contribute per night (more are sampled away)
 
@@ -52,39 +52,21 @@ def run(ctx: JobContext) -> JobResult:
                "trained_with": challenger_model.info.get("trained_with")},
     )
 
-    champion = None
-    try:
-        champion = reg.load_champion(LOANS_FORMAT)
-        warnings += champion.warnings
-    except ModelLoadError as e:
-        if reg.champion() is not None:  # there is a champion, but nothing of it loads
-            warnings.append(str(e))
-
-    # Judge both on the same holdout rows, after both models' fitting windows (never seen by either).
-    after = max(split.window("valid")[1],
-                _fit_end(champion.metadata) if champion and champion.version != challenger.version else split.window("valid")[1])
-    compare = split.holdout.filter(pl.col("application_date") > after)
+    # One rule (nightshift.selection): judged on holdout applications newer than every model's training.
+    judged = challenge(reg, challenger, challenger_model, LOANS_FORMAT, judge=JUDGE,
+                       holdout_after=lambda end: split.holdout.filter(pl.col("application_date") > end),
+                       score=lambda model, rows: metrics.auc(rows["defaulted"].to_numpy(), model.predict(rows)),
+                       rows=_decidable_rows)
+    warnings += judged.notes
+    compare = judged.holdout
     y_cmp = compare["defaulted"].to_numpy()
     preds = {"challenger": challenger_model.predict(compare)}
-    if champion and champion.version != challenger.version:
-        preds["champion"] = champion.model.predict(compare)
+    if judged.champion is not None and judged.champion.version != challenger.version:
+        preds["champion"] = judged.champion.model.predict(compare)
     preds["baseline (logistic)"] = baseline.predict(compare)
-
-    if champion and champion.version != challenger.version and (len(y_cmp) < MIN_COMPARE_ROWS or len(set(y_cmp)) < 2):
-        promoted, reason = False, (f"only {len(y_cmp)} holdout applications are newer than both models' training "
-                                   f"windows; champion {champion.version} kept")
-        scoring_model, scoring_version = champion.model, champion.version
-    else:
-        champ_value = metrics.auc(y_cmp, preds["champion"]) if "champion" in preds else None
-        decision = reg.decide(
-            challenger.version, metric=METRIC, challenger_value=metrics.auc(y_cmp, preds["challenger"]),
-            champion_value=champ_value, higher_is_better=True, champion=champion.version if champion else None,
-            holdout={"start": compare["application_date"].min(), "end": compare["application_date"].max(), "rows": len(y_cmp)},
-        )
-        promoted, reason = decision.promoted, decision.reason
-        use_challenger = promoted or champion is None or champion.version == challenger.version
-        scoring_model: LoansModel = challenger_model if use_challenger else champion.model
-        scoring_version = challenger.version if use_challenger else champion.version
+    promoted, reason = judged.decision.promoted, judged.decision.reason
+    scoring_model: LoansModel = judged.model
+    scoring_version = judged.version
 
     # Score tonight's applications with the champion.
     p = scoring_model.predict(to_score) if to_score.height else np.array([])
@@ -146,10 +128,9 @@ def run(ctx: JobContext) -> JobResult:
                      warnings=warnings, extra={"device": xgb_device(), "challenger": challenger.version})
 
 
-def _fit_end(metadata: dict):
-    from datetime import date
-
-    return date.fromisoformat(metadata["training_window"]["end"])
+def _decidable_rows(rows: pl.DataFrame) -> int:
+    """Holdout applications an AUC can be judged on: none unless both outcomes occur."""
+    return rows.height if rows["defaulted"].n_unique() == 2 else 0
 
 
 def _portfolio(ctx: JobContext, scored: pl.DataFrame, p: np.ndarray, model: LoansModel) -> tuple[list[dict], str | None]:
