@@ -137,7 +137,7 @@ def test_second_night_keeps_segment_ids_and_a_champion(tiny: dict, tmp_path: Pat
     assert seg["previous_day"] == (END - timedelta(days=1)).isoformat()
     assert seg["matched"] >= min(first.summary["segments"], second.summary["segments"])
     assert second.models["ctr"].startswith("v0")
-    assert (tmp_path / "models" / "behavior" / "segments" / f"{END}.json").exists()
+    assert (tmp_path / "models" / "behavior" / "state" / "segments" / f"{END}.json").exists()
 
 
 @pytest.mark.slow

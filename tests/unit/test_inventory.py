@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
@@ -17,6 +18,7 @@ from nightshift.demo import sales as demo_sales
 from nightshift.jobs import JobContext
 from nightshift.jobs.inventory import job
 from nightshift.settings import load_settings
+from nightshift.state import JobState
 from nightshift.tables import TABLES
 from nightshift.warehouse import Warehouse
 
@@ -139,11 +141,13 @@ def test_page_renders_escaped(night) -> None:
 
 def test_inbound_from_earlier_order_lists(night, tmp_path: Path) -> None:
     result, ctx = night
-    earlier = tmp_path / "reports" / (D - timedelta(days=1)).isoformat() / "inventory"
-    earlier.mkdir(parents=True)
-    pl.DataFrame({"warehouse_id": ["W01", "W01"], "product_id": ["P0002", "P0002"], "order_qty": [40.0, 7.0],
-                  "arrives_on": [D + timedelta(days=2), D]}).write_parquet(earlier / "orders.parquet")
-    inbound, nights = job._inbound(tmp_path / "reports", D, 5)
+    store = JobState(tmp_path / "models", "inventory")
+    store.save_frame(job.ORDERS, D - timedelta(days=1), pl.DataFrame({
+        "warehouse_id": ["W01", "W01"], "product_id": ["P0002", "P0002"], "order_qty": [40.0, 7.0],
+        "arrives_on": [D + timedelta(days=2), D]}))
+    store.save_frame(job.ORDERS, D, pl.DataFrame({  # tonight's own orders: not inbound for tonight
+        "warehouse_id": ["W01"], "product_id": ["P0002"], "order_qty": [99.0], "arrives_on": [D + timedelta(days=3)]}))
+    inbound, nights = job._inbound(SimpleNamespace(run_date=D, state=store), 5)
     assert nights == 1 and inbound.to_dicts() == [{"warehouse_id": "W01", "product_id": "P0002", "inbound": 40.0}]
 
 

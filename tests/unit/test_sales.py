@@ -13,6 +13,7 @@ from nightshift.demo.sales import generate
 from nightshift.jobs import JobContext
 from nightshift.jobs.sales import job, sarima
 from nightshift.settings import load_settings
+from nightshift.state import JobState
 from nightshift.warehouse import Warehouse
 
 END = date(2026, 3, 31)
@@ -76,8 +77,8 @@ def test_the_next_night_starts_from_the_state_and_reuses_the_backtest_parameters
     first = job.run(JobContext("sales", before, settings, wh, out_dir=tmp_path / "before"))
     res = job.run(JobContext("sales", END, settings, wh, out_dir=tmp_path / "tonight"))
     assert res.extra["orders_selected"] == 0 and res.extra["warm_starts"] == res.summary["sarima"] >= 1
-    _, kept = state.load(settings.models_dir, END)  # what the night before saved
-    _, now = state.load(settings.models_dir, END + timedelta(days=1))  # what tonight saved
+    _, kept = state.load(JobState(settings.models_dir, "sales"), END)  # what the night before saved
+    _, now = state.load(JobState(settings.models_dir, "sales"), END + timedelta(days=1))  # what tonight saved
     assert now.keys() == kept.keys() and len(now) == first.summary["sarima"]
     for key, entry in now.items():  # tonight refits its model but not the backtest's (no re-selection)
         assert entry.backtest[0] == kept[key].backtest[0]

@@ -12,6 +12,7 @@ from nightshift.demo import SIZES
 from nightshift.demo.sales import generate
 from nightshift.jobs.sales import history, state
 from nightshift.jobs.sales.sarima import Spec
+from nightshift.state import JobState
 from nightshift.tables import TABLES
 from nightshift.warehouse import Warehouse
 
@@ -116,14 +117,14 @@ def test_history_is_replaced_per_run_date_and_scored_against_later_actuals(tmp_p
 def test_state_is_read_from_the_newest_earlier_night(tmp_path):
     spec = Spec((1, 1, 1), (0, 1, 1, 7), True)
     d1, d2 = date(2026, 3, 1), date(2026, 3, 5)
-    state.save(tmp_path, d1, {"a/b": state.Cached(spec, d1, np.array([0.1, 0.2, 0.3, 0.4]))})
+    state.save(JobState(tmp_path, "sales"), d1, {"a/b": state.Cached(spec, d1, np.array([0.1, 0.2, 0.3, 0.4]))})
     kept = Spec((1, 1, 1), (0, 1, 1, 7), False)  # the backtest's window had no promotions
-    state.save(tmp_path, d2, {"a/b": state.Cached(spec, d1, np.array([0.5, 0.2, 0.3, 0.4]),
+    state.save(JobState(tmp_path, "sales"), d2, {"a/b": state.Cached(spec, d1, np.array([0.5, 0.2, 0.3, 0.4]),
                                                   (kept, np.array([0.3, 0.2, 0.1])))})
-    assert state.load(tmp_path, d1) == (None, {})  # a rerun of d1 must not see its own or later state
-    when, entries = state.load(tmp_path, d2)
+    assert state.load(JobState(tmp_path, "sales"), d1) == (None, {})  # a rerun of d1 must not see its own or later state
+    when, entries = state.load(JobState(tmp_path, "sales"), d2)
     assert when == d1 and entries["a/b"].spec == spec and entries["a/b"].params[0] == 0.1
-    when, entries = state.load(tmp_path, date(2026, 3, 6))
+    when, entries = state.load(JobState(tmp_path, "sales"), date(2026, 3, 6))
     assert when == d2 and entries["a/b"].params[0] == 0.5
     assert entries["a/b"].backtest[0] == kept and entries["a/b"].backtest[1].tolist() == [0.3, 0.2, 0.1]
     assert not state.needs_selection(entries["a/b"], d1 + timedelta(days=6))

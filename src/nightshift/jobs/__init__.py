@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from nightshift.privacy import PrivacyLayer
     from nightshift.registry import ModelRegistry
     from nightshift.settings import Settings
+    from nightshift.state import JobState
     from nightshift.warehouse import Warehouse
 
 
@@ -117,6 +118,13 @@ class JobContext:
         from nightshift.privacy import PrivacyLayer
 
         return PrivacyLayer(self.warehouse, self.settings, job=self.job, run_date=self.run_date)
+
+    @cached_property
+    def state(self) -> JobState:
+        """Earlier nights' results of this job, read point in time (before the run date)."""
+        from nightshift.state import JobState
+
+        return JobState(self.settings.models_dir, self.job)
 
     @cached_property
     def registry(self) -> ModelRegistry:

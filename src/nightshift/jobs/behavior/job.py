@@ -37,9 +37,9 @@ def _segments(ctx: JobContext, features: pl.DataFrame, warnings: list[str]) -> s
     if features.height < 20:
         warnings.append(f"segments skipped: only {'a handful of' if features.height else 'no'} active users")
         return None
-    previous, prev_day = segments.load_previous(ctx.settings.models_dir, ctx.run_date)
+    previous, prev_day = segments.load_previous(ctx.state, ctx.run_date)
     seg = segments.segment(features, previous, seed=ctx.settings.seed)
-    segments.save(ctx.settings.models_dir, ctx.run_date, seg)
+    segments.save(ctx.state, ctx.run_date, seg)
     seg.previous_day = prev_day  # type: ignore[attr-defined]
     return seg
 

@@ -4,14 +4,12 @@ k is chosen by silhouette (on a sample, to stay fast) within `K_RANGE`. Segment 
 stable across nights: tonight's centroids are matched to the last saved centroids before the run
 date by a minimum-cost assignment (Hungarian method), so "segment 2" means the same kind of user
 tomorrow. Centroids are saved in raw feature units (the scaler changes nightly) under
-`<models_dir>/behavior/segments/<run_date>.json`; they never go into a report.
+the job's state store (`nightshift.state`, name "segments"); they never go into a report.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -19,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from nightshift.state import JobState
 from nightshift.tables import CHANNELS
 
 K_RANGE = (2, 8)
+NAME = "segments"  # the centroids' name in the job's state store
 SILHOUETTE_SAMPLE = 2000
 SHARES = [f"share_{c}" for c in CHANNELS]
 # Heavy-tailed counts and money enter on a log scale, so one big spender doesn't own a centroid.
@@ -122,35 +122,21 @@ def _segment(users: pl.DataFrame, previous: dict[int, list[float]] | None, seed:
     return Segmentation(labels, centroids, k, scores, matched)
 
 
-def store_dir(models_dir: Path) -> Path:
-    """Where nightly centroids live."""
-    return Path(models_dir) / "behavior" / "segments"
-
-
-def load_previous(models_dir: Path, run_date: date) -> tuple[dict[int, list[float]] | None, str | None]:
+def load_previous(store: JobState, run_date: date) -> tuple[dict[int, list[float]] | None, str | None]:
     """The last saved centroids strictly before `run_date` (so a backfill matches its own past)."""
-    folder = store_dir(models_dir)
-    if not folder.is_dir():
+    found = store.latest(NAME, before=run_date)
+    if found is None:
         return None, None
-    days = sorted(p.stem for p in folder.glob("*.json") if p.stem < run_date.isoformat())
-    if not days:
-        return None, None
-    data = json.loads((folder / f"{days[-1]}.json").read_text())
+    day, data = found
     if data.get("features") != FEATURES:
         return None, None  # features changed: ids start afresh
-    return {int(k): v for k, v in data["centroids"].items()}, days[-1]
+    return {int(k): v for k, v in data["centroids"].items()}, day.isoformat()
 
 
-def save(models_dir: Path, run_date: date, seg: Segmentation) -> Path:
-    """Save tonight's centroids atomically (replace-by-rename)."""
-    folder = store_dir(models_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{run_date.isoformat()}.json"
-    tmp = folder / f".{path.name}.tmp"
-    tmp.write_text(json.dumps({"features": FEATURES, "k": seg.k, "silhouettes": seg.silhouettes,
-                               "centroids": {str(k): v for k, v in seg.centroids.items()}}, indent=1))
-    os.replace(tmp, path)
-    return path
+def save(store: JobState, run_date: date, seg: Segmentation) -> Path:
+    """Save tonight's centroids (replacing a rerun's)."""
+    return store.save(NAME, run_date, {"features": FEATURES, "k": seg.k, "silhouettes": seg.silhouettes,
+                                       "centroids": {str(k): v for k, v in seg.centroids.items()}})
 
 
 def describe(profile: dict[str, float | None], window_days: int, top_channel: str | None) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from datetime import date, timedelta
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -23,6 +22,7 @@ from nightshift.jobs.inventory import demand, policy, report, simulation
 from nightshift.selection import Judge, challenge
 
 JUDGE = Judge("pinball", higher_is_better=False, min_rows=100)  # the one selection rule's terms
+ORDERS = "orders"  # the orders placed each night, in the job's state store
 HOLDOUT_DAYS = 120  # model holdout and policy replay: the last ~4 months, unseen by training
 TRAIN_EVERY = 2  # train on every 2nd origin day: neighbouring lead-time targets overlap almost fully
 SPIKE_FACTOR = 10  # a day above 10x the 28-day median (and 20 units) is flagged as a spike
@@ -81,16 +81,16 @@ def _empirical(feat: pl.DataFrame, rows: pl.DataFrame, as_of: date) -> np.ndarra
     return demand.baseline(feat, rows, as_of)
 
 
-def _inbound(reports_dir: Path, d: date, max_lead: int) -> tuple[pl.DataFrame, int]:
-    """Units ordered on earlier nights (our own published order lists) that arrive after D."""
-    paths = [p for k in range(1, max_lead + 1)
-             if (p := reports_dir / (d - timedelta(days=k)).isoformat() / "inventory" / "orders.parquet").exists()]
-    if not paths:
+def _inbound(ctx: JobContext, max_lead: int) -> tuple[pl.DataFrame, int]:
+    """Units ordered on the `max_lead` nights before D (kept in the job's state) that arrive after D."""
+    d = ctx.run_date
+    nights = ctx.state.frames(ORDERS, since=d - timedelta(days=max_lead), before=d)
+    if not nights:
         return pl.DataFrame(schema={"warehouse_id": pl.String, "product_id": pl.String, "inbound": pl.Float64}), 0
-    frame = pl.concat([pl.read_parquet(p, columns=[*KEYS, "order_qty", "arrives_on"]) for p in paths])
+    frame = pl.concat([orders.select(*KEYS, "order_qty", "arrives_on") for _, orders in nights])
     inbound = (frame.filter(pl.col("arrives_on") > d).group_by(KEYS)
                .agg(pl.col("order_qty").sum().cast(pl.Float64).alias("inbound")))
-    return inbound, len(paths)
+    return inbound, len(nights)
 
 
 def plan(feat: pl.DataFrame, model: demand.QuantileDemandModel | None, d: date, target: float,
@@ -191,7 +191,7 @@ def run(ctx: JobContext, *, holdout_days: int = HOLDOUT_DAYS, params: dict | Non
     warnings: list[str] = []
     model, quality, models, notes = _train_and_register(ctx, feat, holdout_days, params)
     warnings += notes
-    inbound, nights = _inbound(ctx.settings.reports_dir, d, int(feat["lead_time_days"].max() or 1))
+    inbound, nights = _inbound(ctx, int(feat["lead_time_days"].max() or 1))
     policy = plan(feat, model, d, target, inbound)
     orders = (policy.filter(pl.col("order_qty") > 0)
               .select(*KEYS, "order_qty", "order_value", "position", "reorder_point", "order_up_to",
@@ -201,6 +201,7 @@ def run(ctx: JobContext, *, holdout_days: int = HOLDOUT_DAYS, params: dict | Non
               .sort("order_value", descending=True))
     ctx.write_parquet("policy", policy)
     ctx.write_parquet("orders", orders)
+    ctx.state.save_frame(ORDERS, d, orders)  # tomorrow's inbound stock
     sim = replay(feat, model, d, target, min(holdout_days, 120))
     if sim is None:
         warnings.append("the policy replay was skipped: no series has a model forecast for the whole window")

@@ -38,7 +38,7 @@ def run(ctx: JobContext) -> JobResult:
     frame = ctx.sql("series", history_days=HISTORY_DAYS, retire_days=RETIRE_DAYS)
     status = ctx.sql("series_status", retire_days=RETIRE_DAYS)
     future = ctx.sql("future_promotions", horizon=HORIZON)
-    cache_date, cache = state.load(ctx.settings.models_dir, d)
+    cache_date, cache = state.load(ctx.state, d)
     tasks = build_tasks(frame, future, cache, run_date=d, horizon=HORIZON, fit_days=FIT_DAYS,
                         reselect_days=ctx.settings.sales_reselect_days,
                         origins=backtest.origins(N_ORIGINS, HORIZON))
@@ -47,7 +47,7 @@ def run(ctx: JobContext) -> JobResult:
         results: list[SeriesResult] = mapper.map(run_task, tasks)
         workers = getattr(mapper, "workers", 1)
     fit_seconds = time.perf_counter() - t_fit
-    state.save(ctx.settings.models_dir, d, next_state(results, cache, d))
+    state.save(ctx.state, d, next_state(results, cache, d))
 
     forecast = forecast_frame(results, d)
     ctx.write_parquet("forecast", forecast.drop("naive", "scale"))

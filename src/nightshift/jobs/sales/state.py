@@ -1,7 +1,7 @@
 """The SARIMA cache: each series' selected order and last parameters, one JSON file per night.
 
-Files live in `<home>/models/sales/state/<D>.json`. A run for D reads the newest file dated
-*before* D, so a rerun of D starts from the same state (idempotent) and a backfill never sees
+It is kept in the job's state store (`nightshift.state`, name "orders"). A run for D reads the
+newest state saved *before* D, so a rerun of D starts from the same state (idempotent) and a backfill never sees
 orders chosen on later data. Orders are re-selected when they are older than `RESELECT_DAYS`.
 The backtest's parameters (estimated at the earliest backtest origin) are kept with the order and
 re-estimated with it: estimated on data before an origin that is at most `RESELECT_DAYS` older
@@ -10,9 +10,6 @@ than tonight's earliest origin, they still never see a day they are scored on.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -20,9 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from nightshift.jobs.sales.sarima import Spec
+from nightshift.state import JobState
 
 RESELECT_DAYS = 7  # default (settings.sales_reselect_days): orders weekly, parameters nightly
 KEEP_FILES = 60
+NAME = "orders"  # the state's name in the job's store
 
 
 @dataclass
@@ -36,27 +35,19 @@ class Cached:
     backtest: tuple[Spec, np.ndarray] | None = None  # spec and parameters
 
 
-def state_dir(models_dir: Path) -> Path:
-    """Where the sales job keeps its nightly SARIMA state."""
-    return models_dir / "sales" / "state"
-
-
-def load(models_dir: Path, run_date: date) -> tuple[date | None, dict[str, Cached]]:
+def load(store: JobState, run_date: date) -> tuple[date | None, dict[str, Cached]]:
     """The newest state saved before `run_date` (its date and entries), or (None, {})."""
-    folder = state_dir(models_dir)
-    if not folder.exists():
+    found = store.latest(NAME, before=run_date)
+    if found is None:
         return None, {}
-    dates = sorted(d for d in (_parse(p.stem) for p in folder.glob("*.json")) if d is not None and d < run_date)
-    if not dates:
-        return None, {}
-    raw = json.loads((folder / f"{dates[-1].isoformat()}.json").read_text())
+    day, raw = found
     out = {}
     for key, e in raw.get("series", {}).items():
         params = np.asarray(e["params"], float) if e.get("params") else None
         bt = e.get("backtest")
         out[key] = Cached(Spec.from_json(e["spec"]), date.fromisoformat(e["selected_on"]), params,
                           (Spec.from_json(bt["spec"]), np.asarray(bt["params"], float)) if bt else None)
-    return dates[-1], out
+    return day, out
 
 
 def needs_selection(entry: Cached | None, run_date: date, every_days: int = RESELECT_DAYS) -> bool:
@@ -64,10 +55,8 @@ def needs_selection(entry: Cached | None, run_date: date, every_days: int = RESE
     return entry is None or (run_date - entry.selected_on).days >= every_days
 
 
-def save(models_dir: Path, run_date: date, entries: dict[str, Cached]) -> Path:
-    """Write tonight's state atomically (replacing a rerun's) and prune old nights."""
-    folder = state_dir(models_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+def save(store: JobState, run_date: date, entries: dict[str, Cached]) -> Path:
+    """Write tonight's state (replacing a rerun's) and keep the newest nights only."""
     payload = {
         "run_date": run_date.isoformat(),
         "series": {
@@ -78,18 +67,4 @@ def save(models_dir: Path, run_date: date, entries: dict[str, Cached]) -> Path:
             for key, e in sorted(entries.items())
         },
     }
-    path = folder / f"{run_date.isoformat()}.json"
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh)
-    os.replace(tmp, path)
-    for old in sorted(folder.glob("*.json"))[:-KEEP_FILES]:
-        old.unlink(missing_ok=True)
-    return path
-
-
-def _parse(stem: str) -> date | None:
-    try:
-        return date.fromisoformat(stem)
-    except ValueError:
-        return None
+    return store.save(NAME, run_date, payload, keep=KEEP_FILES)
