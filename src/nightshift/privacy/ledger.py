@@ -94,6 +94,18 @@ def last_good(cur: duckdb.DuckDBPyConnection, job: str, name: str, run_date: dat
     ).fetchall())
 
 
+def nightly(cur: duckdb.DuckDBPyConnection, job: str, name: str, start: date, end: date) -> list[tuple[date, pl.DataFrame]]:
+    """The stored releases of `job`/`name` made on the nights `start`..`end`, oldest first; when a
+    night released more than once (changed input), its newest."""
+    rows = cur.sql(
+        "select run_date, payload from _privacy_releases where job = $job and release_name = $name "
+        "and run_date between $start and $end qualify row_number() over "
+        "(partition by run_date order by created_at desc) = 1 order by run_date",
+        params={"job": job, "name": name, "start": start, "end": end},
+    ).fetchall()
+    return [(night, pl.read_ipc(io.BytesIO(payload))) for night, payload in rows]
+
+
 @dataclass(frozen=True)
 class Charge:
     """What one release costs and where it is recorded."""

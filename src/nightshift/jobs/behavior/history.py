@@ -8,7 +8,6 @@ weekly releases. Nothing here draws noise or writes to the ledger; it only reads
 
 from __future__ import annotations
 
-import io
 from datetime import date, timedelta
 from typing import Any
 
@@ -25,15 +24,8 @@ def stored_series(cur: Any, job: str, name: str, run_date: date, days: int, colu
     """
     if not ledger.has_tables(cur):
         return None
-    rows = cur.sql(
-        "select run_date, payload from _privacy_releases where job = $job and release_name = $name "
-        "and run_date between $start and $end qualify row_number() over "
-        "(partition by run_date order by created_at desc) = 1 order by run_date",
-        params={"job": job, "name": name, "start": run_date - timedelta(days=days - 1), "end": run_date},
-    ).fetchall()
     parts = []
-    for night, payload in rows:
-        t = pl.read_ipc(io.BytesIO(payload))
+    for night, t in ledger.nightly(cur, job, name, run_date - timedelta(days=days - 1), run_date):
         if not set(columns) <= set(t.columns):
             continue  # a release of an older declaration: not part of this series
         parts.append(t.filter(pl.col("day") == night).select(columns))
