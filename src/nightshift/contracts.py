@@ -1,6 +1,6 @@
 """Data contracts: every row of a partition is either good or quarantined with the rule it broke.
 
-The staging SQL (`sql/staging/stg_<table>.sql`) types and normalises the raw rows; the rules
+The staging projection (`staging_sql`, generated from the table's spec) types and normalises the raw rows; the rules
 here come from the table's declaration in `nightshift.tables`: wrong types, nulls in required
 columns, enums, ranges, dates outside the partition, duplicates (within the drop and against
 rows already loaded from other days) and references to other tables.
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
-from nightshift.tables import TableSpec, spec
-from nightshift.warehouse import Warehouse, sql_text
+from nightshift.tables import Column, TableSpec, spec
+from nightshift.warehouse import Warehouse
 
 
 @dataclass
@@ -85,6 +85,24 @@ def _mark(frame: pl.DataFrame, rules: list[Rule], broken: pl.Expr, rule: Rule) -
                               .alias("_rule_no"))
 
 
+def _typed(c: Column) -> str:
+    """One column's staging expression: cast (a value that does not fit becomes null, and the contract
+    quarantines the row as a wrong type), text trimmed, an empty optional text null, enums lower case."""
+    if c.type != "VARCHAR":
+        cast = f"try_cast({c.name} as {c.type.lower()})"
+        return f"date_trunc('{c.truncate}', {cast})" if c.truncate else cast
+    text = f"trim(try_cast({c.name} as varchar))"
+    text = text if c.required else f"nullif({text}, '')"
+    return f"lower({text})" if c.enum else text
+
+
+def staging_sql(t: TableSpec) -> str:
+    """The typed staging projection of the registered `raw` rows, generated from the table's spec."""
+    # Identifiers and types come from the table registry, never from data or settings.
+    columns = ",\n        ".join(f"{_typed(c)} as {c.name}" for c in t.columns)
+    return f"select\n        _row,\n        {columns}\nfrom raw\norder by _row"  # noqa: S608
+
+
 def check(table: str, raw: pa.Table, warehouse: Warehouse) -> Checked:
     """Type, normalise and check rows of `table`; `raw` carries `_partition`, the drop each row came in.
 
@@ -97,7 +115,7 @@ def check(table: str, raw: pa.Table, warehouse: Warehouse) -> Checked:
     cur = warehouse.cursor
     cur.register("raw", raw)
     try:
-        typed = cur.sql(sql_text(f"staging/stg_{table}")).pl()
+        typed = cur.sql(staging_sql(t)).pl()
     finally:
         cur.unregister("raw")
     raw_pl = pl.from_arrow(raw)

@@ -26,6 +26,7 @@ class Column:
     min: float | None = None
     max: float | None = None
     min_exclusive: bool = False
+    truncate: str | None = None  # a TIMESTAMP kept to this unit (date_trunc), e.g. "hour" for meter readings
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             "energy",
             (
-                C("ts", "TIMESTAMP"),
+                C("ts", "TIMESTAMP", truncate="hour"),
                 C("meter_id", "VARCHAR"),
                 C("region", "VARCHAR"),
                 C("kwh", "DOUBLE", min=0),
