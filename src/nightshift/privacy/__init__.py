@@ -1,4 +1,4 @@
-"""Differentially private aggregates about people, with a persistent budget (see shared PRIVACY.md).
+"""Differentially private aggregates about people, with a persistent budget.
 
 Declare a `Release` (unit, public keys, measures, contribution bound K, ε) and call
 `PrivacyLayer.release(release, frame)`. Bounding happens in DuckDB SQL, noise is OpenDP's discrete
