@@ -15,10 +15,11 @@ import polars as pl
 
 from nightshift.jobs import JobContext, JobResult
 from nightshift.jobs.loans import report
-from nightshift.jobs.loans.features import data_hash, time_split
+from nightshift.jobs.loans.features import Split, data_hash, time_split
 from nightshift.jobs.loans.model import LOANS_FORMAT, LoansModel, fit_baseline, fit_model
 from nightshift.modeling import metrics
 from nightshift.modeling.xgb import xgb_device
+from nightshift.registry import ModelVersion
 from nightshift.selection import Judge, challenge
 
 log = logging.getLogger(__name__)
@@ -39,18 +40,8 @@ def run(ctx: JobContext) -> JobResult:
 
     challenger_model = fit_model(split, seed=ctx.settings.seed)
     baseline = fit_baseline(split)
-    y_hold = split.holdout["defaulted"].to_numpy()
     reg = ctx.registry
-    challenger = reg.save(
-        challenger_model, LOANS_FORMAT, run_date=ctx.run_date,
-        training_window=(split.window("train")[0], split.window("valid")[1]),
-        data_hash=data_hash(split.train.vstack(split.valid)), features=challenger_model.encoder.names,
-        params=challenger_model.info["params"],
-        metrics={k: v for k, v in metrics.binary_metrics(y_hold, challenger_model.predict(split.holdout)).items()},
-        holdout={"start": split.window("holdout")[0], "end": split.window("holdout")[1], "rows": split.holdout.height},
-        extra={"device": challenger_model.info["device"], "best_iteration": challenger_model.info["best_iteration"],
-               "trained_with": challenger_model.info.get("trained_with")},
-    )
+    challenger = _register(ctx, split, challenger_model)
 
     # One rule (nightshift.selection): judged on holdout applications newer than every model's training.
     judged = challenge(reg, challenger, challenger_model, LOANS_FORMAT, judge=JUDGE,
@@ -68,16 +59,7 @@ def run(ctx: JobContext) -> JobResult:
     scoring_model: LoansModel = judged.model
     scoring_version = judged.version
 
-    # Score tonight's applications with the champion.
-    p = scoring_model.predict(to_score) if to_score.height else np.array([])
-    contribs = scoring_model.contributions(to_score) if to_score.height else pl.DataFrame()
-    scores = pl.concat([
-        to_score.select("application_id", "application_date"),
-        pl.DataFrame({"probability_default": p, "risk_band": report.band_of(p) if len(p) else np.array([], str)}),
-        report.top_contributions(contribs) if to_score.height else pl.DataFrame(),
-    ], how="horizontal").with_columns(pl.lit(scoring_version).alias("model_version"),
-                                      pl.lit(ctx.run_date).alias("run_date"))
-    ctx.write_parquet("scores", scores)
+    p = _score(ctx, scoring_model, scoring_version, to_score)
 
     # Explanations on the holdout with the model that scores.
     p_hold = scoring_model.predict(compare)
@@ -126,6 +108,34 @@ def run(ctx: JobContext) -> JobResult:
     }
     return JobResult(summary=summary, context=context, models={"default_model": scoring_version},
                      warnings=warnings, extra={"device": xgb_device(), "challenger": challenger.version})
+
+
+def _register(ctx: JobContext, split: Split, model: LoansModel) -> ModelVersion:
+    """Store tonight's challenger with its training window, inputs and holdout metrics."""
+    y_hold = split.holdout["defaulted"].to_numpy()
+    return ctx.registry.save(
+        model, LOANS_FORMAT, run_date=ctx.run_date,
+        training_window=(split.window("train")[0], split.window("valid")[1]),
+        data_hash=data_hash(split.train.vstack(split.valid)), features=model.encoder.names,
+        params=model.info["params"],
+        metrics=metrics.binary_metrics(y_hold, model.predict(split.holdout)),
+        holdout={"start": split.window("holdout")[0], "end": split.window("holdout")[1], "rows": split.holdout.height},
+        extra={"device": model.info["device"], "best_iteration": model.info["best_iteration"],
+               "trained_with": model.info.get("trained_with")},
+    )
+
+
+def _score(ctx: JobContext, model: LoansModel, version: str, to_score: pl.DataFrame) -> np.ndarray:
+    """Score tonight's applications with the model in use; write scores.parquet; the probabilities."""
+    p = model.predict(to_score) if to_score.height else np.array([])
+    contribs = model.contributions(to_score) if to_score.height else pl.DataFrame()
+    scores = pl.concat([
+        to_score.select("application_id", "application_date"),
+        pl.DataFrame({"probability_default": p, "risk_band": report.band_of(p) if len(p) else np.array([], str)}),
+        report.top_contributions(contribs) if to_score.height else pl.DataFrame(),
+    ], how="horizontal").with_columns(pl.lit(version).alias("model_version"), pl.lit(ctx.run_date).alias("run_date"))
+    ctx.write_parquet("scores", scores)
+    return p
 
 
 def _decidable_rows(rows: pl.DataFrame) -> int:
