@@ -19,6 +19,7 @@ import polars as pl
 from nightshift.jobs import JobContext, JobResult
 from nightshift.jobs.energy import baselines, dataset, report
 from nightshift.modeling import KERAS
+from nightshift.registry import ModelVersion
 from nightshift.selection import Judge, challenge
 
 METRIC = "holdout_mae_kwh"
@@ -59,22 +60,7 @@ def run(ctx: JobContext) -> JobResult:
     hold_mae = {k: baselines.mae(baselines.to_kwh(p, hold_w), hold_w) for k, p in hold_pred.items()}
 
     reg = ctx.registry
-    fit_end = _hour(series, split.val[-1] + dataset.HORIZON - 1)
-    challenger = reg.save(
-        trained.model, KERAS, run_date=ctx.run_date,
-        training_window=(_hour(series, int(split.train[0]) - dataset.LOOKBACK).date(), fit_end.date()),
-        data_hash=dataset.data_fingerprint(series),
-        features=[f"past:{f}" for f in dataset.PAST_FEATURES] + [f"future:{f}" for f in dataset.FUTURE_FEATURES] + ["naive"]
-        + ["base:day-type profile"],
-        params=trained.params,
-        metrics={METRIC: hold_mae["network"], "holdout_wape": baselines.wape(baselines.to_kwh(hold_pred["network"], hold_w), hold_w),
-                 "baseline_seasonal_naive_mae": hold_mae["seasonal naive"],
-                 "baseline_linear_mae": hold_mae["linear (ridge)"]},
-        holdout={"start": _hour(series, split.holdout[0]), "end": _hour(series, len(series.hours) - 1),
-                 "forecasts": len(hold_w)},
-        extra={"device": info.describe(), "epochs": trained.epochs, "train_seconds": trained.seconds,
-               "validation": trained.validation, "fit_end": fit_end, "base": "day-type profile"},
-    )
+    challenger = _register(ctx, trained, info, series, split, hold_w, hold_pred, hold_mae)
     model, version, decision = _champion_challenger(reg, challenger, trained.model, series, hold_w, warnings)
     if version != challenger.version:
         hold_pred["network (champion in use)"] = network.predict(model, hold_w)
@@ -95,16 +81,7 @@ def run(ctx: JobContext) -> JobResult:
 
     privacy_rows, privacy_warn = report.privacy_releases(ctx, series.regions)
     warnings += privacy_warn
-    total_s = time.perf_counter() - t_start
-    training = {"device": ", ".join(info.devices), "strategy": info.name, "replicas": info.replicas,
-                "mixed precision": info.mixed_precision, "epochs run": trained.epochs,
-                "networks averaged": trained.params.get("members", 1),
-                "best epoch per network": ", ".join(map(str, trained.validation["best_epochs"])),
-                "network training seconds (Keras fit only)": round(trained.seconds, 1),
-                "training windows": len(train_w), "windows per second": round(trained.windows_per_s, 1),
-                "validation MAE, day-type profile (scaled)": round(trained.validation["mae_profile"], 4),
-                "validation MAE, network (scaled)": round(trained.validation["mae"], 4),
-                "ridge baseline fit seconds": round(linear_s, 1), "job seconds (everything)": round(total_s, 1)}
+    training = _training_rows(trained, info, len(train_w), linear_s, time.perf_counter() - t_start)
     context = {
         "model_version": version, "challenger_version": challenger.version, "decision": decision,
         "training": training, "split": _split_info(series, split),
@@ -131,6 +108,40 @@ def run(ctx: JobContext) -> JobResult:
              "imputed_temperature_hours": int(clean["temp_imputed"].sum())}
     return JobResult(summary=summary, context=context, models={"energy_load": version}, warnings=warnings,
                      extra=extra)
+
+
+def _register(ctx: JobContext, trained, info, series: dataset.Series, split: dataset.Split, hold_w,
+              hold_pred: dict, hold_mae: dict) -> ModelVersion:
+    """Store tonight's network with its training window (to the hour), inputs and holdout errors."""
+    fit_end = _hour(series, split.val[-1] + dataset.HORIZON - 1)
+    return ctx.registry.save(
+        trained.model, KERAS, run_date=ctx.run_date,
+        training_window=(_hour(series, int(split.train[0]) - dataset.LOOKBACK).date(), fit_end.date()),
+        data_hash=dataset.data_fingerprint(series),
+        features=[f"past:{f}" for f in dataset.PAST_FEATURES] + [f"future:{f}" for f in dataset.FUTURE_FEATURES] + ["naive"]
+        + ["base:day-type profile"],
+        params=trained.params,
+        metrics={METRIC: hold_mae["network"], "holdout_wape": baselines.wape(baselines.to_kwh(hold_pred["network"], hold_w), hold_w),
+                 "baseline_seasonal_naive_mae": hold_mae["seasonal naive"],
+                 "baseline_linear_mae": hold_mae["linear (ridge)"]},
+        holdout={"start": _hour(series, split.holdout[0]), "end": _hour(series, len(series.hours) - 1),
+                 "forecasts": len(hold_w)},
+        extra={"device": info.describe(), "epochs": trained.epochs, "train_seconds": trained.seconds,
+               "validation": trained.validation, "fit_end": fit_end, "base": "day-type profile"},
+    )
+
+
+def _training_rows(trained, info, train_windows: int, linear_s: float, total_s: float) -> dict:
+    """How the network was trained, for the page."""
+    return {"device": ", ".join(info.devices), "strategy": info.name, "replicas": info.replicas,
+            "mixed precision": info.mixed_precision, "epochs run": trained.epochs,
+            "networks averaged": trained.params.get("members", 1),
+            "best epoch per network": ", ".join(map(str, trained.validation["best_epochs"])),
+            "network training seconds (Keras fit only)": round(trained.seconds, 1),
+            "training windows": train_windows, "windows per second": round(trained.windows_per_s, 1),
+            "validation MAE, day-type profile (scaled)": round(trained.validation["mae_profile"], 4),
+            "validation MAE, network (scaled)": round(trained.validation["mae"], 4),
+            "ridge baseline fit seconds": round(linear_s, 1), "job seconds (everything)": round(total_s, 1)}
 
 
 def _hour(series: dataset.Series, i: int):
