@@ -41,8 +41,8 @@ def asof_macros(t: TableSpec) -> list[str]:
     `<table>_known(run_date)`: the rows landed by the end of `run_date` (any date: planned
     promotions are future-dated). `<table>_asof(run_date)`: of those, the rows dated no later than
     `run_date` — what a run for `run_date` may see. Marts read `from <table>_asof($run_date)`.
-    A key is loaded from one drop only (contracts quarantine a key seen in another drop), so
-    neither needs to pick among versions of a row.
+    Contracts load a key from one drop only; marts that accept restated rows pick the newest
+    version themselves (`qualify ... order by _partition desc`).
     """
     upper = "run_date::date + interval 1 day" if t.column(t.time_column).type == "TIMESTAMP" else "run_date::date + 1"
     # Identifiers from the table registry; run_date is the macro's parameter, bound by the caller.

@@ -1,4 +1,10 @@
-"""Model quality on demo loans: discrimination, beats-or-matches the baseline, direction, calibration."""
+"""Model quality on demo loans against the planted default probabilities, on several draws.
+
+Each draw of the generator plants a default probability per application (`_truth`), so the best any
+model can do on a holdout is known: the AUC of the true probabilities on those rows. The checks allow
+that truth's sampling error and no more, and each has a degraded model that must fail it, so a check
+that can no longer fail is itself caught.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from truth import Z, hanley_mcneil_se
 
 from nightshift.demo import SIZES
 from nightshift.demo.loans import generate
-from nightshift.jobs.loans.features import time_split
-from nightshift.jobs.loans.model import fit_baseline, fit_model
+from nightshift.jobs.loans.features import Split, time_split
+from nightshift.jobs.loans.model import LoansModel, fit_baseline, fit_model
 from nightshift.jobs.loans.report import band_of
 from nightshift.modeling import metrics
 from nightshift.warehouse import Warehouse
@@ -22,32 +29,135 @@ pytestmark = pytest.mark.slow
 D = date(2026, 3, 1)
 # Big enough that a 2-point calibration check per band is not swamped by sampling noise.
 SIZE = dataclasses.replace(SIZES["small"], loans_per_day=120, loan_days=730)
+SEEDS = (11, 12, 13)  # fixed before looking at any result: three independent draws of the generator
+# "Within noise" of the logistic baseline (the rule a later issue revisits): the AUC's Hanley–McNeil s.e.
+# on these holdouts is 0.0065-0.007, and two AUCs on the same rows differ by less noise than one.
+BASELINE_SLACK = 0.01
+CALIBRATION_POINTS = 0.02
 
 
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    tables = generate(np.random.default_rng(11), D - timedelta(days=SIZE.loan_days - 1), D, SIZE)
-    wh = Warehouse(Path(tmp_path_factory.mktemp("loans")) / "w.duckdb")
+def _load(seed: int, directory: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The loans mart's training rows for one draw, and that draw's planted probabilities."""
+    tables = generate(np.random.default_rng(seed), D - timedelta(days=SIZE.loan_days - 1), D, SIZE)
+    wh = Warehouse(directory / "w.duckdb")
     cur = wh.cursor
     for t, col in (("loans", "application_date"), ("loan_outcomes", "observed_date")):
         cur.register("f", tables[t].with_columns(pl.col(col).alias("_partition")).to_arrow())
         cur.execute(f"insert into {t} select * from f")  # noqa: S608 - fixed table names
         cur.unregister("f")
     feats = wh.run_sql("marts/loans/features", run_date=D, pending_days=30)
-    split = time_split(feats.filter(pl.col("role") == "train"))
+    wh.close()
+    return feats.filter(pl.col("role") == "train"), tables["_truth"]["default_prob"].select("application_id", "p_default")
+
+
+def _shuffled(split: Split, seed: int) -> Split:
+    """The same windows with each window's labels permuted: features no longer say anything about default."""
+    rng = np.random.default_rng(seed)
+
+    def shuffle(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(pl.Series("defaulted", rng.permutation(frame["defaulted"].to_numpy())))
+
+    return dataclasses.replace(split, train=shuffle(split.train), valid=shuffle(split.valid))
+
+
+@pytest.fixture(scope="module", params=SEEDS, ids=lambda s: f"seed{s}")
+def fitted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    labelled, truth = _load(request.param, tmp_path_factory.mktemp(f"loans{request.param}"))
+    split = time_split(labelled)
     model, baseline = fit_model(split), fit_baseline(split)
-    truth = tables["_truth"]["default_prob"].select("application_id", "p_default")
     hold = split.holdout.join(truth, on="application_id", how="left")
-    return {"split": split, "model": model, "baseline": baseline, "hold": hold,
-            "y": hold["defaulted"].to_numpy(), "p": model.predict(hold), "p_base": baseline.predict(hold)}
+    assert hold["p_default"].null_count() == 0  # every holdout row has its planted probability
+    return {"seed": request.param, "split": split, "model": model, "hold": hold,
+            "y": hold["defaulted"].to_numpy(), "p": model.predict(hold), "p_base": baseline.predict(hold),
+            "p_true": hold["p_default"].to_numpy(), "se_map": calibration_se(model, split.valid, hold)}
 
 
-def test_auc_above_075_and_not_worse_than_logistic(fitted: dict) -> None:
-    auc, auc_base = metrics.auc(fitted["y"], fitted["p"]), metrics.auc(fitted["y"], fitted["p_base"])
-    print(f"holdout n={len(fitted['y'])} AUC xgb={auc:.4f} logistic={auc_base:.4f}")
-    assert auc > 0.75
-    # "within noise": the AUC's standard error on this holdout is about 0.005
-    assert auc >= auc_base - 0.01
+def check_discrimination(y: np.ndarray, p: np.ndarray, p_true: np.ndarray, p_base: np.ndarray) -> list[str]:
+    """Failures of the holdout AUC against the truth's AUC on the same rows, and against the baseline.
+
+    No model ranks better than the planted probabilities except by luck, so the truth's AUC on this
+    holdout is the ceiling. Lower bound: the truth's AUC minus Z Hanley–McNeil standard errors (a model
+    that learned the planted risk differs from it by less than the AUC's sampling noise). Upper bound:
+    the truth's AUC plus Z standard errors (beyond that the model saw the holdout's outcomes).
+    """
+    auc, auc_true, auc_base = metrics.auc(y, p), metrics.auc(y, p_true), metrics.auc(y, p_base)
+    se = hanley_mcneil_se(auc_true, int(y.sum()), int(len(y) - y.sum()))
+    failures = []
+    if auc < auc_true - Z * se:
+        failures.append(f"AUC {auc:.4f} below the planted probabilities' {auc_true:.4f} - {Z:g} s.e. ({se:.4f})")
+    if auc > auc_true + Z * se:
+        failures.append(f"AUC {auc:.4f} above the planted probabilities' {auc_true:.4f} + {Z:g} s.e.: leakage")
+    if auc < auc_base - BASELINE_SLACK:
+        failures.append(f"AUC {auc:.4f} worse than the logistic baseline's {auc_base:.4f} - {BASELINE_SLACK}")
+    return failures
+
+
+def calibration_se(model: LoansModel, valid: pl.DataFrame, rows: pl.DataFrame) -> np.ndarray:
+    """Per row, the standard error of the calibrated probability that the Platt fit leaves (delta method).
+
+    Platt scaling is a logistic fit of the validation outcomes on the booster's log-odds; its two
+    coefficients have covariance (X'WX)^-1, and a row's calibrated log-odds a * margin + b inherits
+    x' cov x, which becomes p(1 - p) times its square root on the probability scale.
+    """
+    margin = model.margin(valid)
+    p_valid = 1 / (1 + np.exp(-(model.cal_a * margin + model.cal_b)))
+    x = np.column_stack([margin, np.ones_like(margin)])
+    cov = np.linalg.inv(x.T @ (x * (p_valid * (1 - p_valid))[:, None]))
+    xr = np.column_stack([model.margin(rows), np.ones(rows.height)])
+    p = model.predict(rows)
+    return p * (1 - p) * np.sqrt(np.einsum("ij,jk,ik->i", xr, cov, xr))
+
+
+def check_calibration(y: np.ndarray, p: np.ndarray, p_true: np.ndarray, se_map: np.ndarray) -> list[str]:
+    """Failures of the per-band calibration against the planted probabilities and the observed rates.
+
+    Each band's mean prediction must be within 2 points of the band's mean planted probability, or
+    within Z standard errors of the calibration map where that is wider (the high band: Platt's two
+    coefficients come from one validation window, and they move a 60% prediction by about a point).
+    Against the observed rate the band's outcome noise adds in: its standard error follows from the
+    planted probabilities, sqrt(sum p(1 - p)) / n. Every band with 200 rows or more is checked.
+    """
+    f = pl.DataFrame({"band": band_of(p), "p": p, "y": y.astype(float), "truth": p_true, "se_map": se_map})
+    bands = (f.group_by("band")
+             .agg(n=pl.len(), predicted=pl.col("p").mean(), observed=pl.col("y").mean(),
+                  true_p=pl.col("truth").mean(), se_map=pl.col("se_map").mean(),
+                  se_obs=(pl.col("truth") * (1 - pl.col("truth"))).sum().sqrt() / pl.len())
+             .filter(pl.col("n") >= 200).sort("band"))
+    failures = []
+    for r in bands.iter_rows(named=True):
+        tol_true = max(CALIBRATION_POINTS, Z * r["se_map"])
+        tol_obs = max(CALIBRATION_POINTS, Z * float(np.hypot(r["se_map"], r["se_obs"])))
+        if abs(r["predicted"] - r["true_p"]) > tol_true:
+            failures.append(f"band {r['band']}: predicted {r['predicted']:.3f}, planted {r['true_p']:.3f} "
+                            f"(tolerance {tol_true:.3f})")
+        if abs(r["predicted"] - r["observed"]) > tol_obs:
+            failures.append(f"band {r['band']}: predicted {r['predicted']:.3f}, observed {r['observed']:.3f} "
+                            f"(tolerance {tol_obs:.3f})")
+    if bands.height < 4:
+        failures.append(f"only {bands.height} risk bands with 200 rows: too few to judge calibration")
+    return failures
+
+
+def test_auc_near_the_planted_probabilities_and_not_worse_than_logistic(fitted: dict) -> None:
+    y = fitted["y"]
+    print(f"seed {fitted['seed']}: holdout n={len(y)} AUC xgb={metrics.auc(y, fitted['p']):.4f} "
+          f"logistic={metrics.auc(y, fitted['p_base']):.4f} planted={metrics.auc(y, fitted['p_true']):.4f} "
+          f"s.e.={hanley_mcneil_se(metrics.auc(y, fitted['p_true']), int(y.sum()), int(len(y) - y.sum())):.4f}")
+    assert check_discrimination(y, fitted["p"], fitted["p_true"], fitted["p_base"]) == []
+
+
+def test_the_auc_check_fails_a_model_trained_on_shuffled_labels(fitted: dict) -> None:
+    shuffled = fit_model(_shuffled(fitted["split"], fitted["seed"]))
+    p = shuffled.predict(fitted["hold"])
+    failures = check_discrimination(fitted["y"], p, fitted["p_true"], fitted["p_base"])
+    print(f"seed {fitted['seed']}: shuffled-label AUC={metrics.auc(fitted['y'], p):.4f}", failures)
+    assert any("below the planted" in f for f in failures)
+
+
+def test_the_auc_check_fails_a_model_that_saw_the_holdout_outcomes(fitted: dict) -> None:
+    leaky = 0.8 * fitted["p_true"] + 0.2 * fitted["y"]  # a feature that leaks a fifth of the label
+    failures = check_discrimination(fitted["y"], leaky, fitted["p_true"], fitted["p_base"])
+    assert any("leakage" in f for f in failures)
 
 
 def test_risk_rises_with_debt_to_income(fitted: dict) -> None:
@@ -61,18 +171,10 @@ def test_risk_rises_with_debt_to_income(fitted: dict) -> None:
     assert np.all(fitted["model"].predict(up) >= fitted["model"].predict(sample) - 1e-9)
 
 
-def test_calibrated_within_two_points_per_band(fitted: dict) -> None:
-    f = pl.DataFrame({"band": band_of(fitted["p"]), "p": fitted["p"], "y": fitted["y"].astype(float),
-                      "truth": fitted["hold"]["p_default"].to_numpy()})
-    bands = f.group_by("band").agg(n=pl.len(), predicted=pl.col("p").mean(), observed=pl.col("y").mean(),
-                                   true_p=pl.col("truth").mean()).sort("band")
-    print(bands)
-    checked = 0
-    for r in bands.iter_rows(named=True):
-        se = np.sqrt(max(r["observed"] * (1 - r["observed"]), 1e-4) / r["n"])
-        if r["n"] >= 200:  # against the planted probability: no outcome noise
-            assert abs(r["predicted"] - r["true_p"]) <= 0.02, r
-        if 2.5 * se <= 0.02:  # against observed outcomes where 2 points is well above sampling noise
-            assert abs(r["predicted"] - r["observed"]) <= 0.02, r
-            checked += 1
-    assert checked >= 3
+def test_calibrated_per_band_against_planted_and_observed_rates(fitted: dict) -> None:
+    assert check_calibration(fitted["y"], fitted["p"], fitted["p_true"], fitted["se_map"]) == []
+
+
+def test_the_calibration_check_fails_odds_off_by_a_half(fitted: dict) -> None:
+    odds = 1.5 * fitted["p"] / (1 - fitted["p"])  # risk overstated by half: a miscalibrated model
+    assert check_calibration(fitted["y"], odds / (1 + odds), fitted["p_true"], fitted["se_map"])

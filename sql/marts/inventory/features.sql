@@ -6,6 +6,8 @@ with inv as (
     select date, warehouse_id, product_id, on_hand, received, ordered, lead_time_days,
            unit_cost_cents, holding_cost_rate, order_cost_cents
     from inventory_asof($run_date)
+    -- a restated day (landed again later) counts in its newest version
+    qualify row_number() over (partition by date, warehouse_id, product_id order by _partition desc) = 1
 ),
 
 bounds as (

@@ -5,6 +5,8 @@
 with apps as (
     select *
     from loans_asof($run_date)
+    -- a restated application (landed again later) counts in its newest version
+    qualify row_number() over (partition by application_id order by _partition desc) = 1
 ),
 
 outcomes as (

@@ -3,6 +3,7 @@
 with apps as (
     select application_id, application_date
     from loans_asof($run_date)
+    qualify row_number() over (partition by application_id order by _partition desc) = 1
 ),
 
 first_final as (
