@@ -76,6 +76,10 @@ test-slow: setup ## Run the slow model-quality tests
 test-all: setup ## Run every test, fast and slow
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
+.PHONY: mutants
+mutants: setup ## Mutation score of the core modules and SQL, survivors listed (MODULES=a,b PLANTED=1; not in CI)
+	$(BIN)/python tests/mutation/$(if $(PLANTED),planted.py,run.py $(if $(MODULES),--modules $(MODULES)))
+
 lint: setup ## Check the code with ruff
 	$(BIN)/ruff check src flows tests
 
