@@ -87,17 +87,19 @@ class Bug:
 
 
 BUGS = [
-    Bug(1, "loans_features.sql: drop _partition <= $run_date (late labels leak into training)",
-        "sql/marts/loans_features.sql",
-        (("where _partition <= $run_date and application_date", "where application_date", 1),
-         ("where o._partition <= $run_date and o.observed_date", "where o.observed_date", 1)),
+    Bug(1, "loans features: drop _partition <= $run_date (late labels leak into training)",
+        "sql/marts/loans/features.sql",
+        (("from loans_asof($run_date)", "from (select * from loans where application_date <= $run_date)", 1),
+         ("from loan_outcomes_asof($run_date) o",
+          "from (select * from loan_outcomes where observed_date <= $run_date) o", 1)),
         (*PIT_FAST, "tests/unit/test_loans.py"), ("tests/model/test_loans_model.py", "tests/contracts"), "no"),
-    Bug(2, "inventory_features.sql: drop _partition <= $run_date", "sql/marts/inventory_features.sql",
-        (("where _partition <= $run_date and date <= $run_date", "where date <= $run_date", 2),),
+    Bug(2, "inventory features: drop _partition <= $run_date", "sql/marts/inventory/features.sql",
+        (("from inventory_asof($run_date)", "from (select * from inventory where date <= $run_date)", 1),
+         ("from sales_asof($run_date)", "from (select * from sales where date <= $run_date)", 1)),
         (*PIT_FAST, "tests/unit/test_inventory.py"), ("tests/model/test_inventory_model.py", "tests/contracts"),
         "no"),
-    Bug(3, "sales_series.sql: drop _partition <= $run_date", "sql/marts/sales_series.sql",
-        (("where _partition <= $run_date and date <= $run_date", "where date <= $run_date", 1),),
+    Bug(3, "sales series: drop _partition <= $run_date", "sql/marts/sales/series.sql",
+        (("from sales_asof($run_date)", "from (select * from sales where date <= $run_date)", 1),),
         (*PIT_FAST, "tests/unit/test_sales_data.py"), ("tests/model/test_sales_model.py", "tests/contracts"),
         "yes"),
     Bug(4, "publish.py: unlink then symlink instead of one rename", "src/nightshift/publish.py",
@@ -122,6 +124,11 @@ BUGS = [
     Bug(11, "registry: > -> >= at the margin", "src/nightshift/registry.py",
         ((_PROMOTE, "promoted = improvement >= self.margin", 1),),
         ("tests/properties", "tests/unit/test_registry.py"), ("tests/model", "tests/properties"), "no"),
+    # Since the as-of filter is written once (warehouse.asof_macros), one more bug drops it everywhere.
+    Bug(12, "warehouse.asof_macros: the as-of macros drop _partition <= run_date",
+        "src/nightshift/warehouse.py", (("select * from {t.name} where _partition <= run_date",
+                                         "select * from {t.name} where true", 1),),
+        (*PIT_FAST,), ("tests/contracts",), "(new)"),
 ]
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sandbox  # noqa: E402  (a sibling script, not a package)
 
-CORE = ["contracts", "ingest", "sources", "publish", "privacy", "registry", "night"]
+CORE = ["contracts", "ingest", "sources", "publish", "privacy", "registry", "selection", "state", "warehouse", "night"]
 KILLED = {"killed", "timeout", "caught by type check"}
 
 
