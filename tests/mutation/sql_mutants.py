@@ -20,7 +20,7 @@ of every mart that calls it.
 
     python tests/mutation/sql_mutants.py            # all SQL mutants, table + survivors
     python tests/mutation/sql_mutants.py --list     # only list the mutants
-    python tests/mutation/sql_mutants.py --files 'marts/loans_*'
+    python tests/mutation/sql_mutants.py --files 'marts/loans/*'
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ REPORT_DIR = "mutants/report"
 class SqlMutant:
     """One change to one SQL file: text[start:end] becomes `new`."""
 
-    file: str  # relative to sql/, e.g. marts/loans_features.sql
+    file: str  # relative to sql/, e.g. marts/loans/features.sql
     start: int
     end: int
     new: str
