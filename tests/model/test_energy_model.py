@@ -1,8 +1,23 @@
-"""Energy model quality on the small demo: the network beats seasonal naive and ridge on the holdout.
+"""Energy model quality on the small demo, judged against the planted truth and its sampling error.
 
-Checked on two draws (the default `make demo` data, seed 7, and another) at run dates in different
-seasons (the turn of the heating season at END, late winter with only three months of history,
-mid-summer), not on one lucky date, and with a trained correction in use (best epoch >= 1).
+The demo generator multiplies every meter-hour's expected load by independent lognormal noise. Recording
+that noise while it generates gives the oracle: the expected load of the meters that reported, i.e. a
+forecast that knows the true weather and every meter's profile. Its error is the irreducible noise; no
+honest forecast beats it. The cases are two draws (the default `make demo` data, seed 7, and another) at
+three run dates fixed in advance, one per season (the turn of the heating season at END, late winter with
+only three months of history, mid-summer), every one of them kept whatever its outcome. Each case must
+be no worse than seasonal naive or ridge beyond sampling error and stay above the oracle; over all cases
+together the network must beat seasonal naive beyond sampling error (one four-week holdout is too short
+to show it per case). Ridge need not be beaten: the job publishes the network whether or not ridge wins
+(a later issue lets it choose). The interval's holdout coverage must be within sampling error of nominal
+(per case, and pooled) and its width between the noise's own and an absurd one. Every check is also run
+on a degraded model that must fail it.
+
+Sampling error: holdout forecasts overlap (a forecast each midnight for the next 168 hours) and errors
+within a day share that day's weather, so the independent units are whole target days of the holdout
+(all regions and forecast leads of one day form one block), not hours. Weather persists for a few days
+(the generator's shared weather is AR(1) with 0.985 per hour), so even days are not fully independent;
+blocks of BLOCK_DAYS days are used.
 """
 
 from __future__ import annotations
@@ -19,10 +34,42 @@ pytestmark = pytest.mark.slow
 
 END = date(2026, 11, 28)
 EARLIER = [date(2026, 3, 1), date(2026, 7, 15)]
+DRAWS = {"draw1": 1, "default": None}  # None: the stream `make demo` uses (seed 7, energy's generator index)
+CASES = [(draw, d) for draw in DRAWS for d in (END, *EARLIER)]
+BLOCK_DAYS = 2
+NOMINAL = 0.9  # the job's interval (job.COVERAGE); asserted below so a change shows up here
+WIDTH_SPREAD_MAX = 2.0  # an interval may be up to twice the width the model's error, relative to the noise, implies
 
 
-def _warehouse(home, rng):
-    """A fresh home whose warehouse holds the small demo energy table drawn with `rng`, up to END."""
+class _NoiseRecorder:
+    """Wraps a NumPy generator without changing its draws; keeps the (hours × meters) lognormal noise."""
+
+    def __init__(self, rng: np.random.Generator):
+        self._rng, self.calls = rng, []
+
+    def __getattr__(self, name):
+        return getattr(self._rng, name)
+
+    def lognormal(self, mean=0.0, sigma=1.0, size=None):
+        out = self._rng.lognormal(mean, sigma, size)
+        if isinstance(size, tuple) and len(size) == 2:
+            self.calls.append((out, np.broadcast_to(sigma, size)))
+        return out
+
+
+def _rng(draw: str):
+    from nightshift.demo import GENERATORS
+
+    seed = DRAWS[draw]
+    return np.random.default_rng([7, GENERATORS.index("energy")] if seed is None else seed)
+
+
+def _warehouse(home, draw: str):
+    """A fresh home whose warehouse holds the small demo energy table of `draw` up to END, and the truth.
+
+    The truth adds `expected`: per row, the load the meter would have used without the planted noise
+    (the noise's mean, exp(sigma^2 / 2), put back in).
+    """
     from nightshift.demo import SIZES
     from nightshift.demo.energy import generate
     from nightshift.settings import load_settings
@@ -30,74 +77,249 @@ def _warehouse(home, rng):
 
     settings = load_settings(home=home, seed=7)
     size = SIZES["small"]
-    out = generate(rng, END - timedelta(days=size.energy_days - 1), END, size)
+    start = END - timedelta(days=size.energy_days - 1)
+    rec = _NoiseRecorder(_rng(draw))
+    out = generate(rec, start, END, size)
+    assert len(rec.calls) == 1, "the energy demo no longer draws its noise in one call: update the oracle"
+    noise, sigma = rec.calls[0]
+    energy = out["energy"]
+    t = energy.select((pl.col("ts") - pl.lit(start).cast(pl.Datetime("us"))).dt.total_hours()).to_series().to_numpy()
+    m = energy["meter_id"].str.slice(1).cast(pl.Int64).to_numpy()
+    expected = energy["kwh"].to_numpy() / noise[t, m] * np.exp(sigma[t, m] ** 2 / 2)
     wh = Warehouse(settings.warehouse_path)
-    wh.cursor.register("_e", out["energy"].with_columns(pl.col("ts").dt.date().alias("_partition")).to_arrow())
+    wh.cursor.register("_e", energy.with_columns(pl.col("ts").dt.date().alias("_partition")).to_arrow())
     wh.cursor.execute("insert into energy select * from _e")
-    return settings, wh, out["_truth"]
+    region_hour = (energy.with_columns(pl.Series("expected", expected))
+                   .group_by("region", "ts").agg(pl.col("kwh").sum(), pl.col("expected").sum()))
+    return settings, wh, {**out["_truth"], "region_hour": region_hour}
 
 
-@pytest.fixture(scope="module")
-def night(tmp_path_factory):
-    """Another draw of the small demo energy table, and one run of the energy job for END."""
+def _run(settings, wh, home, run_date: date, name: str) -> dict:
+    """One energy job run, keeping what it judged its models on: the series, holdout forecasts, interval."""
     from nightshift.jobs import JobContext
-    from nightshift.jobs.energy import job
+    from nightshift.jobs.energy import baselines, dataset, job, report
 
-    home = tmp_path_factory.mktemp("energy_home")
-    settings, wh, truth = _warehouse(home, np.random.default_rng(1))
-    ctx = JobContext("energy", END, settings, wh, home / "out")
-    result = job.run(ctx)
-    yield {"ctx": ctx, "result": result, "truth": truth, "home": home, "settings": settings, "wh": wh}
-    wh.close()
+    seen: dict = {}
+
+    def keep(name, fn):
+        def wrapper(*args, **kwargs):
+            seen[name] = (args, fn(*args, **kwargs))
+            return seen[name][1]
+        return wrapper
+
+    ctx = JobContext("energy", run_date, settings, wh, home / name)
+    with pytest.MonkeyPatch.context() as mp:
+        for module, fn in ((dataset, "to_series"), (report, "accuracy_rows"), (baselines, "conformal_halfwidth")):
+            mp.setattr(module, fn, keep(fn, getattr(module, fn)))
+        result = job.run(ctx)
+    (preds, windows), _ = seen["accuracy_rows"]
+    return {"ctx": ctx, "result": result, "series": seen["to_series"][1], "preds": preds, "windows": windows,
+            "half": seen["conformal_halfwidth"][1]}
 
 
 @pytest.fixture(scope="module")
-def demo_night(tmp_path_factory):
-    """The default demo draw: the energy stream `make demo` generates (seed 7, energy is generator 4)."""
-    from nightshift.demo import GENERATORS
+def runs(tmp_path_factory):
+    """Each draw's warehouse and each case's run, made once for the module and in the order first asked."""
+    homes: dict[str, dict] = {}
+    done: dict[tuple[str, date], dict] = {}
 
-    home = tmp_path_factory.mktemp("energy_demo_home")
-    settings, wh, _ = _warehouse(home, np.random.default_rng([7, GENERATORS.index("energy")]))
-    yield {"home": home, "settings": settings, "wh": wh}
-    wh.close()
+    def get(draw: str, run_date: date) -> dict:
+        if draw not in homes:
+            home = tmp_path_factory.mktemp(f"energy_{draw}")
+            settings, wh, truth = _warehouse(home, draw)
+            homes[draw] = {"home": home, "settings": settings, "wh": wh, "truth": truth}
+        if (draw, run_date) not in done:
+            h = homes[draw]
+            out = f"out-{run_date}" if run_date != END else "out"
+            done[draw, run_date] = {**h, **_run(h["settings"], h["wh"], h["home"], run_date, out)}
+        return done[draw, run_date]
+
+    yield get
+    for h in homes.values():
+        h["wh"].close()
 
 
-def _beats_both(result) -> None:
+@pytest.fixture(scope="module")
+def night(runs):
+    """The draw-1 run for END, shared by the report and registry tests."""
+    return runs("draw1", END)
+
+
+def _cells(run: dict) -> dict[str, np.ndarray]:
+    """The holdout as (window × hour) arrays in kWh: truth, each method, the oracle, and each cell's block."""
+    w, series, preds = run["windows"], run["series"], run["preds"]
+    used = "network (champion in use)" if "network (champion in use)" in preds else "network"
+    level = w.level[:, None].astype(float)
+    t = w.origin[:, None] + np.arange(w.target.shape[1])[None, :]
+    rh = run["truth"]["region_hour"]
+    start = series.hours[0].astype("datetime64[us]").item()
+    n_r, n_t = len(series.regions), len(series.hours)
+    actual, expected = np.full((n_r, n_t), np.nan), np.full((n_r, n_t), np.nan)
+    rh = rh.filter(pl.col("ts") >= start).with_columns(
+        ((pl.col("ts") - pl.lit(start)).dt.total_hours()).alias("t"),
+        pl.col("region").replace_strict({r: i for i, r in enumerate(series.regions)}, default=None).alias("r"))
+    rh = rh.filter(pl.col("t") < n_t)
+    actual[rh["r"].to_numpy(), rh["t"].to_numpy()] = rh["kwh"].to_numpy()
+    expected[rh["r"].to_numpy(), rh["t"].to_numpy()] = rh["expected"].to_numpy()
+    # The job scales partial hours up to all active meters; the oracle is scaled the same way, and hours
+    # with no reading at all (re-estimated by the job) have no oracle.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        oracle = np.where(actual > 0, expected * series.load / actual, np.nan)
+    truth = w.target.astype(float) * level
+    return {
+        "truth": truth, "level": np.broadcast_to(level, truth.shape),
+        "model": preds[used] * level, "seasonal naive": preds["seasonal naive"] * level,
+        "ridge": preds["linear (ridge)"] * level, "oracle": oracle[w.region[:, None], t],
+        "constant": np.broadcast_to(level, truth.shape),  # the past week's mean load, flat
+        "half": np.broadcast_to(run["half"][None, :], truth.shape) * level,
+        "block": t // (24 * BLOCK_DAYS),
+    }
+
+
+def _paired(cases: list[tuple[dict, np.ndarray]], other: str) -> tuple[float, float]:
+    """Mean of |model's error| - |other's error| in kWh, and its s.e. over blocks, pooled over cases.
+
+    `cases` pairs each case's cells with the forecast judged on them; blocks of different cases are kept
+    apart (the cases are different draws or holdouts months apart, so independent of each other).
+    """
+    from intervals import block_mean_se
+
+    diffs, blocks = [], []
+    for i, (c, model) in enumerate(cases):
+        diff = np.abs(model - c["truth"]) - np.abs(c[other] - c["truth"])
+        ok = np.isfinite(diff)
+        diffs.append(diff[ok])
+        blocks.append(c["block"][ok] + i * 1_000_000)
+    mean, se, _ = block_mean_se(np.concatenate(diffs), np.concatenate(blocks))
+    return mean, se
+
+
+def no_loss_failures(c: dict, model: np.ndarray) -> list[str]:
+    """One case: not worse than seasonal naive or ridge beyond sampling error, not better than the oracle.
+
+    Four weeks of holdout hold about 14 independent blocks: too few to show per case that the network is
+    better (draw 1 at 2026-07-15: 0.32 kWh better than seasonal naive with an s.e. of 0.13, 2.5 s.e.),
+    enough to catch a network that is worse. Being better is asserted over all cases together
+    (beats_naive_failures). Ridge is not required to be beaten: the job publishes the network whether or
+    not ridge wins (a later issue lets it choose), so the guarantee is only "no worse".
+    """
+    from intervals import K_SE
+
+    out = []
+    for other in ("seasonal naive", "ridge"):
+        diff, se = _paired([(c, model)], other)
+        if diff - K_SE * se > 0:
+            out.append(f"MAE - {other}'s = {diff:+.3f} kWh (s.e. {se:.3f}): worse beyond sampling error")
+    diff, se = _paired([(c, model)], "oracle")
+    if diff + K_SE * se < 0:
+        out.append(f"MAE - the oracle's = {diff:+.3f} kWh (s.e. {se:.3f}): better than the planted noise allows")
+    return out
+
+
+def beats_naive_failures(cases: list[tuple[dict, np.ndarray]]) -> list[str]:
+    """Over all cases, the model's MAE must be below seasonal naive's by more than K_SE pooled s.e.
+
+    The truth implies seasonal naive is beatable: it carries the noise of two hours (this week's and last
+    week's) where the oracle carries one, and it misses every change of weather and day type in a week.
+    """
+    from intervals import K_SE
+
+    diff, se = _paired(cases, "seasonal naive")
+    if diff + K_SE * se < 0:
+        return []
+    return [f"MAE - seasonal naive's = {diff:+.3f} kWh (s.e. {se:.3f}, {len(cases)} cases): "
+            "not better beyond sampling error"]
+
+
+def interval_failures(c: dict, model: np.ndarray, half: np.ndarray, label: str) -> list[str]:
+    """Coverage within sampling error of nominal (n_eff: the holdout's blocks); width between two bounds.
+
+    Width floor: the central 90% of the planted noise (truth minus oracle), the narrowest an honest 90%
+    interval can be. Ceiling: that width scaled by how much larger the model's errors are than the
+    noise (the width an interval matching the model's error would have), times WIDTH_SPREAD_MAX.
+    """
+    from intervals import coverage_failures, width_failures
+
+    ok = np.isfinite(c["truth"])
+    inside = np.abs(c["truth"] - model) <= half
+    coverage = float(np.mean(inside[ok]))
+    n_eff = int(np.unique(c["block"][ok]).size)
+    both = ok & np.isfinite(c["oracle"])
+    noise = c["truth"][both] - c["oracle"][both]
+    noise_width = float(np.diff(np.quantile(noise, [(1 - NOMINAL) / 2, (1 + NOMINAL) / 2]))[0])
+    ratio = float(np.mean(np.abs(c["truth"][both] - model[both])) / np.mean(np.abs(noise)))
+    width = float(np.mean(2 * half[ok]))
+    return (coverage_failures(label, coverage, NOMINAL, n_eff)
+            + width_failures(label, width, noise_width, WIDTH_SPREAD_MAX * ratio * noise_width))
+
+
+def _summary(c: dict) -> str:
+    mae = {k: float(np.nanmean(np.abs(c[k] - c["truth"]))) for k in ("model", "seasonal naive", "ridge", "oracle")}
+    return ", ".join(f"{k} {v:.3f}" for k, v in mae.items())
+
+
+@pytest.mark.parametrize(("draw", "run_date"), CASES, ids=[f"{d}-{r}" for d, r in CASES])
+def test_network_is_no_worse_than_either_baseline_and_stays_above_the_noise(runs, draw, run_date):
     from nightshift.jobs.energy import network
 
-    mae = result.context["mae"]
-    assert mae["network"] < mae["seasonal naive"]
-    assert mae["network"] < mae["linear (ridge)"]
-    assert mae["network"] < 0.95 * mae["seasonal naive"]
+    run = runs(draw, run_date)
+    c, result = _cells(run), run["result"]
+    print(f"{draw} {run_date} holdout MAE kWh: {_summary(c)}")  # shown with -rA / -s: the numbers behind it
+    # The cells are the job's own: their MAEs are the ones it reports.
+    assert float(np.nanmean(np.abs(c["seasonal naive"] - c["truth"]))) == pytest.approx(
+        result.context["mae"]["seasonal naive"], abs=1e-3)
+    assert no_loss_failures(c, c["model"]) == []
     assert result.extra["best_epoch"] >= 1  # a trained correction is in use, not the untrained profile
     assert result.context["network_label"].startswith(f"network (mean of {network.MEMBERS} learned corrections")
 
 
-def test_network_beats_both_baselines_on_holdout_mae(night):
-    _beats_both(night["result"])
-
-
-def test_interval_coverage_is_near_nominal_on_the_holdout(night):
-    assert 0.7 <= night["result"].context["interval"]["holdout_coverage"] <= 1.0
-
-
-@pytest.mark.parametrize("run_date", EARLIER)
-def test_network_beats_both_baselines_at_earlier_run_dates(night, run_date):
-    from nightshift.jobs import JobContext
+@pytest.mark.parametrize(("draw", "run_date"), CASES, ids=[f"{d}-{r}" for d, r in CASES])
+def test_interval_covers_near_nominal_with_a_sane_width(runs, draw, run_date):
     from nightshift.jobs.energy import job
 
-    ctx = JobContext("energy", run_date, night["settings"], night["wh"], night["home"] / f"out-{run_date}")
-    _beats_both(job.run(ctx))
+    assert job.COVERAGE == NOMINAL
+    run = runs(draw, run_date)
+    c = _cells(run)
+    failures = interval_failures(c, c["model"], c["half"], f"{draw} {run_date}")
+    inside = np.abs(c["truth"] - c["model"]) <= c["half"]
+    coverage = float(np.mean(inside[np.isfinite(c["truth"])]))
+    print(f"{draw} {run_date}: coverage {coverage:.3f}, mean width {np.mean(2 * c['half']):.2f} kWh")
+    assert coverage == pytest.approx(run["result"].context["interval"]["holdout_coverage"], abs=1e-3)
+    assert failures == []
 
 
-@pytest.mark.parametrize("run_date", [END, *EARLIER])
-def test_network_beats_both_baselines_on_the_default_demo_draw(demo_night, run_date):
-    from nightshift.jobs import JobContext
-    from nightshift.jobs.energy import job
+def test_network_beats_seasonal_naive_over_all_cases(runs):
+    cases = [(c, c["model"]) for c in (_cells(runs(draw, run_date)) for draw, run_date in CASES)]
+    print(f"pooled MAE - seasonal naive's, s.e.: {_paired(cases, 'seasonal naive')}; "
+          f"- ridge's: {_paired(cases, 'ridge')}")
+    assert beats_naive_failures(cases) == []
 
-    ctx = JobContext("energy", run_date, demo_night["settings"], demo_night["wh"],
-                     demo_night["home"] / f"out-{run_date}")
-    _beats_both(job.run(ctx))
+
+def test_interval_coverage_pooled_over_all_cases_is_near_nominal(runs):
+    """The cases' holdouts are disjoint in time or drawn apart: pooled, their blocks make a tighter check."""
+    from intervals import coverage_failures
+
+    inside, blocks = 0, 0
+    for draw, run_date in CASES:
+        c = _cells(runs(draw, run_date))
+        ok = np.isfinite(c["truth"])
+        n = int(np.unique(c["block"][ok]).size)
+        # weight each case by its blocks, the units its coverage rests on
+        inside += n * float(np.mean((np.abs(c["truth"] - c["model"]) <= c["half"])[ok]))
+        blocks += n
+    assert coverage_failures("pooled", inside / blocks, NOMINAL, blocks) == []
+
+
+def test_each_check_fails_for_a_degraded_model(night):
+    """Controls on the draw-1 END holdout: each check above rejects an obviously worse model."""
+    c = _cells(night)
+    assert beats_naive_failures([(c, c["seasonal naive"])])  # seasonal naive published as the model
+    assert no_loss_failures(c, c["constant"])  # the past week's mean load, flat
+    assert beats_naive_failures([(c, c["constant"])])
+    assert any("oracle" in f for f in no_loss_failures(c, c["truth"]))  # a forecast that saw the actuals
+    narrow = interval_failures(c, c["model"], c["half"] / 10, "a tenth of the width")
+    assert any("coverage" in f for f in narrow) and any("width" in f for f in narrow)
+    assert any("width" in f for f in interval_failures(c, c["model"], c["half"] * 10, "ten times the width"))
 
 
 def test_forecast_parquet_covers_the_next_week_per_region_with_intervals(night):
@@ -106,8 +328,6 @@ def test_forecast_parquet_covers_the_next_week_per_region_with_intervals(night):
     assert f.height == 4 * 168 and f["region"].n_unique() == 4
     assert f["hour"].min().date() == END + timedelta(days=1) and f["hour"].max().date() == END + timedelta(days=7)
     assert (f["lower"] <= f["forecast"]).all() and (f["forecast"] <= f["upper"]).all() and (f["lower"] >= 0).all()
-    cov = night["result"].context["interval"]["holdout_coverage"]
-    assert 0.7 < cov <= 1.0
 
 
 def test_device_strategy_gaps_and_privacy_are_reported(night):
@@ -121,7 +341,7 @@ def test_device_strategy_gaps_and_privacy_are_reported(night):
         kind = "missing readings" if row["kind"] == "missing_day" else "temperature outage"
         assert (kind, row["region"]) in kinds
     assert len(r.context["privacy_tables"]) == 2
-    html = render("job.html.j2", **r.context, run_date=END, job="energy", warnings=r.warnings,
+    html = render("energy.html.j2", **r.context, run_date=END, job="energy", warnings=r.warnings,
                   privacy=ctx.privacy.section())
     assert "default" in html and "Data gaps repaired" in html and "Privacy" in html
     assert "m0000" not in html  # no meter ids on the page
