@@ -23,7 +23,7 @@ FORCE ?=
 SIZE ?=
 SCALE ?= small
 
-.PHONY: help setup demo run test test-slow test-all lint backfill serve status privacy models bench clean
+.PHONY: help setup demo run test test-slow test-all lint backfill serve status privacy models bench clean same-outputs
 
 help: ## List the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -75,6 +75,10 @@ test-slow: setup ## Run the slow model-quality tests
 
 test-all: setup ## Run every test, fast and slow
 	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+same-outputs: setup ## Compare a demo night's Parquet outputs with those of revision BASE= (a refactor keeps behaviour)
+	@test -n "$(BASE)" || { echo "usage: make same-outputs BASE=<git revision> [JOBS=a,b]"; exit 2; }
+	$(BIN)/python tests/flows/same_outputs.py $(BASE) $(if $(JOBS),--jobs $(JOBS))
 
 .PHONY: mutants
 mutants: setup ## Mutation score of the core modules and SQL, survivors listed (MODULES=a,b PLANTED=1; not in CI)

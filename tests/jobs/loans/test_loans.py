@@ -123,7 +123,7 @@ def test_night_on_user_data_with_other_column_names(demo: dict, tmp_path: Path) 
     assert ctx.registry.versions() == [res.context["challenger_version"]]
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(
-        Path(__file__).resolve().parents[2] / "src/nightshift/reporting/templates"), autoescape=True)
+        Path(__file__).resolve().parents[3] / "src/nightshift/reporting/templates"), autoescape=True)
     html = env.get_template("loans.html.j2").render(**res.context, run_date=D, job="loans",
                                                     warnings=res.warnings, assets=".", root=".")
     assert res.context["scoring_version"] in html and "Calibration" in html
