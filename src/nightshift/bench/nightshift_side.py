@@ -1,7 +1,7 @@
 """Side A: the work done nightshift's way — ingest into DuckDB, SQL marts, the jobs' own models.
 
 Each stage calls the library code the nightly jobs use: `ingest.ingest` (contracts, quarantine,
-hashes, one transaction per month of drops), the marts in `sql/marts/`, `behavior_ctr` for the
+hashes, one transaction per month of drops), the marts in `sql/marts/`, `jobs/behavior/ctr.py` for the
 click-through booster, `forecasting.task.run_task` fanned out over a process pool, Polars to write.
 
 A night runs the way nightshift runs every night: the warehouse already holds what earlier nights

@@ -4,7 +4,7 @@ One night, as of the run date:
 1. segments — k-means on per-user recency, frequency, monetary value and channel mix, ids kept
    stable against the last saved centroids (`behavior_segments`);
 2. click-through — XGBoost on ad impressions vs the campaign-CTR baseline, champion/challenger
-   through the registry, predicted CTR per campaign for tomorrow (`behavior_ctr`);
+   through the registry, predicted CTR per campaign for tomorrow (`ctr.py`);
 3. recommendations — item-to-item cosine on co-carts/co-purchases, written to
    `recommendations.parquet` (holds user ids: an operational output, never on the page), with an
    offline hit-rate check against popularity (`behavior_recs`);

@@ -1,6 +1,6 @@
 """Loan features: which columns the model uses, the one place categories are encoded, time splits.
 
-The feature rows themselves come from `sql/marts/loans_features.sql` (point-in-time, canonical
+The feature rows themselves come from `sql/marts/loans/features.sql` (point-in-time, canonical
 columns only). Here they become a numeric matrix: numeric columns as they are, categorical ones
 one-hot against a vocabulary learned on the training window (unseen levels fall into `other`),
 so XGBoost and the logistic baseline see exactly the same encoding.

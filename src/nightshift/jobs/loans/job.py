@@ -1,6 +1,6 @@
 """The loans job: train a default model as of D, judge it against the champion, score D's applications.
 
-Training uses only outcomes observed by D (label lag respected in `sql/marts/loans_features.sql`),
+Training uses only outcomes observed by D (label lag respected in `sql/marts/loans/features.sql`),
 split by application date: fit on the oldest, early-stop and calibrate on the next window, judge
 on the newest (the holdout no model ever saw). The registry decides champion/challenger on that
 holdout; scoring always uses the champion, and the page names its version.
