@@ -1,6 +1,6 @@
 """The click-through model: XGBoost on ad impressions, against a campaign-CTR baseline.
 
-Rows come from `sql/marts/behavior_impressions.sql`, whose features use only the user's events
+Rows come from `sql/marts/behavior/impressions.sql`, whose features use only the user's events
 strictly before each impression. The split is by time (the last `HOLDOUT_DAYS` days are the
 holdout), so the scores say how the model does on days it never saw. The registry keeps every
 trained version; a challenger replaces the champion only if it beats it on the same holdout.

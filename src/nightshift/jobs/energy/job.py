@@ -1,6 +1,6 @@
 """The energy job: next week's hourly load per region from a Keras network, against honest baselines.
 
-Flow for run date D: region-hour load from SQL (sql/marts/energy_region_hourly.sql) → gap repair
+Flow for run date D: region-hour load from SQL (sql/marts/energy/region_hourly.sql) → gap repair
 (missing readings, temperature outages; meters joining/leaving are told apart from gaps) →
 sliding windows split by time (train / validation / holdout) → seasonal naive and ridge baselines
 → the network (MirroredStrategy on GPUs, default strategy on CPU) → registry champion/challenger on

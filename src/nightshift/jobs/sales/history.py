@@ -1,6 +1,6 @@
 """Every night's forecasts, kept in the warehouse and scored once their actuals have arrived.
 
-The table `sales_forecast_history` (created by `sql/marts/sales_history_create.sql`) holds one
+The table `sales_forecast_history` (created by `sql/state/sales_history_create.sql`) holds one
 row per run date, series and forecast day, with the seasonal naive forecast made the same night
 and the series' MASE scale, so later nights can say how good the forecast really was.
 """
