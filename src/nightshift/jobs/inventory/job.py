@@ -1,6 +1,6 @@
 """The inventory job: lead-time demand quantiles → reorder points → what to order tomorrow.
 
-Steps, all as of the run date D: daily demand history and features (sql/marts/inventory_features),
+Steps, all as of the run date D: daily demand history and features (sql/marts/inventory/features.sql),
 a multi-quantile XGBoost model trained on a time-based split and compared with each series'
 empirical quantiles (registered, champion/challenger), an (s, S) policy per warehouse × SKU for
 the fill-rate target in settings, tomorrow's order list, and a replay of the last days of actual
