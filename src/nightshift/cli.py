@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from nightshift.cli_args import parse_date, parse_jobs, prefect_env, read_settings
@@ -77,13 +78,23 @@ def run(
 
 def print_result(result: dict) -> None:
     """The night's jobs as a table, then where its report and the index of nights are."""
-    t = Table("job", "status", "seconds", "error", title=f"night of {result['run_date']}: {result['status']}")
+    t = Table("job", "status", "seconds", "model in use", "error",
+              title=f"night of {result['run_date']}: {result['status']}")
     for job, j in result["jobs"].items():
         color = {"success": "green", "reused": "green", "failed": "red"}.get(j["status"], "yellow")
-        t.add_row(job, f"[{color}]{j['status']}[/{color}]", f"{j['seconds']:.1f}", j["error"] or "")
+        t.add_row(job, f"[{color}]{j['status']}[/{color}]", f"{j['seconds']:.1f}", _models_in_use(j), j["error"] or "")
     console.print(t)
     console.print(f"report: [bold]{result['report']}[/bold]")
     console.print(f"all nights: [bold]{Path(result['report']).parents[1] / 'index.html'}[/bold]")
+
+
+def _models_in_use(job: dict) -> str:
+    """Each selected model's winner, with a flag when the learned model lost to a baseline."""
+    lines = []
+    for sel in (job.get("selections") or {}).values():
+        flag = " [yellow]⚑ learned model lost to a baseline[/yellow]" if sel["learned_lost"] else ""
+        lines.append(f"{escape(sel['published'])}{flag}")
+    return "\n".join(lines)
 
 
 @app.command()

@@ -74,6 +74,7 @@ class JobOutcome:
     outputs: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     stale_from: str | None = None  # outputs carried over from an earlier good run
+    selections: dict[str, dict[str, Any]] = field(default_factory=dict)  # see JobResult.selections
 
 
 def job_input_hash(settings: Settings, warehouse: Warehouse, job: str, run_date: date) -> str:
@@ -111,10 +112,11 @@ def run_job(settings: Settings, warehouse: Warehouse, run_date: date, job: str, 
     if "privacy" in ctx.__dict__:  # the job used the privacy layer: its page shows the Privacy section
         context.setdefault("privacy", ctx.privacy.section())
     reporting.write_page(build / f"{job}.html", f"{job}.html.j2", run_date=run_date, job=job,
-                         title=spec.title, warnings=result.warnings, **context)
+                         title=spec.title, warnings=result.warnings, selections=result.selections, **context)
     outputs = sorted(str(p.relative_to(build)) for p in (build / job).glob("*")) if (build / job).exists() else []
     return JobOutcome(job, "success", time.perf_counter() - start, digest, result.summary, result.models,
-                      result.warnings, outputs=[*outputs, f"{job}.html"], extra=result.extra)
+                      result.warnings, outputs=[*outputs, f"{job}.html"], extra=result.extra,
+                      selections=result.selections)
 
 
 def failed(job: str, exc: BaseException, seconds: float = 0.0) -> JobOutcome:

@@ -40,6 +40,8 @@ class SourceSettings(BaseModel):
     query: str | None = None  # a read-only SQL query over `path`'s DuckDB database
     format: Literal["csv", "parquet", "duckdb"] | None = None
     columns: dict[str, str] = Field(default_factory=dict)  # their_name -> our_name
+    # sales only: the series' frequency when it cannot be inferred from the dates (default: inferred)
+    frequency: Literal["daily", "weekly", "monthly", "quarterly"] | None = None
 
     @model_validator(mode="after")
     def _one_way(self) -> SourceSettings:
@@ -87,6 +89,8 @@ class Settings(BaseSettings):
     privacy_budgets: dict[str, Budget] = Field(default_factory=lambda: dict(DEFAULT_BUDGETS))
     # models
     champion_margin: float = Field(default=0.002, ge=0)  # a challenger must beat the champion by this
+    # energy
+    energy_retrain_every: int = Field(default=1, ge=1)  # nights between trainings; the champion scores the rest
     # sales
     sales_reselect_days: int = Field(default=7, ge=1)  # ARIMA orders are re-selected this often
     # inventory

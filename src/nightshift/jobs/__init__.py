@@ -86,6 +86,8 @@ class JobResult:
     models: dict[str, str] = field(default_factory=dict)  # model name -> version used to score
     warnings: list[str] = field(default_factory=list)  # shown on the job page and the run index
     extra: dict[str, Any] = field(default_factory=dict)  # more for the manifest (device, timings)
+    # model name -> `Selection.verdict()`: which candidate won the bake-off, the runner-up, the gap
+    selections: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
