@@ -27,6 +27,13 @@ def _fmt(v: object) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
+def _family(metadata: dict) -> str:
+    """The candidate a version is (its bake-off name, "baseline" marked), else its storage format."""
+    extra = metadata.get("extra") or {}
+    name = extra.get("candidate") or metadata.get("format", "?")
+    return f"{name} (baseline)" if extra.get("baseline") and "baseline" not in name else name
+
+
 @app.command("list")
 def list_models(job: str, models_dir: ModelsDir = None) -> None:
     """List a job's model versions with their holdout metrics; the champion is marked."""
@@ -41,7 +48,7 @@ def list_models(job: str, models_dir: ModelsDir = None) -> None:
         return
     metric_names = sorted({k for v in versions for k in v.metrics})[:6]
     table = Table(title=f"{job} models ({reg.root})")
-    for col in ["", "version", "run date", "training window", *metric_names]:
+    for col in ["", "version", "model", "run date", "training window", *metric_names]:
         table.add_column(col)
     for v in versions:
         m = v.metadata
@@ -49,6 +56,7 @@ def list_models(job: str, models_dir: ModelsDir = None) -> None:
         table.add_row(
             "★" if v.version == champion else "",
             v.version,
+            _family(m),
             str(m.get("run_date", m.get("error", "?"))),
             f"{window.get('start', '')} … {window.get('end', '')}" if window else "",
             *[_fmt(v.metrics.get(k, "")) for k in metric_names],

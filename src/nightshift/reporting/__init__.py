@@ -35,6 +35,7 @@ def render(template: str, **context: Any) -> str:
         "version": __version__,
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "warnings": [],
+        "selections": {},  # JobResult.selections: the "Which model is used" sections of a job page
         "run_date": None,
         "root": "..",
         "assets": "../assets",
