@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -83,7 +84,7 @@ def backfill_command(
     try:
         steps = plan(s, first, last, mode, force, names)  # type: ignore[arg-type]
     except ValueError as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]{escape(str(e))}[/red]")
         raise typer.Exit(2) from None
     t = Table("date", "action", "why", title=f"backfill {first} → {last} (mode={mode})")
     for p in steps:
@@ -107,10 +108,10 @@ def backfill_command(
                 result = night.run_night(s, p.day, names, force=force, trigger="backfill")
                 ok = result.status == "success"
             except runs.DateLocked as e:
-                console.print(f"[yellow]{e}[/yellow]")
+                console.print(f"[yellow]{escape(str(e))}[/yellow]")
                 ok = False
             except Exception as e:  # keep going: the status shows the failed date
-                console.print(f"[red]{p.day}: {e}[/red]")
+                console.print(f"[red]{p.day}: {escape(str(e))}[/red]")
                 ok = False
             done += ok
             failed += not ok

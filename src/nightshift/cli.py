@@ -69,7 +69,7 @@ def run(
     try:
         result = night.run_night(s, parse_date(date_), parse_jobs(jobs), force=force, lock_wait_s=wait)
     except (DateLocked, night.NoCompleteDate) as e:
-        console.print(f"[yellow]{e}[/yellow]")
+        console.print(f"[yellow]{escape(str(e))}[/yellow]")
         raise typer.Exit(3) from None
     print_result(result.as_dict())
     if result.status == "failed":
@@ -82,7 +82,7 @@ def print_result(result: dict) -> None:
               title=f"night of {result['run_date']}: {result['status']}")
     for job, j in result["jobs"].items():
         color = {"success": "green", "reused": "green", "failed": "red"}.get(j["status"], "yellow")
-        t.add_row(job, f"[{color}]{j['status']}[/{color}]", f"{j['seconds']:.1f}", _models_in_use(j), j["error"] or "")
+        t.add_row(job, f"[{color}]{j['status']}[/{color}]", f"{j['seconds']:.1f}", _models_in_use(j), escape(j["error"] or ""))
     console.print(t)
     console.print(f"report: [bold]{result['report']}[/bold]")
     console.print(f"all nights: [bold]{Path(result['report']).parents[1] / 'index.html'}[/bold]")
@@ -127,7 +127,7 @@ def main() -> None:
     try:
         app()
     except SettingsError as e:
-        console.print(f"[red]settings error:[/red] {e}")
+        console.print(f"[red]settings error:[/red] {escape(str(e))}")
         sys.exit(2)
 
 

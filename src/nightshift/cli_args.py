@@ -7,6 +7,7 @@ from datetime import date
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from nightshift.settings import Settings, SettingsError, load_settings
 
@@ -18,7 +19,7 @@ def read_settings() -> Settings:
     try:
         return load_settings()
     except SettingsError as e:
-        console.print(f"[red]settings error:[/red] {e}")
+        console.print(f"[red]settings error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
 
 

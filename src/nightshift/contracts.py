@@ -9,6 +9,7 @@ rows already loaded from other days) and references to other tables.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import polars as pl
 import pyarrow as pa
@@ -66,6 +67,10 @@ def _column_rules(t: TableSpec) -> list[tuple[pl.Expr, Rule]]:
         if c.enum:
             rules.append((col.is_not_null() & ~col.is_in(list(c.enum)), Rule(f"unknown value in {c.name}", pl.format(
                 "column {}: {} is not one of {}", pl.lit(c.name), col, pl.lit(", ".join(c.enum))))))
+        if c.type == "DOUBLE":
+            rules.append(((col.is_nan() | col.is_infinite()).fill_null(False), Rule(
+                f"not a finite number in {c.name}", pl.format("column {}: {} is not a finite number",
+                                                              pl.lit(c.name), _raw_text(c.name)))))
         if c.min is not None:
             low = (col <= c.min) if c.min_exclusive else (col < c.min)
             bound = ("> " if c.min_exclusive else ">= ") + f"{c.min:g}"
@@ -85,9 +90,21 @@ def _mark(frame: pl.DataFrame, rules: list[Rule], broken: pl.Expr, rule: Rule) -
                               .alias("_rule_no"))
 
 
+INTEGERS = ("BIGINT", "INTEGER")
+
+
 def _typed(c: Column) -> str:
     """One column's staging expression: cast (a value that does not fit becomes null, and the contract
-    quarantines the row as a wrong type), text trimmed, an empty optional text null, enums lower case."""
+    quarantines the row as a wrong type), text trimmed, an empty optional text null, enums lower case.
+
+    A whole-number column takes only whole numbers (DuckDB's cast would round 28.5 to 28 or 29); a
+    timestamp with an offset (`...T01:00:00+05:00`) becomes UTC, one without stays as sent."""
+    if c.type in INTEGERS:
+        number = f"try_cast({c.name} as double)"
+        return f"case when {number} = floor({number}) then try_cast({c.name} as {c.type.lower()}) end"
+    if c.type == "TIMESTAMP":
+        cast = f"try_cast(try_cast({c.name} as timestamptz) as timestamp)"
+        return f"date_trunc('{c.truncate}', {cast})" if c.truncate else cast
     if c.type != "VARCHAR":
         cast = f"try_cast({c.name} as {c.type.lower()})"
         return f"date_trunc('{c.truncate}', {cast})" if c.truncate else cast
@@ -103,7 +120,16 @@ def staging_sql(t: TableSpec) -> str:
     return f"select\n        _row,\n        {columns}\nfrom raw\norder by _row"  # noqa: S608
 
 
-def check(table: str, raw: pa.Table, warehouse: Warehouse) -> Checked:
+@dataclass(frozen=True)
+class Plausible:
+    """When a row's date is implausible: before `earliest` (a sentinel such as 1900-01-01), or more
+    than `max_days_before_drop` days older than the drop that delivered it (a landing drop only)."""
+
+    earliest: date = date(1901, 1, 1)
+    max_days_before_drop: int | None = 366
+
+
+def check(table: str, raw: pa.Table, warehouse: Warehouse, plausible: Plausible = Plausible()) -> Checked:
     """Type, normalise and check rows of `table`; `raw` carries `_partition`, the drop each row came in.
 
     Rules are decided on every row with boolean columns; the reason text and the raw values kept
@@ -134,12 +160,28 @@ def check(table: str, raw: pa.Table, warehouse: Warehouse) -> Checked:
     frame = _mark(frame, rules, (day_col > pl.col("_partition")).fill_null(False), Rule(
         "future timestamp",
         pl.format("{} {} is after the drop date {}", pl.lit(t.time_column), day_col, pl.col("_partition"))))
+    frame = _implausible_dates(t, frame, rules, plausible)
     key = list(t.key)
     if frame.select(pl.struct(key).n_unique()).item() < frame.height:
         frame = _duplicates(t, frame, rules)  # an identical row is a repeated key too: else none
     frame = _against_warehouse(t, frame, rules, warehouse)
     good = frame.filter(pl.col("_rule_no").is_null()).select([*t.column_names, "_partition"])
     return Checked(good=good, bad=_quarantined(t, frame.filter(pl.col("_rule_no").is_not_null()), rules, raw))
+
+
+def _implausible_dates(t: TableSpec, frame: pl.DataFrame, rules: list[Rule], plausible: Plausible) -> pl.DataFrame:
+    day_col = pl.col(t.time_column).cast(pl.Date)
+    frame = _mark(frame, rules, (day_col < plausible.earliest).fill_null(False), Rule(
+        "date before the earliest plausible date",
+        pl.format("{} {} is before {} (set earliest_date in nightshift.toml if it is real)",
+                  pl.lit(t.time_column), day_col, pl.lit(plausible.earliest.isoformat()))))
+    if plausible.max_days_before_drop is None:
+        return frame
+    old = (pl.col("_partition") - day_col).dt.total_days() > plausible.max_days_before_drop
+    return _mark(frame, rules, old.fill_null(False), Rule(
+        "dated long before its drop",
+        pl.format("{} {} is more than {} days before the drop date {} (max_days_before_drop)",
+                  pl.lit(t.time_column), day_col, pl.lit(plausible.max_days_before_drop), pl.col("_partition"))))
 
 
 def _duplicates(t: TableSpec, frame: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:

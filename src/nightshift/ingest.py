@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from nightshift import contracts, publish
 from nightshift.settings import Settings
-from nightshift.sources import Partition, SourceError, partitions
+from nightshift.sources import Partition, SourceError, invalid_drop_folders, one_relation, partitions
 from nightshift.tables import DAILY_TABLES as DAILY
 from nightshift.tables import LOAD_ORDER
 from nightshift.warehouse import Warehouse, sql_text
@@ -54,6 +54,7 @@ CHUNK_ROWS = 2_000_000  # ... and at most about this many rows, so memory stays 
 def load_table(settings: Settings, warehouse: Warehouse, table: str, run_date: date) -> TableLoad:
     """Load every changed partition of `table` up to `run_date`; judge the run date's own drop."""
     out = TableLoad(table)
+    out.errors.extend(invalid_drop_folders(settings, table) if table not in settings.sources else [])
     seen = _previous_hashes(warehouse, table)
     try:
         parts = list(partitions(settings, table, run_date))
@@ -66,7 +67,7 @@ def load_table(settings: Settings, warehouse: Warehouse, table: str, run_date: d
     batch: list[tuple[Partition, pa.Table]] = []
     rows = 0
     for part in changed:
-        raw = _read(part, out, run_date)
+        raw = _read(settings, part, out, run_date)
         if raw is not None:
             batch.append((part, raw))
             rows += raw.num_rows
@@ -84,7 +85,7 @@ def load_table(settings: Settings, warehouse: Warehouse, table: str, run_date: d
     return out
 
 
-def _read(part: Partition, out: TableLoad, run_date: date) -> pa.Table | None:
+def _read(settings: Settings, part: Partition, out: TableLoad, run_date: date) -> pa.Table | None:
     """One drop's rows with `_partition`; an unreadable drop is reported (and None)."""
     try:
         raw = part.read()
@@ -93,24 +94,30 @@ def _read(part: Partition, out: TableLoad, run_date: date) -> pa.Table | None:
         if part.day == run_date:
             out.problem = str(e)
         return None
+    finally:
+        _reject_files(settings, out, part)
     return raw.append_column("_partition", pa.array([part.day] * raw.num_rows, pa.date32()))
 
 
-def _concat(tables: list[pa.Table]) -> pa.Table:
-    """The drops of a chunk as one table."""
-    if len({tb.schema for tb in tables}) > 1:
-        # A drop with other types (a number delivered as text): compare as text, the contract types it.
-        tables = [tb.cast(pa.schema([pa.field(f.name, pa.string() if f.name != "_partition" else pa.date32())
-                                     for f in tb.schema])) for tb in tables]
-    return pa.concat_tables(tables, promote_options="permissive")
+def _reject_files(settings: Settings, out: TableLoad, part: Partition) -> None:
+    """Files of a drop that were not loaded: on the night page, and listed beside the drop's quarantine."""
+    path = settings.quarantine_dir / out.table / f"date={part.day.isoformat()}" / "files.json"
+    if not part.rejected:
+        path.unlink(missing_ok=True)
+        return
+    out.errors.extend(f"{file}: {reason}" if file not in reason else reason for file, reason in part.rejected)
+    publish.write_text_atomic(json.dumps([{"file": f, "reason": r} for f, r in part.rejected], indent=1), path)
 
 
 def _load_chunk(settings: Settings, warehouse: Warehouse, batch: list[tuple[Partition, pa.Table]], out: TableLoad,
                 run_date: date) -> None:
     table = out.table
     ok = [part for part, _ in batch]
-    raw = _concat([tb for _, tb in batch])
-    checked = contracts.check(table, raw, warehouse)
+    raw = one_relation([tb for _, tb in batch])
+    # A user source splits rows by their own date, so "long before its drop" applies to landing drops only.
+    plausible = contracts.Plausible(settings.earliest_date,
+                                    None if table in settings.sources else settings.max_days_before_drop)
+    checked = contracts.check(table, raw, warehouse, plausible)
     days = [p.day for p in ok]
     counts = (
         pl.DataFrame({"_partition": days}, schema={"_partition": pl.Date})

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from nightshift.registry import ModelRegistry, RegistryError
@@ -41,7 +42,7 @@ def list_models(job: str, models_dir: ModelsDir = None) -> None:
         reg = _registry(job, models_dir)
         versions, champion = reg.list(), reg.champion()
     except RegistryError as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]{escape(str(e))}[/red]")
         raise typer.Exit(1) from None
     if not versions:
         console.print(f"No models stored for {job!r} under {reg.root}.")
@@ -81,7 +82,7 @@ def promote(job: str, version: str,
         reg = _registry(job, models_dir)
         reg.promote(version)
     except RegistryError as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]{escape(str(e))}[/red]")
         raise typer.Exit(1) from None
     console.print(f"{job}: champion is now [bold]{version}[/bold]")
 
@@ -93,6 +94,6 @@ def rollback(job: str, models_dir: ModelsDir = None) -> None:
         reg = _registry(job, models_dir)
         version = reg.rollback()
     except RegistryError as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]{escape(str(e))}[/red]")
         raise typer.Exit(1) from None
     console.print(f"{job}: rolled back; champion is now [bold]{version}[/bold]")

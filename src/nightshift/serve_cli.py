@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from nightshift.cli_args import prefect_env, read_settings
 from nightshift.settings import Settings
@@ -36,7 +37,7 @@ def serve_command(
         plan = schedule.catch_up_plan(now, s.timezone, s.schedule_cron, schedule.last_success(s), s.catch_up,
                                       s.catch_up_limit)
     except SettingsError as e:
-        console.print(f"[red]settings error:[/red] {e}")
+        console.print(f"[red]settings error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
     console.print(f"schedule: [bold]{s.schedule_cron}[/bold] in {s.timezone}; each run processes the day before")
     for at in fires:

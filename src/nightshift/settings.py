@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     jobs: list[str] | None = None  # run only these jobs; default: all registered
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
     bad_fraction_limit: float = Field(default=0.5, ge=0, le=1)  # above: the table is unusable for D
+    # Rows dated before this are quarantined (sentinels such as 1900-01-01); lower it for old history.
+    earliest_date: date = date(1901, 1, 1)
+    # A landing drop's rows dated more than this many days before the drop date are quarantined.
+    max_days_before_drop: int = Field(default=366, ge=0)
     max_workers: int = Field(default=2, ge=1)
     # DuckDB's memory cap; beyond it sorts, joins and windows spill to disk next to the warehouse.
     warehouse_memory_limit: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")

@@ -11,13 +11,14 @@ import glob
 import hashlib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -41,9 +42,15 @@ class Partition:
     origin: str  # file path(s) or query, for messages
     input_hash: str
     reader: object  # a callable returning the raw rows (pa.Table), read only when needed
+    # Files of the drop that were not loaded, with why (unsupported, unreadable, missing columns);
+    # filled when the drop is read, so the night page and the quarantine can list them.
+    rejected: list[tuple[str, str]] = field(default_factory=list)
 
     def read(self) -> pa.Table:
-        return self.reader()  # type: ignore[operator]
+        return self.reader(self.rejected)  # type: ignore[operator]
+
+
+READABLE = {".parquet", ".csv"}  # compared lower case: PART-0.PARQUET is a Parquet file
 
 
 def _hash_files(paths: list[Path]) -> str:
@@ -56,60 +63,113 @@ def _hash_files(paths: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
+def _drop_day(folder: Path) -> date | None:
+    """The business day a `date=YYYY-MM-DD` folder holds, or None if its name is no real date."""
+    m = _PARTITION.match(folder.name)
+    if not m:
+        return None
+    try:
+        return date.fromisoformat(m.group(1))
+    except ValueError:  # date=2026-02-30
+        return None
+
+
+def invalid_drop_folders(settings: Settings, table: str) -> list[str]:
+    """Folders in the table's landing zone that are not a `date=YYYY-MM-DD` of a real date (skipped)."""
+    folder = settings.landing_dir / table
+    if not folder.is_dir():
+        return []
+    return [f"table {table}: skipped the folder {sub}: its name is not date=YYYY-MM-DD with a real date; "
+            "rename or remove it" for sub in sorted(folder.iterdir())
+            if not sub.name.startswith(".") and _drop_day(sub) is None]
+
+
 def landing_partitions(settings: Settings, table: str, until: date) -> Iterator[Partition]:
     """The landing drops `data/landing/<table>/date=D/` with D <= until, oldest first."""
     folder = settings.landing_dir / table
     if not folder.is_dir():
         return
     for sub in sorted(folder.iterdir()):
-        m = _PARTITION.match(sub.name)
-        if not m:
+        day = _drop_day(sub)
+        if day is None or day > until or not sub.is_dir():
             continue
-        day = date.fromisoformat(m.group(1))
-        if day > until:
-            continue
-        files = sorted(p for p in sub.iterdir() if p.suffix in (".parquet", ".csv"))
-        yield Partition(table, day, str(sub), _hash_files(files), _file_reader(table, files, {}))
+        entries = sorted(p for p in sub.iterdir() if p.is_file() and not p.name.startswith("."))
+        files = [p for p in entries if p.suffix.lower() in READABLE]
+        ignored = [(str(p), "not a CSV or Parquet file: ignored") for p in entries if p not in files]
+        yield Partition(table, day, str(sub), _hash_files(entries), _file_reader(table, files, {}, ignored))
 
 
-def _file_reader(table: str, files: list[Path], mapping: dict[str, str]):
-    def read() -> pa.Table:
-        if not files:
+def _file_reader(table: str, files: list[Path], mapping: dict[str, str], ignored: list[tuple[str, str]] = ()):
+    """A reader of several files as one relation; a file that can't be read or mapped is rejected
+    (with its reason) and the others load. Only when every file fails is the drop unreadable."""
+    def read(rejected: list[tuple[str, str]]) -> pa.Table:
+        rejected[:] = list(ignored)
+        frames = []
+        for f in files:
+            try:
+                frames.append(_rename(table, _read_one(table, f), mapping, f))
+            except SourceError as e:
+                rejected.append((str(f), str(e)))
+        if files and not frames:
+            raise SourceError("; ".join(reason for _, reason in rejected))
+        if not frames:
             return pa.table({c: pa.array([], pa.string()) for c in spec(table).column_names})
-        frames = [_read_one(table, f) for f in files]
-        return _rename(table, pa.concat_tables(frames, promote_options="permissive"), mapping, files[0])
+        return one_relation(frames)
 
     return read
 
 
+def one_relation(frames: list[pa.Table]) -> pa.Table:
+    """Files (or drops) with the same columns as one table; when their types differ (a CSV beside a
+    Parquet file, an int beside a string), every column is compared as text and the contract types it."""
+    if len({f.schema for f in frames}) > 1:
+        frames = [as_text(f) for f in frames]
+    return pa.concat_tables(frames, promote_options="permissive")
+
+
+def as_text(frame: pa.Table) -> pa.Table:
+    """Every column as text, `_partition` (the drop date) kept as a date."""
+    return pa.table({n: c if n == "_partition" else pc.cast(c, pa.string()) for n, c in zip(
+        frame.column_names, frame.columns, strict=True)})
+
+
+def _utc(frame: pa.Table) -> pa.Table:
+    """Time-zone-aware timestamps as UTC wall time (the stored instant), never the host's zone."""
+    for i, f in enumerate(frame.schema):
+        if pa.types.is_timestamp(f.type) and f.type.tz is not None:
+            frame = frame.set_column(i, f.name, pc.cast(frame.column(i), pa.timestamp(f.type.unit)))
+    return frame
+
+
 def _read_one(table: str, path: Path) -> pa.Table:
+    csv = path.suffix.lower() == ".csv"
     try:
-        if path.suffix == ".csv":
+        if csv:
             # All text: types are the contract's job, so a bad value quarantines a row, not the file.
             opts = pa_csv.ConvertOptions(column_types={}, strings_can_be_null=True, auto_dict_encode=False)
             header = pa_csv.read_csv(path, convert_options=opts).schema.names
             opts = pa_csv.ConvertOptions(column_types={n: pa.string() for n in header}, strings_can_be_null=True)
             return pa_csv.read_csv(path, convert_options=opts)
-        return pq.ParquetFile(path).read()
+        return _utc(pq.ParquetFile(path).read())
     except (pa.ArrowException, OSError) as e:
-        kind = "CSV" if path.suffix == ".csv" else "Parquet"
         raise SourceError(
-            f"table {table}: {path} is not a readable {kind} file ({str(e).splitlines()[0]}); "
-            "re-deliver the file or remove it, then run the date again"
+            f"table {table}: {path} is not a readable {'CSV' if csv else 'Parquet'} file "
+            f"({str(e).splitlines()[0]}); re-deliver the file or remove it, then run the date again"
         ) from None
 
 
 def _rename(table: str, raw: pa.Table, mapping: dict[str, str], origin: object) -> pa.Table:
     """Map `their_name -> our_name`, drop unknown columns, and insist on the required ones."""
     t = spec(table)
-    names = [mapping.get(n, n) for n in raw.column_names]
+    theirs = raw.column_names
+    names = [mapping.get(n, n) for n in theirs]
     raw = raw.rename_columns(names)
     keep = [n for n in names if n in t.column_names]
     missing = [c for c in t.required_columns if c not in keep]
     if missing:
         raise SourceError(
             f"table {table}: {origin} has no column(s) {', '.join(missing)} "
-            f"(it has: {', '.join(raw.column_names)}); map them with "
+            f"(it has: {', '.join(theirs)}); map them with "
             f"[sources.{table}.columns] their_name = \"our_name\" in nightshift.toml"
         )
     raw = raw.select(keep)
@@ -122,7 +182,8 @@ def _rename(table: str, raw: pa.Table, mapping: dict[str, str], origin: object) 
 def user_partitions(settings: Settings, table: str, until: date) -> Iterator[Partition]:
     """A user's own source for `table`, split into business days up to `until`."""
     src: SourceSettings = settings.sources[table]
-    raw = read_user_source(settings, table, src)
+    rejected: list[tuple[str, str]] = []
+    raw = read_user_source(settings, table, src, rejected)
     t = spec(table)
     origin = src.query or src.table or src.path or ""
     days = (
@@ -139,14 +200,19 @@ def user_partitions(settings: Settings, table: str, until: date) -> Iterator[Par
             f"table {table}: {undated.height} row(s) in {origin} have no readable date in column "
             f"{t.time_column!r} (first: {undated.row(0)[:4]}); fix or map that column"
         )
-    for (day,), part in sorted(frame.filter(pl.col("_day") <= until).partition_by("_day", as_dict=True).items()):
+    days_rows = sorted(frame.filter(pl.col("_day") <= until).partition_by("_day", as_dict=True).items())
+    for i, ((day,), part) in enumerate(days_rows):
         rows = part.drop("_day").to_arrow()
         digest = hashlib.sha256(pl.from_arrow(rows).hash_rows(seed=0).to_numpy().tobytes()).hexdigest()[:16]
-        yield Partition(table, day, str(origin), digest, (lambda r=rows: r))
+        # Files of the source that could not be read are reported once, with the newest day.
+        yield Partition(table, day, str(origin), digest, (lambda _rejected, r=rows: r),
+                        rejected=rejected if i == len(days_rows) - 1 else [])
 
 
-def read_user_source(settings: Settings, table: str, src: SourceSettings) -> pa.Table:
-    """Read a user's CSV/Parquet glob, DuckDB table or query, mapped onto canonical columns."""
+def read_user_source(settings: Settings, table: str, src: SourceSettings,
+                     rejected: list[tuple[str, str]] | None = None) -> pa.Table:
+    """Read a user's CSV/Parquet glob, DuckDB table or query, mapped onto canonical columns; files
+    of a glob that cannot be read are added to `rejected` (file, reason) and the others are used."""
     path = settings.source_path(table)
     assert path is not None
     fmt = src.format or ("duckdb" if path.suffix in (".duckdb", ".db") else path.suffix.lstrip(".").lower())
@@ -154,7 +220,7 @@ def read_user_source(settings: Settings, table: str, src: SourceSettings) -> pa.
         files = sorted(Path(p) for p in glob.glob(str(path)))
         if not files:
             raise SourceError(f"table {table}: no file matches {path}; check sources.{table}.path")
-        return _file_reader(table, files, src.columns)()
+        return _file_reader(table, files, src.columns)([] if rejected is None else rejected)
     if fmt != "duckdb":
         raise SourceError(f"table {table}: can't tell the format of {path}; set sources.{table}.format")
     if not path.exists():
@@ -172,7 +238,7 @@ def read_user_source(settings: Settings, table: str, src: SourceSettings) -> pa.
         raise SourceError(f"table {table}: reading {path} failed: {str(e).splitlines()[0]}") from None
     finally:
         con.close()
-    return _rename(table, raw, src.columns, path)
+    return _rename(table, _utc(raw), src.columns, path)
 
 
 def partitions(settings: Settings, table: str, until: date) -> Iterator[Partition]:

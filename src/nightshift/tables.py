@@ -66,6 +66,10 @@ class TableSpec:
 
 
 C = Column
+# Magnitudes no real row reaches: a value beyond them is a unit error or a corrupt export
+# (units = 9e18 would otherwise publish forecasts of 1e18). Money in cents: $10 billion.
+BIG_COUNT = 1e9
+BIG_MONEY = 1e12
 
 TABLES: dict[str, TableSpec] = {
     t.name: t
@@ -81,7 +85,7 @@ TABLES: dict[str, TableSpec] = {
                 C("campaign_id", "VARCHAR", required=False),
                 C("device", "VARCHAR", required=False, enum=DEVICES),
                 C("product_id", "VARCHAR", required=False),
-                C("revenue_cents", "BIGINT", required=False, min=0),
+                C("revenue_cents", "BIGINT", required=False, min=0, max=BIG_MONEY),
             ),
             key=("event_id",),
             time_column="ts",
@@ -109,8 +113,8 @@ TABLES: dict[str, TableSpec] = {
                 C("date", "DATE"),
                 C("store_id", "VARCHAR"),
                 C("product_id", "VARCHAR"),
-                C("units", "BIGINT", min=0),
-                C("unit_price_cents", "BIGINT", min=0, min_exclusive=True),
+                C("units", "BIGINT", min=0, max=BIG_COUNT),
+                C("unit_price_cents", "BIGINT", min=0, min_exclusive=True, max=BIG_MONEY),
                 C("on_promotion", "BOOLEAN"),
             ),
             key=("date", "store_id", "product_id"),
@@ -123,10 +127,10 @@ TABLES: dict[str, TableSpec] = {
                 C("application_id", "VARCHAR"),
                 C("applicant_id", "VARCHAR"),
                 C("application_date", "DATE"),
-                C("amount_cents", "BIGINT", min=0, min_exclusive=True),
+                C("amount_cents", "BIGINT", min=0, min_exclusive=True, max=BIG_MONEY),
                 C("interest_rate", "DOUBLE", min=0, max=100),
                 C("term_months", "INTEGER", min=1, max=600),
-                C("annual_income_cents", "BIGINT", min=0),
+                C("annual_income_cents", "BIGINT", min=0, max=BIG_MONEY),
                 C("debt_to_income", "DOUBLE", min=0, max=10),
                 C("credit_score", "INTEGER", min=300, max=850),
                 C("employment_years", "DOUBLE", min=0, max=80),
@@ -157,13 +161,13 @@ TABLES: dict[str, TableSpec] = {
                 C("date", "DATE"),
                 C("warehouse_id", "VARCHAR"),
                 C("product_id", "VARCHAR"),
-                C("on_hand", "BIGINT", min=0),
-                C("received", "BIGINT", min=0),
-                C("ordered", "BIGINT", min=0),
+                C("on_hand", "BIGINT", min=0, max=BIG_COUNT),
+                C("received", "BIGINT", min=0, max=BIG_COUNT),
+                C("ordered", "BIGINT", min=0, max=BIG_COUNT),
                 C("lead_time_days", "INTEGER", min=0, min_exclusive=True),
-                C("unit_cost_cents", "BIGINT", min=0, min_exclusive=True),
+                C("unit_cost_cents", "BIGINT", min=0, min_exclusive=True, max=BIG_MONEY),
                 C("holding_cost_rate", "DOUBLE", min=0, max=10),
-                C("order_cost_cents", "BIGINT", min=0),
+                C("order_cost_cents", "BIGINT", min=0, max=BIG_MONEY),
             ),
             key=("date", "warehouse_id", "product_id"),
             time_column="date",
@@ -175,7 +179,7 @@ TABLES: dict[str, TableSpec] = {
                 C("ts", "TIMESTAMP", truncate="hour"),
                 C("meter_id", "VARCHAR"),
                 C("region", "VARCHAR"),
-                C("kwh", "DOUBLE", min=0),
+                C("kwh", "DOUBLE", min=0, max=BIG_COUNT),
                 C("temperature_c", "DOUBLE", required=False, min=-80, max=70),
                 C("is_holiday", "BOOLEAN"),
             ),

@@ -2,8 +2,10 @@
 
 Order of a release: bound and aggregate (SQL) → fingerprint the bounded input → serve the stored
 release if this exact one exists (free) → check the budget → draw noise → post-process → commit the
-charge together with the stored values → only then return them. A refusal returns the last good
-stored numbers of the same job and release, flagged stale, and spends nothing.
+charge together with the stored values (`ledger.commit`, under the ledger's file lock) → only then
+return them. A refusal returns the last good stored numbers of the same job and release, flagged
+stale, and spends nothing. The ledger and the stored releases live in `<home>/data/privacy/`
+(`store`), apart from the warehouse, which only lends its DuckDB engine to the bounding SQL.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from typing import Any
 import polars as pl
 
 from nightshift.privacy import ledger
-from nightshift.privacy.bounding import bound_and_aggregate, key_grid, prepare
+from nightshift.privacy.bounding import TrueAggregates, bound_and_aggregate, key_grid, prepare
+from nightshift.privacy.budget import Limit, PrivacyRefused, in_force
 from nightshift.privacy.noise import CONFIDENCE, add_noise, margin_of_error
 from nightshift.privacy.release import MEAN_MIN_COUNT_FACTOR, build_table
-from nightshift.privacy.spec import BudgetExceeded, Count, Mean, Release, describe, plan, sum_key
+from nightshift.privacy.spec import Count, Mean, Query, Release, describe, plan, sum_key
+from nightshift.privacy.store import Store
 
 
 @dataclass
@@ -45,43 +49,59 @@ def release_id(job: str, name: str, run_date: date, input_hash: str) -> str:
     return hashlib.sha256(f"{job}\x1f{name}\x1f{run_date.isoformat()}\x1f{input_hash}".encode()).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class Measured:
+    """A release's true (not yet noisy) answers: its cells, its noisy queries and their true vectors."""
+
+    grid: pl.DataFrame
+    queries: dict[str, Query]
+    truth: TrueAggregates
+    input_hash: str
+
+
+def measure(cur: Any, release: Release, frame: pl.DataFrame, salt: str) -> Measured:
+    """Declared cells, query plan and bounded true aggregates: everything before the noise.
+
+    The privacy audit in the tests calls this same function, so what it audits is what releases use.
+    """
+    release.validate()
+    grid = key_grid(release)
+    truth = bound_and_aggregate(cur, release, prepare(release, frame, grid), grid.height, salt=salt)
+    input_hash = hashlib.sha256(
+        (json.dumps(describe(release), sort_keys=True) + "|" + truth.fingerprint).encode()
+    ).hexdigest()
+    return Measured(grid, plan(release), truth, input_hash)
+
+
 class PrivacyLayer:
     """Bounded, noisy aggregates with a persistent budget, for one job and run date."""
 
     def __init__(self, warehouse: Any, settings: Any, job: str, run_date: date):
         self.warehouse, self.settings, self.job, self.run_date = warehouse, settings, job, run_date
+        self.store = Store.for_home(settings.data_dir, settings.reports_dir)
         self.results: list[ReleaseResult] = []
         self._declared: dict[str, Release] = {}
-        ledger.ensure_tables(warehouse)
 
     # -- releasing ---------------------------------------------------------------------------------
     def release(self, release: Release, frame: pl.DataFrame, *, strict: bool = False) -> ReleaseResult:
         """Release `frame`'s bounded, noisy aggregates as declared; `strict` raises BudgetExceeded on refusal."""
-        release.validate()
-        budget = self._budget(release.dataset)
-        cur = self.warehouse.cursor
-        grid = key_grid(release)
-        queries = plan(release)
-        truth = bound_and_aggregate(cur, release, prepare(release, frame, grid), grid.height,
-                                    salt=f"{self.job}/{release.name}")
-        input_hash = hashlib.sha256(
-            (json.dumps(describe(release), sort_keys=True) + "|" + truth.fingerprint).encode()
-        ).hexdigest()
-        rid = release_id(self.job, release.name, self.run_date, input_hash)
+        asked = self._asked(release.dataset)
+        m = measure(self.warehouse.cursor, release, frame, salt=f"{self.job}/{release.name}")
+        rid = release_id(self.job, release.name, self.run_date, m.input_hash)
         self._declared[release.name] = release
         try:
-            stored = ledger.find(cur, rid)
+            stored = ledger.find(self.store, rid)
             charged = False
             if stored is None:
-                self._check_budget(release, budget)  # cheap early refusal; re-checked when committing
-                noisy = {k: add_noise(truth.vectors[k], q.scale) for k, q in queries.items()}
-                table, suppressed = build_table(release, grid, noisy, queries)
-                meta = {"queries": _query_info(queries), "suppressed": suppressed, "cells": grid.height,
+                charge = ledger.Charge(rid, self.job, release.name, self.run_date, m.input_hash, release.dataset,
+                                       release.unit, float(release.epsilon), asked)
+                self._check_budget(charge)  # cheap early refusal; re-checked under the lock when committing
+                noisy = {k: add_noise(m.truth.vectors[k], q.scale) for k, q in m.queries.items()}
+                table, suppressed = build_table(release, m.grid, noisy, m.queries)
+                meta = {"queries": _query_info(m.queries), "suppressed": suppressed, "cells": m.grid.height,
                         "k": int(release.max_rows_per_unit), "unit": release.unit}
-                charge = ledger.Charge(rid, self.job, release.name, self.run_date, input_hash, release.dataset,
-                                       release.unit, float(release.epsilon), budget.epsilon, budget.window_days)
-                stored, charged = ledger.commit(self.warehouse, charge, table, meta)
-        except BudgetExceeded as e:
+                stored, charged = ledger.commit(self.store, charge, table, meta)
+        except PrivacyRefused as e:
             if strict:
                 raise
             return self._record(self._refused(release, str(e)))
@@ -96,7 +116,7 @@ class PrivacyLayer:
         )
 
     def _refused(self, release: Release, message: str) -> ReleaseResult:
-        last = ledger.last_good(self.warehouse.cursor, self.job, release.name, self.run_date)
+        last = ledger.last_good(self.store, self.job, release.name, self.run_date)
         if last is None:
             return ReleaseResult(release.name, release.dataset, None, refused=message)
         return ReleaseResult(
@@ -109,23 +129,19 @@ class PrivacyLayer:
         self.results.append(result)
         return result
 
-    def _budget(self, dataset: str) -> Any:
+    def _asked(self, dataset: str) -> Limit:
+        """The budget the settings ask for; the ledger decides what is in force (`budget.settle`)."""
         try:
-            return self.settings.privacy_budgets[dataset]
+            return Limit.of(self.settings.privacy_budgets[dataset])
         except KeyError:
             raise ValueError(
                 f"no privacy budget for dataset {dataset!r}; known: {', '.join(self.settings.privacy_budgets)}. "
                 f"Add privacy_budgets.{dataset} to the settings or use a known dataset."
             ) from None
 
-    def _check_budget(self, release: Release, budget: Any) -> None:
-        use = ledger.window_use(self.warehouse.cursor, release.dataset, self.run_date, budget.window_days)
-        if use.spent + release.epsilon > budget.epsilon + ledger.TOLERANCE:
-            raise BudgetExceeded(
-                dataset=release.dataset, release=f"{self.job}/{release.name}", needed=float(release.epsilon),
-                spent=use.spent, budget=budget.epsilon, window_start=use.window_start,
-                window_end=use.window_end, window_days=budget.window_days,
-            )
+    def _check_budget(self, charge: ledger.Charge) -> None:
+        entries = self.store.entries()
+        ledger.check(entries, charge, settle_only(entries, charge))
 
     # -- reporting ---------------------------------------------------------------------------------
     def budget_left(self, dataset: str) -> dict[str, Any]:

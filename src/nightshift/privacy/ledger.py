@@ -1,40 +1,47 @@
-"""The persistent budget ledger and the stored releases, both in the warehouse DuckDB file.
+"""The budget ledger's questions and its one write: what was spent, what is stored, charge a release.
 
-Why this is safe against double spending: DuckDB lets one process at a time open the file for
-writing (`Warehouse` waits for that lock), `Warehouse.transaction()` serialises writers inside a
-process, and the charge transaction re-reads the spent budget and the stored release before it
-inserts. A charge and its stored values are committed together, before anything is returned.
+The entries live in `store` (a hash-chained file beside the warehouse, not inside it). Readers take
+a `Store`, or a warehouse cursor for the store beside that warehouse file (`<data>/privacy`, with
+the anchor in `<home>/reports`, exactly where `Store.for_home(settings...)` puts them).
+
+Why a charge cannot be spent twice: `commit` holds the store's exclusive file lock while it re-reads
+the ledger, looks for the same release id (another run may have made it: serve that, charge
+nothing), re-checks the budget and appends. The values are written and fsynced before the caller
+sees them.
 """
 
 from __future__ import annotations
 
-import io
-import json
+import math
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
 
-from nightshift.privacy.spec import BudgetExceeded
-from nightshift.warehouse import Warehouse, sql_text
-
-TOLERANCE = 1e-9  # float slack when comparing sums of ε with the budget
+from nightshift.privacy.budget import TOLERANCE, BudgetExceeded, Limit, settle
+from nightshift.privacy.store import Entry, Store
 
 
-def ensure_tables(wh: Warehouse) -> None:
-    """Create the ledger tables if they do not exist (idempotent; a no-op once they do)."""
-    if has_tables(wh.cursor):  # also lets a read-only warehouse re-serve stored releases
-        return
-    with wh.transaction() as cur:
-        cur.execute(sql_text("privacy/ledger"))
+def store_of(source: Any) -> Store:
+    """A `Store` as given, or the store beside the warehouse file a DuckDB cursor is connected to."""
+    if isinstance(source, Store):
+        return source
+    rows = source.sql("select path from duckdb_databases() where database_name = current_database()").fetchall()
+    if not rows or not rows[0][0]:
+        raise ValueError("the privacy ledger lives beside a warehouse file; this DuckDB connection has none")
+    data_dir = Path(rows[0][0]).resolve().parent  # settings: warehouse_path = data_dir / "warehouse.duckdb"
+    return Store.for_home(data_dir, data_dir.parent / "reports")
 
 
-def has_tables(cur: duckdb.DuckDBPyConnection) -> bool:
-    """Whether this warehouse has a ledger yet (a read-only one may not)."""
-    row = cur.sql("select count(*) from duckdb_tables() where table_name = '_privacy_ledger'").fetchall()
-    return bool(row and row[0][0])
+def _charges(entries: list[Entry]) -> list[Entry]:
+    return [e for e in entries if e.data["kind"] == "charge"]
+
+
+def has_tables(source: Any) -> bool:
+    """Whether any release was ever charged (kept for callers written for the warehouse ledger)."""
+    return bool(_charges(store_of(source).entries()))
 
 
 @dataclass(frozen=True)
@@ -47,16 +54,24 @@ class WindowUse:
     releases: int
 
 
-def window_use(cur: duckdb.DuckDBPyConnection, dataset: str, run_date: date, window_days: int) -> WindowUse:
-    """The most ε spent on `dataset` in any `window_days` window that contains `run_date`."""
-    row = cur.sql(
-        sql_text("privacy/window_spent"),
-        params={"dataset": dataset, "run_date": run_date, "window_days": window_days},
-    ).fetchall()
-    if not row:  # no charges: the window ending on the run date is empty
-        return WindowUse(run_date - timedelta(days=window_days - 1), run_date, 0.0, 0)
-    ws, we, spent, n = row[0]
-    return WindowUse(ws, we, float(spent), int(n))
+def window_use(entries: list[Entry], dataset: str, run_date: date, window_days: int) -> WindowUse:
+    """The most ε spent on `dataset` in any `window_days` window that contains `run_date`.
+
+    A new release at `run_date` falls in all those windows, so this is what it must fit beside. The
+    fullest window can be slid right until it starts at a release date or at `run_date`; the
+    trailing window is a candidate too, and wins ties (it is the one people expect to see).
+    """
+    near = [(date.fromisoformat(e.data["run_date"]), e.data["epsilon"]) for e in _charges(entries)
+            if e.data["dataset"] == dataset]
+    near = [(d, eps) for d, eps in near if abs((d - run_date).days) < window_days]
+
+    def use(start: date) -> WindowUse:
+        end = start + timedelta(days=window_days - 1)
+        inside = [eps for d, eps in near if start <= d <= end]
+        return WindowUse(start, end, math.fsum(inside), len(inside))
+
+    starts = sorted({run_date - timedelta(days=window_days - 1), run_date, *(d for d, _ in near if d <= run_date)})
+    return max(map(use, starts), key=lambda u: u.spent)  # max keeps the first: the trailing window wins ties
 
 
 @dataclass(frozen=True)
@@ -70,40 +85,46 @@ class Stored:
     meta: dict[str, Any]
 
 
-def _stored(rows: list[tuple[Any, ...]]) -> Stored | None:
-    if not rows:
-        return None
-    release_id, run_date, epsilon, meta, payload = rows[0]
-    return Stored(release_id, run_date, float(epsilon), pl.read_ipc(io.BytesIO(payload)), json.loads(meta))
+def _stored(store: Store, e: Entry) -> Stored:
+    d = e.data
+    return Stored(d["release_id"], date.fromisoformat(d["run_date"]), float(d["epsilon"]), store.table(e), d["meta"])
 
 
-_SELECT = "select release_id, run_date, epsilon, meta, payload from _privacy_releases "
+def _find(entries: list[Entry], release_id: str) -> Entry | None:
+    return next((e for e in _charges(entries) if e.data["release_id"] == release_id), None)
 
 
-def find(cur: duckdb.DuckDBPyConnection, release_id: str) -> Stored | None:
+def find(source: Any, release_id: str) -> Stored | None:
     """The stored release with this id, if any."""
-    return _stored(cur.sql(_SELECT + "where release_id = $id", params={"id": release_id}).fetchall())
+    store = store_of(source)
+    e = _find(store.entries(), release_id)
+    return None if e is None else _stored(store, e)
 
 
-def last_good(cur: duckdb.DuckDBPyConnection, job: str, name: str, run_date: date) -> Stored | None:
+def _of(entries: list[Entry], job: str, name: str) -> list[Entry]:
+    return [e for e in _charges(entries) if e.data["job"] == job and e.data["release"] == name]
+
+
+def last_good(source: Any, job: str, name: str, run_date: date) -> Stored | None:
     """The newest stored release of `job`/`name` dated on or before `run_date` (for a refusal)."""
-    return _stored(cur.sql(
-        _SELECT + "where job = $job and release_name = $name and run_date <= $d "
-        "order by run_date desc, created_at desc limit 1",
-        params={"job": job, "name": name, "d": run_date},
-    ).fetchall())
+    store = store_of(source)
+    # Entries are in charge order, so the last one of the newest date is the newest release.
+    mine = [e for e in _of(store.entries(), job, name) if date.fromisoformat(e.data["run_date"]) <= run_date]
+    if not mine:
+        return None
+    return _stored(store, max(reversed(mine), key=lambda e: e.data["run_date"]))
 
 
-def nightly(cur: duckdb.DuckDBPyConnection, job: str, name: str, start: date, end: date) -> list[tuple[date, pl.DataFrame]]:
+def nightly(source: Any, job: str, name: str, start: date, end: date) -> list[tuple[date, pl.DataFrame]]:
     """The stored releases of `job`/`name` made on the nights `start`..`end`, oldest first; when a
     night released more than once (changed input), its newest."""
-    rows = cur.sql(
-        "select run_date, payload from _privacy_releases where job = $job and release_name = $name "
-        "and run_date between $start and $end qualify row_number() over "
-        "(partition by run_date order by created_at desc) = 1 order by run_date",
-        params={"job": job, "name": name, "start": start, "end": end},
-    ).fetchall()
-    return [(night, pl.read_ipc(io.BytesIO(payload))) for night, payload in rows]
+    store = store_of(source)
+    newest: dict[date, Entry] = {}
+    for e in _of(store.entries(), job, name):
+        night = date.fromisoformat(e.data["run_date"])
+        if start <= night <= end:
+            newest[night] = e  # later entries are newer
+    return [(night, store.table(newest[night])) for night in sorted(newest)]
 
 
 @dataclass(frozen=True)
@@ -118,52 +139,51 @@ class Charge:
     dataset: str
     privacy_unit: str
     epsilon: float
-    budget: float
-    window_days: int
+    asked: Limit  # the budget the settings ask for
 
 
-def commit(wh: Warehouse, charge: Charge, table: pl.DataFrame, meta: dict[str, Any]) -> tuple[Stored, bool]:
-    """Charge ε and store the noisy table in one transaction; returns (stored, charged_now).
+def check(entries: list[Entry], charge: Charge, limit: Limit) -> None:
+    """Raise BudgetExceeded when `charge` does not fit beside what the ledger has spent."""
+    use = window_use(entries, charge.dataset, charge.run_date, limit.window_days)
+    if use.spent + charge.epsilon > limit.epsilon + TOLERANCE:
+        raise BudgetExceeded(
+            dataset=charge.dataset, release=f"{charge.job}/{charge.release_name}", needed=charge.epsilon,
+            spent=use.spent, budget=limit.epsilon, window_start=use.window_start,
+            window_end=use.window_end, window_days=limit.window_days,
+        )
 
-    Inside the transaction the stored release is looked up again (another run may have made the
-    same release meanwhile: serve that one, charge nothing) and the budget is re-checked (another
-    release may have spent it: raise BudgetExceeded, nothing is written).
+
+def commit(store: Store, charge: Charge, table: pl.DataFrame, meta: dict[str, Any]) -> tuple[Stored, bool]:
+    """Charge ε and store the noisy table under the writer lock; returns (stored, charged_now).
+
+    Under the lock the release is looked up again (served, free, if another run made it), the budget
+    in force is settled with the settings (a raise refuses; a lowering is recorded) and re-checked.
     """
-    buf = io.BytesIO()
-    table.write_ipc(buf)
-    with wh.transaction() as cur:
-        existing = find(cur, charge.release_id)
+    now = datetime.now().isoformat(timespec="seconds")
+    with store.writing() as entries:
+        existing = _find(entries, charge.release_id)
         if existing is not None:
-            return existing, False
-        use = window_use(cur, charge.dataset, charge.run_date, charge.window_days)
-        if use.spent + charge.epsilon > charge.budget + TOLERANCE:
-            raise BudgetExceeded(
-                dataset=charge.dataset, release=f"{charge.job}/{charge.release_name}", needed=charge.epsilon,
-                spent=use.spent, budget=charge.budget, window_start=use.window_start,
-                window_end=use.window_end, window_days=charge.window_days,
-            )
-        window_start = charge.run_date - timedelta(days=charge.window_days - 1)
-        cur.execute(
-            "insert into _privacy_ledger (release_id, job, release_name, run_date, dataset, privacy_unit, "
-            "window_start, window_end, window_days, epsilon, budget) values "
-            "($id, $job, $name, $d, $dataset, $unit, $ws, $d, $wd, $eps, $budget)",
-            {"id": charge.release_id, "job": charge.job, "name": charge.release_name, "d": charge.run_date,
-             "dataset": charge.dataset, "unit": charge.privacy_unit, "ws": window_start,
-             "wd": charge.window_days, "eps": charge.epsilon, "budget": charge.budget},
-        )
-        cur.execute(
-            "insert into _privacy_releases (release_id, job, release_name, run_date, input_hash, dataset, "
-            "epsilon, meta, payload) values ($id, $job, $name, $d, $hash, $dataset, $eps, $meta, $payload)",
-            {"id": charge.release_id, "job": charge.job, "name": charge.release_name, "d": charge.run_date,
-             "hash": charge.input_hash, "dataset": charge.dataset, "eps": charge.epsilon,
-             "meta": json.dumps(meta), "payload": buf.getvalue()},
-        )
+            return _stored(store, existing), False
+        limit, budget_entries = settle(entries, charge.dataset, charge.asked, now)
+        if budget_entries:  # a lowering is recorded even if this release is then refused
+            entries = store.append(entries, budget_entries)
+        check(entries, charge, limit)
+        saved = store.save_table(charge.release_id, table)
+        store.append(entries, [{
+            "kind": "charge", "release_id": charge.release_id, "job": charge.job, "release": charge.release_name,
+            "run_date": charge.run_date.isoformat(), "dataset": charge.dataset, "unit": charge.privacy_unit,
+            "epsilon": charge.epsilon, "budget": limit.epsilon, "window_days": limit.window_days,
+            "input_hash": charge.input_hash, "meta": meta, "at": now, **saved,
+        }])
     return Stored(charge.release_id, charge.run_date, charge.epsilon, table, meta), True
 
 
-def ledger_rows(cur: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+def ledger_rows(source: Any) -> pl.DataFrame:
     """Every charge in the ledger, oldest first."""
-    return cur.sql(
-        "select run_date, dataset, privacy_unit, job, release_name, epsilon, window_start, window_end, "
-        "release_id, charged_at from _privacy_ledger order by charged_at, release_id"
-    ).pl()
+    rows = [{"run_date": date.fromisoformat(d["run_date"]), "dataset": d["dataset"], "privacy_unit": d["unit"],
+             "job": d["job"], "release_name": d["release"], "epsilon": float(d["epsilon"]),
+             "release_id": d["release_id"], "charged_at": d["at"]}
+            for d in (e.data for e in _charges(store_of(source).entries()))]
+    schema = {"run_date": pl.Date, "dataset": pl.String, "privacy_unit": pl.String, "job": pl.String,
+              "release_name": pl.String, "epsilon": pl.Float64, "release_id": pl.String, "charged_at": pl.String}
+    return pl.DataFrame(rows, schema=schema)

@@ -16,26 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
-
-
-class BudgetExceeded(RuntimeError):
-    """A release would take a dataset past its privacy budget in some window; nothing was spent."""
-
-    def __init__(self, *, dataset: str, release: str, needed: float, spent: float, budget: float,
-                 window_start: date, window_end: date, window_days: int):
-        self.dataset, self.release, self.needed = dataset, release, needed
-        self.spent, self.budget = spent, budget
-        self.window_start, self.window_end, self.window_days = window_start, window_end, window_days
-        super().__init__(
-            f"privacy budget of dataset {dataset!r} would be exceeded: release {release!r} needs "
-            f"ε={needed:g}, but the window {window_start}..{window_end} has already spent ε={spent:g} "
-            f"of its budget ε={budget:g} (left: {max(budget - spent, 0.0):g}). Nothing was spent and "
-            f"the last good numbers are kept. To publish: wait until older releases leave the "
-            f"{window_days}-day window, lower this release's epsilon, or (a policy decision) raise "
-            f"privacy_budgets.{dataset}.epsilon in the settings."
-        )
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,8 @@ def test_night_on_user_data_with_other_column_names(demo: dict, tmp_path: Path) 
     res = run(ctx)
     assert res.models["default_model"] == res.context["scoring_version"]
     assert res.summary["holdout_auc"] > 0.7 and res.context["promoted"]  # first night: no champion yet
+    # the published model is the bake-off's best: never below the logistic baseline on the holdout
+    assert res.summary["holdout_auc"] >= res.summary["baseline_auc"]
     scores = pl.read_parquet(tmp_path / "out" / "scores.parquet")
     assert scores.height == res.context["counts"]["scored"] > 0
     assert {"probability_default", "risk_band", "top_feature_1", "contribution_1", "model_version"} <= set(scores.columns)
@@ -124,7 +126,10 @@ def test_night_on_user_data_with_other_column_names(demo: dict, tmp_path: Path) 
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(
         Path(__file__).resolve().parents[3] / "src/nightshift/reporting/templates"), autoescape=True)
-    html = env.get_template("loans.html.j2").render(**res.context, run_date=D, job="loans",
+    html = env.get_template("loans.html.j2").render(**res.context, run_date=D, job="loans", selections=res.selections,
                                                     warnings=res.warnings, assets=".", root=".")
     assert res.context["scoring_version"] in html and "Calibration" in html
+    verdict = res.selections["default_model"]
+    assert {e["name"] for e in verdict["board"]} == {"xgboost", "logistic baseline"}
+    assert f"<strong>{verdict['winner']}</strong> won" in html and verdict["published"] == verdict["winner"]
     assert not any(a in html for a in scores["application_id"].head(50).to_list())  # no person-level ids

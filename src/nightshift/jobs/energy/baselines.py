@@ -1,7 +1,8 @@
-"""Baselines the network must beat, and the accuracy and interval measures shared by all models.
+"""Baselines that compete with the network, and the accuracy measures shared by all models.
 
-Seasonal naive: each hour of the next week equals the same hour last week. The linear baseline is
-a ridge regression on exactly the network's inputs (past window, known future calendar), one
+Seasonal naive: each hour of the next week equals the same hour last week. Day-type profile: each
+hour is that hour's mean over the past week's days of the same type (nothing fitted). The linear
+baseline is a ridge regression on the network's inputs (past window, known future calendar), one
 output per horizon hour. Errors are measured in kWh on the holdout, per horizon hour.
 """
 
@@ -20,13 +21,13 @@ def seasonal_naive(w: Windows) -> np.ndarray:
 
 
 def daytype_profile(w: Windows) -> np.ndarray:
-    """Scaled forecasts (N × H): each hour's mean over the past week's days of the same type.
-
-    A reference the network may correct, not a baseline it is judged against.
-    """
+    """Scaled forecasts (N × H): each hour's mean over the past week's days of the same type."""
     from nightshift.jobs.energy.dataset import FUTURE_FEATURES
 
     return w.future[:, :, FUTURE_FEATURES.index("load_daytype_mean")].astype(np.float64)
+
+
+FIXED = {"seasonal naive": seasonal_naive, "day-type profile": daytype_profile}  # baselines with nothing fitted
 
 
 def _features(w: Windows) -> np.ndarray:
@@ -35,17 +36,22 @@ def _features(w: Windows) -> np.ndarray:
 
 @dataclass
 class LinearBaseline:
-    """A ridge regression (standardised features) predicting the correction to seasonal naive."""
+    """A ridge regression (standardised features) predicting the correction to seasonal naive.
+
+    `keep` marks the feature columns it uses: those the data has (without a temperature column the
+    temperature features are NaN and left out, never read as 0 °C).
+    """
 
     mean: np.ndarray
     scale: np.ndarray
     coef: np.ndarray
     intercept: np.ndarray
     alpha: float
+    keep: np.ndarray
 
-    def predict(self, w: Windows) -> np.ndarray:
+    def forecast(self, w: Windows) -> np.ndarray:
         """Scaled forecasts (N × H)."""
-        return ((_features(w) - self.mean) / self.scale) @ self.coef + self.intercept + w.naive
+        return ((_features(w)[:, self.keep] - self.mean) / self.scale) @ self.coef + self.intercept + w.naive
 
 
 def fit_linear(train: Windows, val: Windows, alphas: tuple[float, ...] = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)) -> LinearBaseline:
@@ -57,6 +63,8 @@ def fit_linear(train: Windows, val: Windows, alphas: tuple[float, ...] = (1.0, 1
     from sklearn.preprocessing import StandardScaler
 
     x = _features(train).astype(np.float64)
+    keep = np.isfinite(x).all(axis=0)
+    x = x[:, keep]
     y = (train.target - train.naive).astype(np.float64)  # the same head start the network gets
     scaler = StandardScaler().fit(x)
     xs = scaler.transform(x)
@@ -68,16 +76,11 @@ def fit_linear(train: Windows, val: Windows, alphas: tuple[float, ...] = (1.0, 1
     best, best_mae = None, np.inf
     for alpha in alphas:
         coef = np.linalg.solve(gram + alpha * np.eye(gram.shape[0]), xty)
-        model = LinearBaseline(scaler.mean_, scale, coef, y_mean, alpha)
-        err = float(np.nanmean(np.abs(model.predict(val) - val.target) * val.level[:, None]))
+        model = LinearBaseline(scaler.mean_, scale, coef, y_mean, alpha, keep)
+        err = float(np.nanmean(np.abs(model.forecast(val) - val.target) * val.level[:, None]))
         if err < best_mae:
             best, best_mae = model, err
     return best
-
-
-def predict_linear(model: LinearBaseline, w: Windows) -> np.ndarray:
-    """Scaled forecasts (N × H) of the ridge baseline."""
-    return model.predict(w)
 
 
 def to_kwh(scaled: np.ndarray, w: Windows) -> np.ndarray:
@@ -100,47 +103,3 @@ def wape(pred_kwh: np.ndarray, w: Windows) -> float:
     """Weighted absolute percentage error: total absolute error over total load."""
     truth = w.target.astype(np.float64) * w.level[:, None]
     return float(np.nansum(np.abs(pred_kwh - truth)) / np.nansum(np.abs(truth)))
-
-
-def residual_quantiles(pred_scaled: np.ndarray, w: Windows, coverage: float = 0.9,
-                       smooth: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper quantiles of scaled residuals per horizon hour, from validation windows.
-
-    Neighbouring horizon hours are pooled (±`smooth` // 2) so a quantile rests on more residuals.
-    """
-    resid = w.target.astype(np.float64) - pred_scaled
-    h = resid.shape[1]
-    half = smooth // 2
-    lo, hi = np.empty(h), np.empty(h)
-    a = (1 - coverage) / 2
-    for k in range(h):  # per horizon hour (168), not per window
-        block = resid[:, max(0, k - half): k + half + 1]
-        lo[k], hi[k] = np.nanquantile(block, [a, 1 - a])
-    return lo, hi
-
-
-def interval_coverage(pred_scaled: np.ndarray, lo: np.ndarray, hi: np.ndarray, w: Windows) -> float:
-    """Share of holdout truths inside the interval (checks the validation-based interval)."""
-    t = w.target.astype(np.float64)
-    inside = (t >= pred_scaled + lo) & (t <= pred_scaled + hi)
-    return float(np.mean(inside[~np.isnan(t)]))
-
-
-def conformal_halfwidth(pred_scaled: np.ndarray, w: Windows, coverage: float = 0.9, smooth: int = 5,
-                        recent: float = 0.5) -> np.ndarray:
-    """Split-conformal half-width per horizon hour: a quantile of absolute validation residuals.
-
-    Only the most recent `recent` share of validation origins is used (errors drift with the
-    season, and the latest ones are closest to tonight), neighbouring horizon hours are pooled
-    (±`smooth` // 2), and the quantile level is the finite-sample ceil((n + 1) c) / n.
-    """
-    resid = np.abs(w.target.astype(np.float64) - pred_scaled)
-    cut = np.quantile(w.origin, 1 - recent) if recent < 1 else -np.inf
-    resid = resid[w.origin >= cut]
-    h, half = resid.shape[1], smooth // 2
-    q = np.empty(h)
-    for k in range(h):  # per horizon hour (168), not per window
-        block = resid[:, max(0, k - half): k + half + 1]
-        n = int(np.sum(~np.isnan(block)))
-        q[k] = np.nanquantile(block, min(1.0, np.ceil((n + 1) * coverage) / max(n, 1)))
-    return q

@@ -1,9 +1,10 @@
-"""The loans job: train a default model as of D, judge it against the champion, score D's applications.
+"""The loans job: train default models as of D, pick one by the selection rule, score D's applications.
 
 Training uses only outcomes observed by D (label lag respected in `sql/marts/loans/features.sql`),
 split by application date: fit on the oldest, early-stop and calibrate on the next window, judge
-on the newest (the holdout no model ever saw). The registry decides champion/challenger on that
-holdout; scoring always uses the champion, and the page names its version.
+on the newest (the holdout no model ever saw). XGBoost and the logistic baseline compete on that
+holdout by AUC (`nightshift.selection.compete`: a tie goes to the baseline); the winner challenges
+the champion, scoring always uses the champion, and the page names the candidate and its version.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import polars as pl
 from nightshift.jobs import JobContext, JobResult
 from nightshift.jobs.loans import report
 from nightshift.jobs.loans.features import Split, data_hash, time_split
-from nightshift.jobs.loans.model import LOANS_FORMAT, LoansModel, fit_baseline, fit_model
+from nightshift.jobs.loans.model import LOANS_FORMAT, LOGISTIC_FORMAT, PlattScaled, fit_logistic, fit_model
 from nightshift.modeling import metrics
 from nightshift.modeling.xgb import xgb_device
 from nightshift.registry import ModelVersion
-from nightshift.selection import Judge, challenge
+from nightshift.selection import Candidate, Judge, compete
 
 log = logging.getLogger(__name__)
 PENDING_DAYS = 30  # an application with no outcome row this long after applying is still undecided
@@ -38,25 +39,23 @@ def run(ctx: JobContext) -> JobResult:
     to_score = feats.filter(pl.col("role") == "score")
     split = time_split(labelled)
 
-    challenger_model = fit_model(split, seed=ctx.settings.seed)
-    baseline = fit_baseline(split)
+    # Both families learn from the same windows (fit on train, stop early / calibrate on valid).
+    candidates = [Candidate("xgboost", fit_model(split, seed=ctx.settings.seed), LOANS_FORMAT),
+                  Candidate("logistic baseline", fit_logistic(split), LOGISTIC_FORMAT, baseline=True)]
     reg = ctx.registry
-    challenger = _register(ctx, split, challenger_model)
-
     # One rule (nightshift.selection): judged on holdout applications newer than every model's training.
-    judged = challenge(reg, challenger, challenger_model, LOANS_FORMAT, judge=JUDGE,
-                       holdout_after=lambda end: split.holdout.filter(pl.col("application_date") > end),
-                       score=lambda model, rows: metrics.auc(rows["defaulted"].to_numpy(), model.predict(rows)),
-                       rows=_decidable_rows)
+    judged = compete(reg, candidates, judge=JUDGE, trained_until=split.window("valid")[1],
+                     holdout_after=lambda end: split.holdout.filter(pl.col("application_date") > end),
+                     score=lambda model, rows: metrics.auc(rows["defaulted"].to_numpy(), model.predict(rows)),
+                     save=lambda c, extra: _register(ctx, split, c, extra), rows=_decidable_rows)
     warnings += judged.notes
     compare = judged.holdout
     y_cmp = compare["defaulted"].to_numpy()
-    preds = {"challenger": challenger_model.predict(compare)}
-    if judged.champion is not None and judged.champion.version != challenger.version:
-        preds["champion"] = judged.champion.model.predict(compare)
-    preds["baseline (logistic)"] = baseline.predict(compare)
+    preds = {c.name: c.model.predict(compare) for c in candidates}
+    if judged.champion is not None and judged.champion.version != judged.decision.challenger:
+        preds[f"champion {judged.champion.version}"] = judged.champion.model.predict(compare)
     promoted, reason = judged.decision.promoted, judged.decision.reason
-    scoring_model: LoansModel = judged.model
+    scoring_model: PlattScaled = judged.model
     scoring_version = judged.version
 
     p = _score(ctx, scoring_model, scoring_version, to_score)
@@ -78,17 +77,16 @@ def run(ctx: JobContext) -> JobResult:
     if portfolio_note:
         warnings.append(portfolio_note)
 
-    metrics_rows = report.metric_rows(y_cmp, preds)
     context = {
-        "scoring_version": scoring_version, "challenger_version": challenger.version,
+        "scoring_version": scoring_version, "published": judged.published, "challenger_version": judged.decision.challenger,
         "promoted": promoted, "decision_reason": reason, "margin": reg.margin, "metric": METRIC,
         "holdout": {"start": compare["application_date"].min(), "end": compare["application_date"].max(),
                     "applications": compare.height, "default_rate": float(y_cmp.mean())},
         "windows": {part: split.window(part) for part in ("train", "valid", "holdout")},
         "counts": {"labelled": labelled.height, "scored": to_score.height,
                    "applied_today": to_score.filter(pl.col("application_date") == ctx.run_date).height},
-        "metrics_rows": metrics_rows, "band_rows": report.band_table(y_cmp, p_hold), "calibration_rows": cal_rows,
-        "label_lag_rows": ctx.sql("label_lag").to_dicts(),
+        "metrics_rows": report.metric_rows(y_cmp, preds), "band_rows": report.band_table(y_cmp, p_hold),
+        "calibration_rows": cal_rows, "label_lag_rows": ctx.sql("label_lag").to_dicts(),
         "importance_rows": imp_rows, "drift_rows": drift_rows, "psi_flag": report.PSI_FLAG,
         "portfolio_rows": portfolio, "bands": [{"band": b, "from": lo} for b, lo in report.BANDS],
         "charts": {
@@ -98,34 +96,33 @@ def run(ctx: JobContext) -> JobResult:
             "pdp": [report.partial_dependence(scoring_model.predict, sample, f) for f in top_numeric],
         },
     }
-    by_model = {r["model"]: r for r in metrics_rows}
     summary = {
-        "holdout_auc": by_model["challenger"]["auc"] if scoring_version == challenger.version
-        else by_model["champion"]["auc"],
-        "baseline_auc": by_model["baseline (logistic)"]["auc"], "champion": scoring_version,
-        "promoted": promoted, "scored": to_score.height,
+        "holdout_auc": metrics.auc(y_cmp, p_hold), "baseline_auc": metrics.auc(y_cmp, preds["logistic baseline"]),
+        "published": judged.published, "champion": scoring_version, "promoted": promoted, "scored": to_score.height,
         "mean_probability": float(p.mean()) if len(p) else None,
     }
     return JobResult(summary=summary, context=context, models={"default_model": scoring_version},
-                     warnings=warnings, extra={"device": xgb_device(), "challenger": challenger.version})
+                     warnings=warnings, extra={"device": xgb_device(), "challenger": judged.decision.challenger},
+                     selections={"default_model": judged.verdict()})
 
 
-def _register(ctx: JobContext, split: Split, model: LoansModel) -> ModelVersion:
-    """Store tonight's challenger with its training window, inputs and holdout metrics."""
+def _register(ctx: JobContext, split: Split, candidate: Candidate, extra: dict) -> ModelVersion:
+    """Store tonight's winning candidate with its training window, inputs and holdout metrics."""
+    model = candidate.model
     y_hold = split.holdout["defaulted"].to_numpy()
+    own = {k: model.info[k] for k in ("device", "best_iteration", "trained_with") if k in model.info}
     return ctx.registry.save(
-        model, LOANS_FORMAT, run_date=ctx.run_date,
+        model, candidate.fmt, run_date=ctx.run_date,
         training_window=(split.window("train")[0], split.window("valid")[1]),
         data_hash=data_hash(split.train.vstack(split.valid)), features=model.encoder.names,
         params=model.info["params"],
         metrics=metrics.binary_metrics(y_hold, model.predict(split.holdout)),
         holdout={"start": split.window("holdout")[0], "end": split.window("holdout")[1], "rows": split.holdout.height},
-        extra={"device": model.info["device"], "best_iteration": model.info["best_iteration"],
-               "trained_with": model.info.get("trained_with")},
+        extra={**own, **extra},
     )
 
 
-def _score(ctx: JobContext, model: LoansModel, version: str, to_score: pl.DataFrame) -> np.ndarray:
+def _score(ctx: JobContext, model: PlattScaled, version: str, to_score: pl.DataFrame) -> np.ndarray:
     """Score tonight's applications with the model in use; write scores.parquet; the probabilities."""
     p = model.predict(to_score) if to_score.height else np.array([])
     contribs = model.contributions(to_score) if to_score.height else pl.DataFrame()
@@ -143,7 +140,7 @@ def _decidable_rows(rows: pl.DataFrame) -> int:
     return rows.height if rows["defaulted"].n_unique() == 2 else 0
 
 
-def _portfolio(ctx: JobContext, scored: pl.DataFrame, p: np.ndarray, model: LoansModel) -> tuple[list[dict], str | None]:
+def _portfolio(ctx: JobContext, scored: pl.DataFrame, p: np.ndarray, model: PlattScaled) -> tuple[list[dict], str | None]:
     """Applications and expected defaults per region and band, released through the privacy layer."""
     from nightshift.privacy import Count, Release, Sum
 

@@ -1,6 +1,7 @@
 """Baseline forecasts with prediction intervals: seasonal naive and the recent mean.
 
-They are the yardsticks in the scorecard and the fallback when a SARIMA fit fails. Intervals
+They are the yardsticks in the scorecard and the fallback when a model fails; seasonal naive is
+on the model menu too. Intervals
 come from the in-sample residuals of the same rule (Hyndman & Athanasopoulos, FPP3 §5.5) and are
 clipped at zero, since units sold cannot be negative.
 """
@@ -11,15 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nightshift.jobs.sales.metrics import SEASON
-
 Z80, Z95 = 1.2815515655446004, 1.959963984540054
-MEAN_WINDOW = 28  # the mean baseline averages the last four weeks
 
 
 @dataclass
 class Forecast:
-    """A point forecast with 80% and 95% intervals over `horizon` days, all non-negative."""
+    """A point forecast with 80% and 95% intervals over `horizon` periods, all non-negative."""
 
     mean: np.ndarray
     lower_80: np.ndarray
@@ -38,7 +36,7 @@ class Forecast:
                    clip(mean + Z95 * sd), model)
 
 
-def seasonal_naive(y: np.ndarray, horizon: int, m: int = SEASON) -> Forecast:
+def seasonal_naive(y: np.ndarray, horizon: int, m: int) -> Forecast:
     """Repeat the last full season; with less than one season of history repeat the last value."""
     y = np.asarray(y, float)
     if y.size == 0:
@@ -60,8 +58,8 @@ def _naive(y: np.ndarray, horizon: int) -> Forecast:
     return Forecast.from_sd(np.full(horizon, y[-1]), sigma * np.sqrt(np.arange(1, horizon + 1)), "naive")
 
 
-def mean_baseline(y: np.ndarray, horizon: int, window: int = MEAN_WINDOW) -> Forecast:
-    """The mean of the last `window` days, with intervals from their spread."""
+def mean_baseline(y: np.ndarray, horizon: int, window: int) -> Forecast:
+    """The mean of the last `window` periods, with intervals from their spread."""
     y = np.asarray(y, float)[-window:]
     if y.size == 0:
         return Forecast.from_sd(np.zeros(horizon), np.zeros(horizon), "empty")

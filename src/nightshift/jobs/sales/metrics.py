@@ -1,17 +1,15 @@
 """Forecast accuracy measures on numpy arrays: MASE, sMAPE and interval coverage.
 
 MASE is scaled by the in-sample mean absolute error of the seasonal naive forecast, so it is
-comparable across series of very different sizes and 1.0 means "as good as last week's value".
+comparable across series of very different sizes and 1.0 means "as good as the value one season
+back" (last week's for days, last year's for months).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-SEASON = 7
-
-
-def mase_scale(y: np.ndarray, m: int = SEASON) -> float:
+def mase_scale(y: np.ndarray, m: int) -> float:
     """In-sample MAE of the seasonal naive forecast (lag m; lag 1 if too short or flat); NaN if none."""
     y = np.asarray(y, dtype=float)
     for lag in (m, 1):

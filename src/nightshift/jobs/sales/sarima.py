@@ -1,9 +1,9 @@
-"""Seasonal ARIMA for one daily series: order selection, warm-started fits and forecasts.
+"""Seasonal ARIMA for one series on the log scale: order selection, warm-started fits and forecasts.
 
-Units are modelled as log1p(units) with weekly seasonal differencing, promotion as an exogenous
-regressor (regression with SARIMA errors). The log scale turns multiplicative weekly and
-promotion effects into additive ones and keeps back-transformed intervals non-negative; the
-point forecast is the back-transformed median, which is what absolute-error measures reward.
+The menu (`menu.py`) hands it log1p(units), already adjusted for a yearly season where there is
+one; the seasonal differencing is at the series' main period (7 for days, 12 for months, ...),
+promotion an exogenous regressor (regression with SARIMA errors). The log scale turns
+multiplicative seasonal and promotion effects into additive ones.
 
 Estimation uses `simple_differencing=True` (a much smaller state vector, several times faster);
 the forecast is then made with the full model on the same parameters over a recent window, so
@@ -18,23 +18,17 @@ from dataclasses import dataclass
 import numpy as np
 from statsmodels.tsa.statespace.sarimax import SARIMAX
 
-from nightshift.jobs.sales.baselines import Z80, Z95, Forecast
-from nightshift.jobs.sales.metrics import SEASON
-
-# The grid searched by AIC: all share d=1, D=1 so their likelihoods are over the same data and
-# AIC compares like with like. Richer seasonal terms cost much more and rarely won on weekly data.
-GRID: tuple[tuple[tuple[int, int, int], tuple[int, int, int, int]], ...] = (
-    ((0, 1, 1), (0, 1, 1, SEASON)),
-    ((1, 1, 1), (0, 1, 1, SEASON)),
-    ((2, 1, 1), (0, 1, 1, SEASON)),
-)
-SELECT_DAYS = 16 * 7  # order selection looks at the last 16 weeks: cheap, and orders are stable
-FILTER_DAYS = 16 * 7  # the forecast's state is rebuilt from the last 16 weeks with fixed parameters
+# The orders searched by AIC, with seasonal (0,1,1) at the series' period: all share d=1, D=1 so
+# their likelihoods are over the same data and AIC compares like with like. Richer seasonal terms
+# cost much more and rarely won.
+ORDERS: tuple[tuple[int, int, int], ...] = ((0, 1, 1), (1, 1, 1), (2, 1, 1))
+SELECT_PERIODS = 112  # selection looks at the last 112 periods (16 weeks of days): orders are stable
+FILTER_PERIODS = 112  # the forecast's state is rebuilt from as many periods with fixed parameters
 MAXITER_COLD, MAXITER_WARM = 100, 50
 
 
 class FitError(RuntimeError):
-    """A SARIMA fit failed or produced an unusable forecast; the message is the recorded reason."""
+    """A fit failed or produced an unusable forecast; the message is the recorded reason."""
 
 
 @dataclass(frozen=True)
@@ -82,14 +76,19 @@ def _exog(x: np.ndarray | None, spec: Spec) -> np.ndarray | None:
     return np.asarray(x, float)[:, None] if spec.exog else None
 
 
-def fit(y: np.ndarray, x: np.ndarray | None, spec: Spec,
+def grid(m: int) -> list[Spec]:
+    """The specs selection tries for season `m` (promotion decided by the data)."""
+    return [Spec(o, (0, 1, 1, m), False) for o in ORDERS]
+
+
+def fit(z: np.ndarray, x: np.ndarray | None, spec: Spec,
         start_params: np.ndarray | dict[str, float] | None = None) -> Fit:
-    """Estimate `spec` on units `y` (NaN = unknown day), warm-started from `start_params` when they fit.
+    """Estimate `spec` on log units `z` (NaN = unknown), warm-started from `start_params` when they fit.
 
     `start_params` is either last night's vector (used when its length matches) or values by
     parameter name from a nested model (absent terms start at zero).
     """
-    model = SARIMAX(np.log1p(y), exog=_exog(x, spec), order=spec.order, seasonal_order=spec.seasonal_order,
+    model = SARIMAX(z, exog=_exog(x, spec), order=spec.order, seasonal_order=spec.seasonal_order,
                     simple_differencing=True, concentrate_scale=True)
     start = None
     if isinstance(start_params, dict):
@@ -109,20 +108,19 @@ def fit(y: np.ndarray, x: np.ndarray | None, spec: Spec,
                dict(zip(model.param_names, params[:-1], strict=True)))
 
 
-def select(y: np.ndarray, x: np.ndarray | None, grid=None) -> tuple[Fit, list[dict]]:
-    """The grid member with the lowest AIC on the recent window, and every candidate's AIC."""
-    grid = GRID if grid is None else grid
-    y_sel = y[-SELECT_DAYS:]
-    x_sel = None if x is None else x[-SELECT_DAYS:]
+def select(z: np.ndarray, x: np.ndarray | None, specs: list[Spec]) -> tuple[Fit, list[dict]]:
+    """The spec with the lowest AIC on the recent window, and every candidate's AIC."""
+    z_sel = z[-SELECT_PERIODS:]
+    x_sel = None if x is None else x[-SELECT_PERIODS:]
     exog = has_variation(x_sel)
     best: Fit | None = None
     tried: list[dict] = []
     previous: dict[str, float] | None = None
-    for order, seasonal in grid:
-        spec = Spec(order, seasonal, exog)
+    for spec in specs:
+        spec = Spec(spec.order, spec.seasonal_order, exog)
         try:
             # The grid grows one term at a time: start each member from its smaller neighbour.
-            f = fit(y_sel, x_sel, spec, previous)
+            f = fit(z_sel, x_sel, spec, previous)
             previous = f.named if f.converged else previous
         except Exception as e:  # one bad candidate should not sink the others
             tried.append({"spec": spec.label, "aic": None, "error": str(e)[:200]})
@@ -135,14 +133,13 @@ def select(y: np.ndarray, x: np.ndarray | None, grid=None) -> tuple[Fit, list[di
     return best, tried
 
 
-def forecast(y: np.ndarray, x: np.ndarray | None, future_x: np.ndarray | None, fitted: Fit,
-             horizon: int) -> Forecast:
-    """Median forecast and 80%/95% intervals on the units scale from fixed parameters."""
+def forecast(z: np.ndarray, x: np.ndarray | None, future_x: np.ndarray | None, fitted: Fit,
+             horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of the next `horizon` log units, from fixed parameters."""
     spec = fitted.spec
-    y_tail = y[-FILTER_DAYS:]
-    x_tail = None if x is None else x[-FILTER_DAYS:]
-    model = SARIMAX(np.log1p(y_tail), exog=_exog(x_tail, spec), order=spec.order,
-                    seasonal_order=spec.seasonal_order)
+    z_tail = z[-FILTER_PERIODS:]
+    x_tail = None if x is None else x[-FILTER_PERIODS:]
+    model = SARIMAX(z_tail, exog=_exog(x_tail, spec), order=spec.order, seasonal_order=spec.seasonal_order)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = model.filter(fitted.params, cov_type="none")
@@ -150,23 +147,5 @@ def forecast(y: np.ndarray, x: np.ndarray | None, future_x: np.ndarray | None, f
         if spec.exog:
             fx = np.zeros(horizon) if future_x is None else np.asarray(future_x, float)
         pred = res.get_forecast(horizon, exog=_exog(fx, spec))
-    mu = np.asarray(pred.predicted_mean, float)
-    sd = np.sqrt(np.clip(np.asarray(pred.var_pred_mean, float), 0, None))
-    back = lambda v: np.clip(np.expm1(v), 0.0, None)  # noqa: E731
-    out = Forecast(back(mu), back(mu - Z80 * sd), back(mu + Z80 * sd), back(mu - Z95 * sd), back(mu + Z95 * sd),
-                   spec.label)
-    _check(out, y)
-    return out
-
-
-def _check(f: Forecast, y: np.ndarray) -> None:
-    """Refuse forecasts no one should publish: non-finite, or exploding far past anything seen."""
-    arrays = (f.mean, f.lower_80, f.upper_80, f.lower_95, f.upper_95)
-    if not all(np.all(np.isfinite(a)) for a in arrays):
-        raise FitError("the forecast has non-finite values")
-    ceiling = 10 * (np.nanmax(y) + 10)
-    if np.max(f.mean) > ceiling:
-        raise FitError(f"the forecast explodes (max {np.max(f.mean):.0f} vs history max {np.nanmax(y):.0f})")
-    # Very wide 95% bands at long horizons are honest, but infinite ones are not: cap them.
-    np.minimum(f.upper_95, 5 * ceiling, out=f.upper_95)
-    np.minimum(f.upper_80, f.upper_95, out=f.upper_80)
+    return (np.asarray(pred.predicted_mean, float),
+            np.sqrt(np.clip(np.asarray(pred.var_pred_mean, float), 0, None)))
