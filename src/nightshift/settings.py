@@ -39,7 +39,9 @@ class SourceSettings(BaseModel):
     table: str | None = None  # table inside a DuckDB database file
     query: str | None = None  # a read-only SQL query over `path`'s DuckDB database
     format: Literal["csv", "parquet", "duckdb"] | None = None
-    columns: dict[str, str] = Field(default_factory=dict)  # their_name -> our_name
+    # their_name = "our_name" renames a column; our_name = "SQL expression over their columns" computes
+    # one (e.g. amount_cents = "round(balance * 100)"); our_name = 36 (a number or true/false) is a constant.
+    columns: dict[str, str | int | float | bool] = Field(default_factory=dict)
     # sales only: the series' frequency when it cannot be inferred from the dates (default: inferred)
     frequency: Literal["daily", "weekly", "monthly", "quarterly"] | None = None
 
@@ -81,6 +83,8 @@ class Settings(BaseSettings):
     demo_end: date | None = None  # last demo date; default: yesterday
     jobs: list[str] | None = None  # run only these jobs; default: all registered
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
+    # Folders outside the home that sources may read (absolute paths); symlinks are resolved first.
+    allowed_roots: list[Path] = Field(default_factory=list)
     bad_fraction_limit: float = Field(default=0.5, ge=0, le=1)  # above: the table is unusable for D
     # Rows dated before this are quarantined (sentinels such as 1900-01-01); lower it for old history.
     earliest_date: date = date(1901, 1, 1)
@@ -126,11 +130,13 @@ class Settings(BaseSettings):
         for name, src in v.items():
             if name not in TABLES:
                 raise SettingsError(f"sources: unknown table {name!r}; known tables: {', '.join(TABLES)}")
-            for theirs, ours in src.columns.items():
-                if ours not in TABLES[name].column_names:
+            names = TABLES[name].column_names
+            for key, value in src.columns.items():
+                if key not in names and value not in names:
                     raise SettingsError(
-                        f"sources.{name}.columns: {theirs!r} maps to {ours!r}, which is not a column of "
-                        f"{name} ({', '.join(TABLES[name].column_names)})"
+                        f"sources.{name}.columns: {key} = {value!r} names no column of {name} "
+                        f"({', '.join(names)}); write their_name = \"our_name\" to rename, or "
+                        f"our_name = \"SQL expression\" to compute one"
                     )
         return v
 
@@ -172,16 +178,22 @@ class Settings(BaseSettings):
         return self.data_dir / "state"
 
     def source_path(self, table: str) -> Path | None:
-        """The resolved file path of a user source, checked to stay inside `home` when relative."""
+        """The resolved path (or glob) of a user source, confined to the home and `allowed_roots`."""
         src = self.sources.get(table)
         if src is None or src.path is None:
             return None
-        p = Path(src.path)
-        if not p.is_absolute():
-            p = (self.home / p).resolve()
-            if not p.is_relative_to(self.home.resolve()):
-                raise SettingsError(f"sources.{table}.path {src.path!r} points outside the home {self.home}")
-        return p
+        return self.confine(self.home / Path(src.path).expanduser(), f"sources.{table}.path {src.path!r}")
+
+    def confine(self, path: Path, what: str) -> Path:
+        """`path` with symlinks resolved, refused unless it lies in the home or an allowed root."""
+        resolved = path.resolve()
+        roots = [self.home.resolve(), *(Path(r).expanduser().resolve() for r in self.allowed_roots)]
+        if not any(resolved.is_relative_to(r) for r in roots):
+            raise SettingsError(
+                f"{what} resolves to {resolved}, outside the home {self.home}"
+                + (f" and the allowed roots ({', '.join(map(str, self.allowed_roots))})" if self.allowed_roots else "")
+                + "; move the data under the home or add its folder to allowed_roots in nightshift.toml")
+        return resolved
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

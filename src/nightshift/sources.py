@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from nightshift.sandbox import computed, sandbox
 from nightshift.settings import Settings, SourceSettings
 from nightshift.tables import DAILY_TABLES as DAILY
 from nightshift.tables import TABLES, spec
@@ -99,15 +100,18 @@ def landing_partitions(settings: Settings, table: str, until: date) -> Iterator[
         yield Partition(table, day, str(sub), _hash_files(entries), _file_reader(table, files, {}, ignored))
 
 
-def _file_reader(table: str, files: list[Path], mapping: dict[str, str], ignored: list[tuple[str, str]] = ()):
+def _file_reader(table: str, files: list[Path], mapping: dict[str, str] | None,
+                 ignored: list[tuple[str, str]] = ()):
     """A reader of several files as one relation; a file that can't be read or mapped is rejected
-    (with its reason) and the others load. Only when every file fails is the drop unreadable."""
+    (with its reason) and the others load. Only when every file fails is the drop unreadable.
+    With `mapping` None the files keep their own columns (the source's mapping comes after)."""
     def read(rejected: list[tuple[str, str]]) -> pa.Table:
         rejected[:] = list(ignored)
         frames = []
         for f in files:
             try:
-                frames.append(_rename(table, _read_one(table, f), mapping, f))
+                frame = _read_one(table, f)
+                frames.append(frame if mapping is None else _rename(table, frame, mapping, f))
             except SourceError as e:
                 rejected.append((str(f), str(e)))
         if files and not frames:
@@ -212,33 +216,52 @@ def user_partitions(settings: Settings, table: str, until: date) -> Iterator[Par
 def read_user_source(settings: Settings, table: str, src: SourceSettings,
                      rejected: list[tuple[str, str]] | None = None) -> pa.Table:
     """Read a user's CSV/Parquet glob, DuckDB table or query, mapped onto canonical columns; files
-    of a glob that cannot be read are added to `rejected` (file, reason) and the others are used."""
+    of a glob that cannot be read are added to `rejected` (file, reason) and the others are used.
+
+    A `query` (over the view `source` of the files, or over the database's tables) and the column
+    expressions run in the sandbox: only the source's own files are readable. Files read for them
+    are typed by DuckDB; files mapped by renames alone are read as text and typed by the contract."""
     path = settings.source_path(table)
     assert path is not None
-    fmt = src.format or ("duckdb" if path.suffix in (".duckdb", ".db") else path.suffix.lstrip(".").lower())
-    if fmt in ("csv", "parquet"):
-        files = sorted(Path(p) for p in glob.glob(str(path)))
-        if not files:
-            raise SourceError(f"table {table}: no file matches {path}; check sources.{table}.path")
-        return _file_reader(table, files, src.columns)([] if rejected is None else rejected)
-    if fmt != "duckdb":
+    fmt = src.format or ("duckdb" if path.suffix.lower() in (".duckdb", ".db") else path.suffix.lstrip(".").lower())
+    if fmt not in ("csv", "parquet", "duckdb"):
         raise SourceError(f"table {table}: can't tell the format of {path}; set sources.{table}.format")
-    if not path.exists():
+    files, raw = [path], None
+    computes = src.query or any(ours in spec(table).column_names for ours in src.columns)
+    if fmt != "duckdb":
+        files = _matches(settings, table, path)
+        if not computes:  # read as text, each file on its own: the contract types and checks the values
+            raw = _file_reader(table, files, None)([] if rejected is None else rejected)
+    elif not path.exists():
         raise SourceError(f"table {table}: database {path} does not exist; check sources.{table}.path")
-    con = duckdb.connect(str(path), read_only=True)
+    elif not (src.query or src.table):
+        raise SourceError(f"table {table}: a DuckDB source needs sources.{table}.table or .query")
     try:
-        if src.query:
-            raw = con.sql(src.query).to_arrow_table()
-        elif src.table:
-            # The name was checked to be a plain identifier in settings; quote it anyway.
-            raw = con.sql('select * from "' + src.table + '"').to_arrow_table()  # noqa: S608
-        else:
-            raise SourceError(f"table {table}: a DuckDB source needs sources.{table}.table or .query")
+        with sandbox(path if fmt == "duckdb" else None, files) as con:
+            if fmt != "duckdb" and computes:  # typed by DuckDB, so a query or expression can do arithmetic
+                read = con.read_csv if fmt == "csv" else con.read_parquet
+                read([str(f) for f in files], union_by_name=True).create_view("source")
+            if src.query:
+                raw = con.sql(src.query).to_arrow_table()
+            elif src.table:
+                # The name was checked to be a plain identifier in settings; quote it anyway.
+                raw = con.sql('select * from "' + src.table + '"').to_arrow_table()  # noqa: S608
+            elif computes:
+                raw = con.sql("select * from source").to_arrow_table()
+            raw = computed(con, raw, src.columns, spec(table).column_names)
     except duckdb.Error as e:
-        raise SourceError(f"table {table}: reading {path} failed: {str(e).splitlines()[0]}") from None
-    finally:
-        con.close()
-    return _rename(table, _utc(raw), src.columns, path)
+        raise SourceError(f"table {table}: reading {path} failed: {str(e).splitlines()[0]} "
+                          f"(check sources.{table}.query and .columns)") from None
+    renames = {theirs: ours for theirs, ours in src.columns.items() if theirs not in spec(table).column_names}
+    return _rename(table, _utc(raw), renames, path)
+
+
+def _matches(settings: Settings, table: str, pattern: Path) -> list[Path]:
+    """The files a source's glob matches, each resolved (symlinks followed) and confined."""
+    files = [settings.confine(Path(p), f"sources.{table}.path match {p}") for p in sorted(glob.glob(str(pattern)))]
+    if not files:
+        raise SourceError(f"table {table}: no file matches {pattern}; check sources.{table}.path")
+    return files
 
 
 def partitions(settings: Settings, table: str, until: date) -> Iterator[Partition]:

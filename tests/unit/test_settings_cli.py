@@ -28,7 +28,7 @@ def test_env_beats_file(home, monkeypatch):
         ('[sources.sales]\npath = "../../etc/passwd"\n', "outside the home"),
         ('[sources.sales]\npath = "x.duckdb"\nquery = "select 1; drop table sales"\n', "one SELECT"),
         ('[sources.sales]\npath = "x.duckdb"\ntable = "sales; drop"\n', "plain identifier"),
-        ('[sources.sales]\npath = "x.csv"\n[sources.sales.columns]\nqty = "quantity"\n', "not a column of sales"),
+        ('[sources.sales]\npath = "x.csv"\n[sources.sales.columns]\nqty = "quantity"\n', "names no column of sales"),
         ("jobs = ['sales; rm -rf /']\n", "not a job name"),
         ("service_level = 2\n", "service_level"),
     ],

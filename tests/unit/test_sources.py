@@ -10,7 +10,7 @@ import pytest
 
 from nightshift import ingest, runs
 from nightshift.backfill import plan
-from nightshift.settings import load_settings
+from nightshift.settings import SettingsError, load_settings
 from nightshift.sources import SourceError, input_stamp, user_partitions
 from nightshift.warehouse import Warehouse
 
@@ -59,3 +59,49 @@ def test_backfill_reruns_a_succeeded_date_whose_input_changed(home):
     pl.DataFrame({"x": [1, 2]}).write_parquet(drop / "part-0.parquet")  # re-delivered
     step = plan(settings, date(2026, 3, 1), date(2026, 3, 1))[0]
     assert step.run and "input changed" in step.why
+
+
+def _sales_csv(path):
+    pl.DataFrame({"day": ["2026-02-28", "2026-03-01"], "shop": ["s1", "s1"], "sku": ["p1", "p1"], "qty": [3, 4],
+                  "dollars": [2.5, 2.5]}).write_csv(path)
+
+
+def test_a_query_reads_the_source_files_without_a_duckdb_file_and_expressions_map_columns(home):
+    _sales_csv(home / "sales.csv")
+    (home / "nightshift.toml").write_text(
+        '[sources.sales]\npath = "sales.csv"\nquery = "select * from source where qty > 3"\n'
+        '[sources.sales.columns]\nday = "date"\nshop = "store_id"\nsku = "product_id"\nunits = "qty * 10"\n'
+        'unit_price_cents = "round(dollars * 100)"\non_promotion = false\n')
+    parts = list(user_partitions(load_settings(), "sales", date(2026, 3, 1)))
+    assert [p.day for p in parts] == [date(2026, 3, 1)]
+    row = pl.from_arrow(parts[0].read()).to_dicts()[0]
+    assert (row["units"], row["unit_price_cents"], row["on_promotion"]) == (40, 250, False)
+
+
+@pytest.mark.parametrize("reads", ["read_csv('{outside}')", "read_text('{outside}')"])
+def test_a_query_cannot_read_a_file_outside_its_declared_source(home, tmp_path_factory, reads):
+    outside = tmp_path_factory.mktemp("elsewhere") / "secret.csv"
+    outside.write_text("a\n1\n")
+    _sales_csv(home / "sales.csv")
+    query = "select * from " + reads.format(outside=outside)
+    (home / "nightshift.toml").write_text(f'[sources.sales]\npath = "sales.csv"\nquery = "{query}"\n')
+    with pytest.raises(SourceError, match="reading .* failed: Permission Error"):
+        list(user_partitions(load_settings(), "sales", date(2026, 3, 1)))
+
+
+def test_a_symlink_out_of_the_home_and_an_absolute_path_outside_are_refused(home, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    _sales_csv(elsewhere / "sales.csv")
+    (home / "exports").mkdir()
+    (home / "exports" / "sales.csv").symlink_to(elsewhere / "sales.csv")
+    (home / "nightshift.toml").write_text('[sources.sales]\npath = "exports/*.csv"\n')
+    with pytest.raises(SettingsError, match="outside the home"):
+        list(user_partitions(load_settings(), "sales", date(2026, 3, 1)))
+    (home / "nightshift.toml").write_text(f'[sources.sales]\npath = "{elsewhere / "sales.csv"}"\n')
+    with pytest.raises(SettingsError, match="outside the home .*allowed_roots"):
+        load_settings()
+    (home / "nightshift.toml").write_text(
+        f'allowed_roots = ["{elsewhere}"]\n[sources.sales]\npath = "{elsewhere / "sales.csv"}"\n'
+        '[sources.sales.columns]\nday = "date"\nshop = "store_id"\nsku = "product_id"\nqty = "units"\n'
+        'unit_price_cents = "round(dollars * 100)"\non_promotion = false\n')
+    assert len(list(user_partitions(load_settings(), "sales", date(2026, 3, 1)))) == 2
