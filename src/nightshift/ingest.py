@@ -17,7 +17,7 @@ from nightshift import contracts, publish
 from nightshift.settings import Settings
 from nightshift.sources import Partition, SourceError, invalid_drop_folders, one_relation, partitions
 from nightshift.tables import DAILY_TABLES as DAILY
-from nightshift.tables import LOAD_ORDER
+from nightshift.tables import LOAD_ORDER, spec
 from nightshift.warehouse import Warehouse, sql_text
 
 
@@ -51,11 +51,19 @@ CHUNK = 31  # drops checked and loaded together: at most a month of daily drops 
 CHUNK_ROWS = 2_000_000  # ... and at most about this many rows, so memory stays flat on big tables
 
 
-def load_table(settings: Settings, warehouse: Warehouse, table: str, run_date: date) -> TableLoad:
-    """Load every changed partition of `table` up to `run_date`; judge the run date's own drop."""
+def load_table(settings: Settings, warehouse: Warehouse, table: str, run_date: date,
+               references_changed: bool = False) -> TableLoad:
+    """Load every changed partition of `table` up to `run_date`; judge the run date's own drop.
+
+    When a table this one references has changed (loans re-mapped, say), its drops with rows
+    quarantined for an unknown reference are checked again, though their own input is the same.
+    """
     out = TableLoad(table)
     out.errors.extend(invalid_drop_folders(settings, table) if table not in settings.sources else [])
     seen = _previous_hashes(warehouse, table)
+    if references_changed:
+        for day in warehouse.run_sql("staging/ingest_unresolved", table=table)["partition_date"].to_list():
+            seen.pop(day, None)
     try:
         parts = list(partitions(settings, table, run_date))
     except SourceError as e:
@@ -186,5 +194,9 @@ def _quarantine(settings: Settings, table: str, day: date, bad: pl.DataFrame) ->
 def ingest(settings: Settings, warehouse: Warehouse, run_date: date, tables: list[str] | None = None) -> dict[str, TableLoad]:
     """Load the given tables (default: all), in an order where references are loaded first."""
     wanted = [t for t in LOAD_ORDER if tables is None or t in tables]
-    return {t: load_table(settings, warehouse, t, run_date) for t in wanted}
+    loads: dict[str, TableLoad] = {}
+    for t in wanted:
+        changed = any(loads.get(ref.table, TableLoad(ref.table)).partitions_loaded for ref in spec(t).references)
+        loads[t] = load_table(settings, warehouse, t, run_date, references_changed=changed)
+    return loads
 

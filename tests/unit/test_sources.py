@@ -105,3 +105,29 @@ def test_a_symlink_out_of_the_home_and_an_absolute_path_outside_are_refused(home
         '[sources.sales.columns]\nday = "date"\nshop = "store_id"\nsku = "product_id"\nqty = "units"\n'
         'unit_price_cents = "round(dollars * 100)"\non_promotion = false\n')
     assert len(list(user_partitions(load_settings(), "sales", date(2026, 3, 1)))) == 2
+
+
+def test_fixing_a_wrong_mapping_recovers_the_table_that_references_it(home):
+    """Outcomes quarantined as `unknown application_id` under a wrong loans mapping load once it is fixed."""
+    loans = {"id": ["a1", "a2"], "other_id": ["x1", "x2"], "who": ["p1", "p2"], "day": ["2026-02-27", "2026-02-27"],
+             "amount_cents": [100_000, 200_000], "annual_income_cents": [5_000_000, 6_000_000]}
+    pl.DataFrame(loans).write_csv(home / "loans.csv")
+    pl.DataFrame({"app": ["a1", "a2"], "seen": ["2026-03-01", "2026-03-01"], "status": ["repaid", "default"]}) \
+        .write_csv(home / "outcomes.csv")
+    outcomes = ('[sources.loan_outcomes]\npath = "outcomes.csv"\n[sources.loan_outcomes.columns]\n'
+                'app = "application_id"\nseen = "observed_date"\n')
+
+    def night(id_column: str) -> dict:
+        (home / "nightshift.toml").write_text(
+            f'[sources.loans]\npath = "loans.csv"\n[sources.loans.columns]\n{id_column} = "application_id"\n'
+            'who = "applicant_id"\nday = "application_date"\ninterest_rate = 10.0\nterm_months = 36\n'
+            'debt_to_income = 0.2\ncredit_score = 700\nemployment_years = 5.0\nhome_ownership = "\'rent\'"\n'
+            'purpose = "\'car\'"\nregion = "\'north\'"\n' + outcomes)
+        settings = load_settings()
+        with Warehouse(settings.warehouse_path) as wh:
+            return ingest.ingest(settings, wh, date(2026, 3, 1), ["loans", "loan_outcomes"])
+
+    wrong = night("other_id")
+    assert wrong["loan_outcomes"].reasons == {"unknown application_id": 2} and not wrong["loan_outcomes"].usable
+    fixed = night("id")
+    assert fixed["loan_outcomes"].usable and fixed["loan_outcomes"].rows_loaded == 2
