@@ -23,7 +23,7 @@ FORCE ?=
 SIZE ?=
 SCALE ?= small
 
-.PHONY: help setup demo run test test-slow test-all lint backfill serve status privacy models bench clean same-outputs
+.PHONY: help setup demo run test test-slow test-all lint backfill serve status privacy models sources bench clean same-outputs
 
 help: ## List the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ serve: setup ## Serve the nightly schedule with Prefect (cron and time zone from
 
 status: setup ## Show per date and job what ran, when, how it ended, rows in/out
 	$(NS) status
+
+sources: setup ## Check each table's source without running a night: files, mapping, rows per date, first failures
+	$(NS) sources check
 
 privacy: setup ## Show the privacy budget ledger: spent and left per dataset and window
 	$(NS) privacy

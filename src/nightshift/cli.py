@@ -137,11 +137,13 @@ def _mount() -> None:
     from nightshift.privacy_cli import app as privacy_app
     from nightshift.registry_cli import app as models_app
     from nightshift.serve_cli import serve_command
+    from nightshift.sources_cli import app as sources_app
 
     app.command(name="backfill")(backfill_command)
     app.command(name="serve")(serve_command)
     app.add_typer(privacy_app, name="privacy")
     app.add_typer(models_app, name="models")
+    app.add_typer(sources_app, name="sources")
 
 
 _mount()
