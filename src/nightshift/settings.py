@@ -10,6 +10,7 @@ import os
 import re
 import tomllib
 from datetime import date
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +43,9 @@ class SourceSettings(BaseModel):
     # their_name = "our_name" renames a column; our_name = "SQL expression over their columns" computes
     # one (e.g. amount_cents = "round(balance * 100)"); our_name = 36 (a number or true/false) is a constant.
     columns: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    # The zone of timestamps sent without an offset (e.g. "Europe/London"); they are stored in UTC.
+    # Default: taken as UTC. A timestamp with an offset is converted by its offset either way.
+    timezone: str | None = None
     # sales only: the series' frequency when it cannot be inferred from the dates (default: inferred)
     frequency: Literal["daily", "weekly", "monthly", "quarterly"] | None = None
 
@@ -51,6 +55,12 @@ class SourceSettings(BaseModel):
             raise SettingsError("a source needs `path` (a CSV/Parquet file or glob, or a DuckDB file)")
         if self.table and not _NAME.match(self.table):
             raise SettingsError(f"source table name {self.table!r} is not a plain identifier")
+        if self.timezone is not None:
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise SettingsError(f"source timezone {self.timezone!r} is not a time zone name such as "
+                                    "'Europe/London' or 'UTC'") from None
         if self.query is not None:
             q = self.query.strip().rstrip(";").lower()
             if not (q.startswith("select") or q.startswith("with")) or ";" in q:

@@ -199,11 +199,15 @@ def user_partitions(settings: Settings, table: str, until: date) -> Iterator[Par
     )
     frame = pl.from_arrow(raw).with_columns(days.alias("_day"))
     undated = frame.filter(pl.col("_day").is_null())
-    if undated.height:
+    if undated.height == frame.height and frame.height:
         raise SourceError(
-            f"table {table}: {undated.height} row(s) in {origin} have no readable date in column "
-            f"{t.time_column!r} (first: {undated.row(0)[:4]}); fix or map that column"
+            f"table {table}: no row of {origin} has a readable date in column {t.time_column!r} "
+            f"(first: {undated.row(0)[:4]}); fix or map that column"
         )
+    # A row without a readable date belongs to no day: it is delivered with the newest one, whose
+    # contract check quarantines it (wrong type or null in the date column), so it is counted.
+    newest = frame.filter(pl.col("_day") <= until)["_day"].max()
+    frame = frame.with_columns(pl.col("_day").fill_null(newest))
     days_rows = sorted(frame.filter(pl.col("_day") <= until).partition_by("_day", as_dict=True).items())
     for i, ((day,), part) in enumerate(days_rows):
         rows = part.drop("_day").to_arrow()
@@ -253,7 +257,27 @@ def read_user_source(settings: Settings, table: str, src: SourceSettings,
         raise SourceError(f"table {table}: reading {path} failed: {str(e).splitlines()[0]} "
                           f"(check sources.{table}.query and .columns)") from None
     renames = {theirs: ours for theirs, ours in src.columns.items() if theirs not in spec(table).column_names}
-    return _rename(table, _utc(raw), renames, path)
+    mapped = _rename(table, _utc(raw), renames, path)
+    return _localize(table, mapped, src.timezone) if src.timezone else mapped
+
+
+def _localize(table: str, raw: pa.Table, zone: str) -> pa.Table:
+    """Timestamps sent without an offset, read as wall time in the source's declared zone, as UTC.
+    A wall time that does not exist there (the hour skipped in spring) becomes null: quarantined."""
+    frame = pl.from_arrow(raw)
+    for c in spec(table).columns:
+        if c.type != "TIMESTAMP":
+            continue
+        col = pl.col(c.name)
+        text = frame.schema[c.name] == pl.String
+        wall = col.str.to_datetime(strict=False, time_unit="us") if text else col.cast(pl.Datetime("us"))
+        utc = (wall.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+               .dt.convert_time_zone("UTC").dt.replace_time_zone(None))
+        if text:  # a timestamp with its own offset is left for the staging cast, which honours it
+            utc = pl.when(col.str.contains(r"(Z|[+-]\d\d:?\d\d)$")).then(col).otherwise(
+                utc.dt.to_string("%Y-%m-%d %H:%M:%S%.f"))
+        frame = frame.with_columns(utc.alias(c.name))
+    return frame.to_arrow()
 
 
 def _matches(settings: Settings, table: str, pattern: Path) -> list[Path]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import duckdb
 import polars as pl
@@ -131,3 +131,22 @@ def test_fixing_a_wrong_mapping_recovers_the_table_that_references_it(home):
     assert wrong["loan_outcomes"].reasons == {"unknown application_id": 2} and not wrong["loan_outcomes"].usable
     fixed = night("id")
     assert fixed["loan_outcomes"].usable and fixed["loan_outcomes"].rows_loaded == 2
+
+
+def test_a_declared_source_time_zone_turns_wall_times_into_utc(home):
+    pl.DataFrame({"ts": ["2026-07-01 12:00:00", "2026-07-01T12:00:00+00:00", "2026-03-29 01:30:00"],
+                  "meter_id": ["m1", "m2", "m3"], "region": ["r"] * 3, "kwh": [1.0] * 3,
+                  "is_holiday": [False] * 3}).write_csv(home / "meters.csv")
+    (home / "nightshift.toml").write_text('[sources.energy]\npath = "meters.csv"\ntimezone = "Europe/London"\n')
+    settings = load_settings()
+    with Warehouse(settings.warehouse_path) as wh:
+        load = ingest.ingest(settings, wh, date(2026, 7, 1), ["energy"])["energy"]
+        rows = wh.as_of("energy", date(2026, 7, 1)).sort("meter_id")
+    assert rows["ts"].to_list() == [datetime(2026, 7, 1, 11), datetime(2026, 7, 1, 12)]  # BST is UTC+1
+    assert load.reasons == {"null in required column ts": 1}  # 01:30 on 29 March does not exist in London
+
+
+def test_an_unknown_time_zone_is_refused(home):
+    (home / "nightshift.toml").write_text('[sources.energy]\npath = "m.csv"\ntimezone = "Mars/Olympus"\n')
+    with pytest.raises(SettingsError, match="not a time zone name"):
+        load_settings()
