@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from datetime import date, timedelta
 from pathlib import Path
@@ -122,12 +123,30 @@ def status(limit: Annotated[int, typer.Option(help="How many dates to show")] = 
     console.print(t)
 
 
+# Errors whose cause is on the user's side of the keyboard (a file, a setting, another process):
+# one line that says what is wrong and what to do, exit code 2, never a traceback.
+DISK = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+
+
 def main() -> None:
-    """Entry point that turns settings errors into a clean exit."""
+    """Entry point that turns expected errors into one line and exit code 2."""
+    from nightshift.registry import RegistryError
+    from nightshift.sources import SourceError
+    from nightshift.warehouse import WarehouseBroken, WarehouseBusy
+
     try:
         app()
     except SettingsError as e:
         console.print(f"[red]settings error:[/red] {escape(str(e))}")
+        sys.exit(2)
+    except (WarehouseBroken, WarehouseBusy, RegistryError, SourceError) as e:
+        console.print(f"[red]{escape(str(e))}[/red]")
+        sys.exit(2)
+    except OSError as e:
+        if e.errno not in DISK:
+            raise
+        console.print(f"[red]cannot write {escape(str(e.filename or ''))}: {escape(e.strerror or str(e))}; "
+                      "free disk space or fix the folder's permissions, then run again[/red]")
         sys.exit(2)
 
 

@@ -18,7 +18,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,7 @@ class JobOutcome:
     extra: dict[str, Any] = field(default_factory=dict)
     stale_from: str | None = None  # outputs carried over from an earlier good run
     selections: dict[str, dict[str, Any]] = field(default_factory=dict)  # see JobResult.selections
+    produced_by: str = ""  # the run whose outputs these are (an earlier one for reused and carried jobs)
 
 
 def job_input_hash(settings: Settings, warehouse: Warehouse, job: str, run_date: date) -> str:
@@ -143,6 +144,9 @@ def publish_night(settings: Settings, run_date: date, build: Path, outcomes: lis
     """Write the manifest and run page into the build, swap it in, and refresh the index of nights."""
     prev = previous_manifest(settings, run_date) or {}
     for o in outcomes:
+        o.produced_by = o.produced_by or (prev.get("run_id", "") if o.status == "reused" else attempt["run_id"])
+    outcomes = [*outcomes, *_not_in_this_run(settings, run_date, build, prev, {o.job for o in outcomes})]
+    for o in outcomes:
         if o.status in ("failed", "skipped"):
             # Keep the last good page of this job, marked stale, rather than losing it.
             prev_job = prev.get("jobs", {}).get(o.job, {})
@@ -169,6 +173,22 @@ def publish_night(settings: Settings, run_date: date, build: Path, outcomes: lis
     publish.swap_in(build, settings.reports_dir / run_date.isoformat())
     write_reports_index(settings)
     return settings.reports_dir / run_date.isoformat() / "index.html"
+
+
+def _not_in_this_run(settings: Settings, run_date: date, build: Path, prev: dict[str, Any],
+                     ran: set[str]) -> list[JobOutcome]:
+    """Jobs a subset run (`--jobs sales`) left out keep their last published outputs for the date,
+    carried into the new build and marked with the run that made them."""
+    kept = []
+    for job, record in prev.get("jobs", {}).items():
+        if job in ran:
+            continue
+        if record["status"] in ("success", "reused") or record.get("stale_from"):
+            _carry_over(settings, run_date, job, build)
+        known = {f.name for f in fields(JobOutcome)}
+        kept.append(JobOutcome(**{k: v for k, v in record.items() if k in known},
+                               **({} if record.get("produced_by") else {"produced_by": prev.get("run_id", "")})))
+    return kept
 
 
 def table_fingerprints(warehouse: Warehouse, run_date: date, tables: list[str]) -> dict[str, str]:
@@ -224,7 +244,10 @@ def write_reports_index(settings: Settings) -> Path:
                 "jobs": {j: v["status"] for j, v in m["jobs"].items()},
             })
     path = settings.reports_dir / "index.html"
-    reporting.write_page(path, "reports_index.html.j2", nights=nights, root=".", assets="assets")
+    # One fixed column per job (registered order, then any a past night had): a partial night's
+    # cells stay under their own job.
+    names = list(dict.fromkeys([*JOBS, *(j for n in nights for j in n["jobs"])]))
+    reporting.write_page(path, "reports_index.html.j2", nights=nights, job_names=names, root=".", assets="assets")
     return path
 
 
@@ -349,7 +372,7 @@ def run_night(settings: Settings, run_date: date | None = None, jobs: list[str] 
         preload(names)
         futures = {j: submit(f"job {j}", job_step, settings, run_date, j, build, loads, force) for j in names}
         outcomes = [_outcome(j, fut) for j, fut in futures.items()]
-        with Warehouse.open(settings) as wh:
+        with Warehouse.open(settings, wait_s=WAREHOUSE_WAIT_S) as wh:
             prints = table_fingerprints(wh, run_date, list(loads))
             quality = data_quality(wh, run_date, loads)
         report = submit("publish", publish_step, settings, run_date, build, outcomes, attempt, prints,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -32,6 +33,7 @@ SQL_DIR = _sql_dir()
 _SQL_NAME = re.compile(r"^[a-z0-9_]+(/[a-z0-9_]+)*$")  # folder/name: never a path outside sql/
 
 
+log = logging.getLogger(__name__)
 _SETUP_LOCK = threading.Lock()
 
 
@@ -58,6 +60,10 @@ class WarehouseBusy(RuntimeError):
     """Another process holds the warehouse; the message says which file and what to do."""
 
 
+class WarehouseBroken(RuntimeError):
+    """The warehouse file is not a database (truncated, emptied, overwritten); the message says the fix."""
+
+
 def sql_text(name: str) -> str:
     """The text of `sql/<name>.sql` (for example `marts/sales/series`)."""
     if not _SQL_NAME.match(name):
@@ -75,16 +81,26 @@ class Warehouse:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + wait_s
+        announced = False
         while True:
             try:
                 self.con = duckdb.connect(str(self.path), read_only=read_only, config={"memory_limit": memory_limit})
                 break
-            except duckdb.IOException as e:  # the file lock of another process
+            except duckdb.IOException as e:  # the file lock of another process (DuckDB names its PID)
+                holder = str(e).splitlines()[0]
+                if "lock" not in holder.lower():
+                    raise WarehouseBroken(
+                        f"the warehouse {self.path} cannot be opened ({holder}); rebuild it from the landing "
+                        "zone and your sources with `nightshift repair warehouse` (the privacy ledger and the "
+                        "models are kept)") from None
                 if time.monotonic() > deadline:
                     raise WarehouseBusy(
-                        f"the warehouse {self.path} is in use by another nightshift process ({e}); "
+                        f"the warehouse {self.path} is in use by another nightshift process ({holder}); "
                         "wait for it to finish or stop it"
                     ) from None
+                if not announced:  # a queued writer says whom it waits for, once
+                    log.warning("waiting up to %.0f s for the warehouse %s: %s", wait_s, self.path, holder)
+                    announced = True
                 time.sleep(0.5)
         self._local = threading.local()
         self.write_lock = threading.RLock()  # one writer at a time inside this process

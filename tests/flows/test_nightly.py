@@ -80,3 +80,22 @@ def test_status_shows_the_night(night, monkeypatch):
     result = CliRunner().invoke(app, ["status"], env={"COLUMNS": "250"})
     assert result.exit_code == 0
     assert "2026-03-01" in result.output and "success" in result.output and "loans:reused" in result.output
+
+
+def test_a_subset_run_keeps_the_other_jobs_pages_marked_with_the_run_that_made_them(night):
+    """`run --jobs inventory` after a loans+inventory night: loans' page and scores stay (runs last: it
+    publishes a new build of the date)."""
+    from nightshift.night import run_night
+
+    settings, *_ = night
+    before = json.loads((settings.reports_dir / D.isoformat() / "manifest.json").read_text())
+    run_night(settings, D, ["inventory"], force=True)
+    manifest = json.loads((settings.reports_dir / D.isoformat() / "manifest.json").read_text())
+    assert set(manifest["jobs"]) == {"loans", "inventory"} and manifest["status"] == "success"
+    assert manifest["jobs"]["inventory"]["produced_by"] == manifest["run_id"]
+    assert manifest["jobs"]["loans"]["produced_by"] not in ("", manifest["run_id"])
+    assert manifest["jobs"]["loans"]["produced_by"] in (before["run_id"], before["jobs"]["loans"].get("produced_by"))
+    assert (settings.reports_dir / D.isoformat() / "loans" / "scores.parquet").is_file()
+    assert (settings.reports_dir / D.isoformat() / "loans.html").is_file()
+    index = (settings.reports_dir / "index.html").read_text()
+    assert index.index("<th>loans</th>") < index.index("<th>inventory</th>")
