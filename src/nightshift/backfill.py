@@ -49,11 +49,14 @@ def plan(settings: Settings, start: date, end: date, mode: Mode = "missing", for
         if force:
             out.append(Planned(day, True, "forced"))
         elif status is None:
-            out.append(Planned(day, True, "never ran"))
+            out.append(Planned(day, mode != "failed", "never ran" + (" (mode=failed)" if mode == "failed" else "")))
         elif mode == "all":
             out.append(Planned(day, True, f"mode=all (last: {status}); unchanged jobs are reused"))
-        elif status in ("failed", "partial", "interrupted"):
-            out.append(Planned(day, True, f"last run {status}"))
+        elif status == "interrupted":  # killed mid-run: it never finished, so a backfill resumes it
+            out.append(Planned(day, True, "last run interrupted"))
+        elif status in ("failed", "partial"):
+            out.append(Planned(day, mode == "failed", f"last run {status}"
+                               + ("" if mode == "failed" else " (rerun it with mode=failed)")))
         elif not covers:
             out.append(Planned(day, mode == "missing", "the last run did not include every requested job"))
         elif attempt.get("input_stamp") not in (None, input_stamp(settings, day)):
@@ -68,7 +71,7 @@ def backfill_command(
     start: Annotated[str, typer.Option(help="First date, YYYY-MM-DD")],
     end: Annotated[str, typer.Option(help="Last date, YYYY-MM-DD")],
     jobs: Annotated[str | None, typer.Option(help="Comma-separated jobs (default: all)")] = None,
-    mode: Annotated[str, typer.Option(help="missing (default): dates never run or that failed; failed: only failed; all")] = "missing",
+    mode: Annotated[str, typer.Option(help="missing (default): dates never run, or missing a job or a changed input; failed: only dates whose last run failed; all")] = "missing",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and run nothing")] = False,
     force: Annotated[bool, typer.Option("--force", help="Re-run every date and recompute every job")] = False,
 ) -> None:

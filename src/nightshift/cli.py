@@ -62,14 +62,15 @@ def run(
 ) -> None:
     """Run the nightly flow for one date (default: the latest complete date) and print the report path."""
     s = read_settings()
+    run_date, names = parse_date(date_), parse_jobs(jobs)  # a bad argument is refused before any work
     _ensure_data(s)
     prefect_env(s)
     from nightshift import night
     from nightshift.runs import DateLocked
 
     try:
-        result = night.run_night(s, parse_date(date_), parse_jobs(jobs), force=force, lock_wait_s=wait)
-    except (DateLocked, night.NoCompleteDate) as e:
+        result = night.run_night(s, run_date, names, force=force, lock_wait_s=wait)
+    except DateLocked as e:  # exit 3: another run holds the date; try again later (--wait)
         console.print(f"[yellow]{escape(str(e))}[/yellow]")
         raise typer.Exit(3) from None
     print_result(result.as_dict())
@@ -130,6 +131,8 @@ DISK = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
 def main() -> None:
     """Entry point that turns expected errors into one line and exit code 2."""
+    from nightshift.jobs import UnknownJob
+    from nightshift.night import NoCompleteDate
     from nightshift.registry import RegistryError
     from nightshift.sources import SourceError
     from nightshift.warehouse import WarehouseBroken, WarehouseBusy
@@ -139,7 +142,7 @@ def main() -> None:
     except SettingsError as e:
         console.print(f"[red]settings error:[/red] {escape(str(e))}")
         sys.exit(2)
-    except (WarehouseBroken, WarehouseBusy, RegistryError, SourceError) as e:
+    except (WarehouseBroken, WarehouseBusy, RegistryError, SourceError, UnknownJob, NoCompleteDate) as e:
         console.print(f"[red]{escape(str(e))}[/red]")
         sys.exit(2)
     except OSError as e:
@@ -155,14 +158,18 @@ def _mount() -> None:
     from nightshift.backfill import backfill_command
     from nightshift.privacy_cli import app as privacy_app
     from nightshift.registry_cli import app as models_app
+    from nightshift.repair_cli import app as repair_app
+    from nightshift.repair_cli import forget_command
     from nightshift.serve_cli import serve_command
     from nightshift.sources_cli import app as sources_app
 
     app.command(name="backfill")(backfill_command)
     app.command(name="serve")(serve_command)
+    app.command(name="forget")(forget_command)
     app.add_typer(privacy_app, name="privacy")
     app.add_typer(models_app, name="models")
     app.add_typer(sources_app, name="sources")
+    app.add_typer(repair_app, name="repair")
 
 
 _mount()

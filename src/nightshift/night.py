@@ -28,7 +28,7 @@ import duckdb
 from nightshift import __version__, alerts, ingest, publish, reporting, runs
 from nightshift.jobs import JOBS, JobContext, get_job, preload
 from nightshift.settings import Settings
-from nightshift.sources import input_stamp, latest_complete_date
+from nightshift.sources import input_stamp, latest_complete_date, latest_drop
 from nightshift.tables import DAILY_TABLES
 from nightshift.warehouse import Warehouse, WarehouseBusy
 
@@ -357,11 +357,7 @@ def run_night(settings: Settings, run_date: date | None = None, jobs: list[str] 
             return run_night(settings, run_date, jobs, submit=steps, force=force, trigger=trigger,
                              lock_wait_s=lock_wait_s)
     names = jobs or settings.jobs or list(JOBS)
-    # Complete for the jobs asked for: a loans-only setup has no sales drops to wait for.
-    run_date = run_date or latest_complete_date(settings, sorted({t for n in names for t in get_job(n).tables}))
-    if run_date is None:
-        raise NoCompleteDate(f"no date has data for every table that {', '.join(names)} need(s) "
-                             f"(in {settings.landing_dir} or [sources.*]): run `make demo` or configure sources")
+    run_date = _checked_date(settings, run_date, sorted({t for n in names for t in get_job(n).tables}), names)
     with runs.date_lock(settings, run_date, wait_s=lock_wait_s, purpose=trigger):
         attempt = new_attempt(trigger)
         attempt["input_stamp"] = input_stamp(settings, run_date)
@@ -390,6 +386,22 @@ def run_night(settings: Settings, run_date: date | None = None, jobs: list[str] 
         alerts.on_result(settings, result.as_dict(), trigger)
         result.alerted = True
     return result
+
+
+def _checked_date(settings: Settings, run_date: date | None, tables: list[str], names: list[str]) -> date:
+    """The date to run: the one asked for, unless no table the jobs need has data that late; by default
+    the newest date for which every one of those tables has data (a loans-only setup waits for no sales)."""
+    if run_date is not None:
+        newest = latest_drop(settings, tables)
+        if newest is None or run_date > newest:
+            raise NoCompleteDate(f"no data for {run_date} yet: the newest date with data for "
+                                 f"{', '.join(tables)} is {newest or 'none'}; run that date or deliver {run_date}'s")
+        return run_date
+    latest = latest_complete_date(settings, tables)
+    if latest is None:
+        raise NoCompleteDate(f"no date has data for every table that {', '.join(names)} need(s) "
+                             f"(in {settings.landing_dir} or [sources.*]): run `make demo` or configure sources")
+    return latest
 
 
 def _outcome(job: str, future: Any) -> JobOutcome:

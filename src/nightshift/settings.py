@@ -6,6 +6,7 @@ is derived from one root, `home`, so a deployment can point all state elsewhere.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -20,6 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from nightshift.tables import TABLES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+log = logging.getLogger(__name__)
 
 
 def default_home() -> Path:
@@ -214,6 +216,14 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"settings file {path} is not valid TOML: {e}") from None
 
 
+def _warn_unknown(env_keys: set[str]) -> None:
+    """A NIGHTSHIFT_* variable that is no setting is most likely a typo: say so rather than ignore it."""
+    known = set(Settings.model_fields) | {"config"}
+    for key in sorted(k for k in env_keys - known if not k.startswith("alert_")):  # ALERT_*: set for alert hooks
+        log.warning("NIGHTSHIFT_%s is not a setting and is ignored (settings: %s)", key.upper(),
+                    ", ".join(sorted(Settings.model_fields)))
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read settings: defaults < settings file < NIGHTSHIFT_* variables < explicit overrides."""
     env_home = os.environ.get("NIGHTSHIFT_HOME")
@@ -230,6 +240,7 @@ def load_settings(**overrides: Any) -> Settings:
         merged = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
         merged["home"] = home
         env_keys = {k[len("NIGHTSHIFT_") :].lower() for k in os.environ if k.startswith("NIGHTSHIFT_")}
+        _warn_unknown(env_keys)
         for key in env_keys & set(file_values):
             merged.pop(key, None)
         settings = Settings(**merged)

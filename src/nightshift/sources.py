@@ -296,18 +296,28 @@ def partitions(settings: Settings, table: str, until: date) -> Iterator[Partitio
 
 
 def latest_complete_date(settings: Settings, tables: list[str] | None = None) -> date | None:
-    """The newest day for which every daily table has data, from the landing zone or its user source."""
-    newest: list[date] = []
+    """The newest day for which every daily table (of `tables`) has data, from landing or its source."""
+    newest = _newest_days(settings, tables)
+    return None if not newest or None in newest.values() else min(newest.values())
+
+
+def latest_drop(settings: Settings, tables: list[str] | None = None) -> date | None:
+    """The newest day any daily table (of `tables`) has data for: a later run date has nothing to run on."""
+    days = [d for d in _newest_days(settings, tables).values() if d is not None]
+    return max(days) if days else None
+
+
+def _newest_days(settings: Settings, tables: list[str] | None) -> dict[str, date | None]:
+    """Per daily table, its newest day with data (None when it has none)."""
+    newest: dict[str, date | None] = {}
     for table in sorted(DAILY if tables is None else DAILY & set(tables)):
         if table in settings.sources:
             days = [p.day for p in user_partitions(settings, table, date.max)]
         else:
             folder = settings.landing_dir / table
-            days = [date.fromisoformat(m.group(1)) for p in folder.glob("date=*") if (m := _PARTITION.match(p.name))]
-        if not days:
-            return None
-        newest.append(max(days))
-    return min(newest) if newest else None
+            days = [d for p in folder.glob("date=*") if (d := _drop_day(p)) is not None]
+        newest[table] = max(days, default=None)
+    return newest
 
 
 def input_stamp(settings: Settings, until: date) -> str:

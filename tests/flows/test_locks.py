@@ -88,7 +88,7 @@ def test_killed_backfill_resumes_where_it_stopped(home) -> None:
     assert [(p.day.day, p.run) for p in plan] == [(1, False), (2, False), (3, True), (4, True), (5, True)]
     assert plan[2].why == "last run interrupted" and plan[3].why == "never ran"
     failed_only = backfill.plan(s, date(2026, 3, 1), date(2026, 3, 5), "failed", jobs=["loans"])
-    assert [p.day.day for p in failed_only if p.run] == [3, 4, 5]
+    assert [p.day.day for p in failed_only if p.run] == [3]  # interrupted; never-run dates are mode=missing's
     wider = backfill.plan(s, date(2026, 3, 1), date(2026, 3, 2), "missing", jobs=["loans", "sales"])
     assert all(p.run for p in wider)  # a job that was not in the earlier run still needs running
 
@@ -111,3 +111,13 @@ def test_backfill_dry_run_prints_the_plan_and_runs_nothing(home) -> None:
     assert "run" in lines["2026-03-03"] and "never ran" in lines["2026-03-03"]
     assert "dry run: nothing was run" in out.output
     assert sorted(p.relative_to(home) for p in home.rglob("*")) == before  # no file written, no Prefect home
+
+
+def test_mode_failed_reruns_only_failed_dates_and_missing_only_unrun_ones(home) -> None:
+    s = load_settings()
+    _attempt(s, date(2026, 3, 1), "failed")
+    _attempt(s, date(2026, 3, 2), "success")
+    missing = backfill.plan(s, date(2026, 3, 1), date(2026, 3, 3), "missing", jobs=["loans"])
+    assert [p.day.day for p in missing if p.run] == [3] and "mode=failed" in missing[0].why
+    failed = backfill.plan(s, date(2026, 3, 1), date(2026, 3, 3), "failed", jobs=["loans"])
+    assert [p.day.day for p in failed if p.run] == [1]

@@ -69,12 +69,19 @@ def preload(names: list[str]) -> None:
         importlib.import_module(f"nightshift.jobs.{name}.job")
 
 
+class UnknownJob(KeyError):
+    """A job name that is not registered (from --jobs, JOBS= or the `jobs` setting)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 def get_job(name: str) -> Job:
     """A registered job, or a clear error listing the known ones."""
     try:
         return JOBS[name]
     except KeyError:
-        raise KeyError(f"unknown job {name!r}; known jobs: {', '.join(JOBS)}") from None
+        raise UnknownJob(f"unknown job {name!r}; known jobs: {', '.join(JOBS)}") from None
 
 
 @dataclass
