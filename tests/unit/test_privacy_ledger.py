@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import threading
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from nightshift.privacy import BudgetExceeded, Count, PrivacyLayer, Release, Sum
 from nightshift.privacy import ledger as ledger_mod
 from nightshift.privacy.layer import PrivacyLayer as _Layer
+from nightshift.privacy.store import Store
 from nightshift.settings import Budget, Settings
 from nightshift.warehouse import Warehouse
 
@@ -95,30 +97,32 @@ def test_charge_is_committed_before_values_are_returned(wh, tmp_path, monkeypatc
     real_reveal = _Layer._reveal
 
     def spying_reveal(self, release, stored, charged):
-        # From another connection, as a second process would see it: the charge and values are committed.
-        other = self.warehouse.con.cursor()
-        seen["ledger"] = other.sql("select release_id, epsilon from _privacy_ledger").fetchall()
-        seen["stored"] = other.sql("select release_id from _privacy_releases").fetchall()
+        # Through a fresh Store, as a second process would see it: the charge and values are on disk.
+        other = Store.for_home(s.data_dir, s.reports_dir)
+        charged = [e.data for e in other.verify() if e.data["kind"] == "charge"]
+        seen["ledger"] = [(d["release_id"], d["epsilon"]) for d in charged]
+        seen["stored"] = ledger_mod.find(other, stored.release_id).table
         return real_reveal(self, release, stored, charged)
 
     monkeypatch.setattr(_Layer, "_reveal", spying_reveal)
     res = PrivacyLayer(wh, s, "behavior", RUN).release(rel(0.3), frame(1))
-    assert seen["ledger"] == [(res.release_id, 0.3)] and seen["stored"] == [(res.release_id,)]
+    assert seen["ledger"] == [(res.release_id, 0.3)] and seen["stored"].equals(res.table)
 
 
 def test_a_crash_never_reveals_uncharged_values(wh, tmp_path, monkeypatch):
     s = settings(tmp_path)
+    real_append = Store.append
 
-    class Crash:
-        @staticmethod
-        def dumps(*a, **kw):
-            raise RuntimeError("disk full")
+    def full_disk(self, entries, records):
+        if any(r["kind"] == "charge" for r in records):
+            raise OSError("disk full")
+        return real_append(self, entries, records)
 
-    monkeypatch.setattr(ledger_mod, "json", Crash)  # fails inside the charge transaction
-    with pytest.raises(RuntimeError, match="disk full"):
+    monkeypatch.setattr(Store, "append", full_disk)  # fails while charging
+    with pytest.raises(OSError, match="disk full"):
         PrivacyLayer(wh, s, "behavior", RUN).release(rel(0.3), frame(1))
     monkeypatch.undo()
-    assert charges(wh).height == 0  # rolled back: nothing charged, nothing stored, nothing returned
+    assert charges(wh).height == 0  # nothing charged, nothing returned
 
     def crash_after_commit(self, *a):
         raise RuntimeError("killed")
@@ -132,15 +136,26 @@ def test_a_crash_never_reveals_uncharged_values(wh, tmp_path, monkeypatch):
     assert res.reused and res.epsilon == 0  # the rerun serves what was charged; no fresh noise
 
 
-def test_threads_racing_for_the_last_budget_cannot_both_spend_it(wh, tmp_path, monkeypatch):
-    # Switch off the early check so only the re-check inside the charge transaction guards the budget.
-    monkeypatch.setattr(_Layer, "_check_budget", lambda self, release, budget: None)
+def test_threads_with_their_own_warehouses_cannot_both_spend_the_last_budget(tmp_path, monkeypatch):
+    # As in a night: each job thread opens its own Warehouse (here even its own file). The early check
+    # is off and a sleep sits between the budget check and the append, so only the ledger's lock
+    # stands between three charges of 0.6 and a budget of 1.0.
+    monkeypatch.setattr(_Layer, "_check_budget", lambda self, charge: None)
+    real_check = ledger_mod.check
+
+    def slow_check(entries, charge):
+        limit = real_check(entries, charge)
+        time.sleep(0.3)
+        return limit
+
+    monkeypatch.setattr(ledger_mod, "check", slow_check)
     s, barrier, results = settings(tmp_path), threading.Barrier(3), []
 
     def run(seed: int) -> None:
-        layer = PrivacyLayer(wh, s, "behavior", RUN)
-        barrier.wait()
-        results.append(layer.release(rel(0.6), frame(seed)))
+        with Warehouse(tmp_path / f"w{seed}.duckdb") as own:
+            layer = PrivacyLayer(own, s, "behavior", RUN)
+            barrier.wait()
+            results.append(layer.release(rel(0.6), frame(seed)))
 
     threads = [threading.Thread(target=run, args=(seed,)) for seed in (1, 2, 3)]
     for t in threads:
@@ -149,26 +164,25 @@ def test_threads_racing_for_the_last_budget_cannot_both_spend_it(wh, tmp_path, m
         t.join()
     assert sorted(r.epsilon for r in results) == [0.0, 0.0, 0.6]
     assert sum(r.refused is not None for r in results) == 2
-    assert charges(wh)["epsilon"].sum() == pytest.approx(0.6)
+    assert ledger_mod.ledger_rows(Store.for_home(s.data_dir, s.reports_dir))["epsilon"].sum() == pytest.approx(0.6)
 
 
-def _race_worker(db: str, home: str, seed: int, barrier, out) -> None:
+def _race_worker(home: str, seed: int, barrier, out) -> None:
     s = settings(Path(home))
     shared, own = frame(0), frame(seed)
-    barrier.wait()
-    with Warehouse(Path(db), wait_s=120) as wh:  # waits for the other process's file lock
+    # Its own warehouse file: nothing but the ledger's file lock orders the two processes.
+    with Warehouse(Path(home) / f"w{seed}.duckdb") as wh:
         layer = PrivacyLayer(wh, s, "behavior", RUN)
+        barrier.wait()
         a = layer.release(rel(0.2, name="shared"), shared)
         b = layer.release(rel(0.6, name="own"), own)
     out.put((a.epsilon, a.reused, b.epsilon, b.refused is not None))
 
 
 def test_two_processes_racing_cannot_double_spend(tmp_path):
-    db = settings(tmp_path).warehouse_path
-    db.parent.mkdir(parents=True)
     ctx = mp.get_context("spawn")
     barrier, out = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_race_worker, args=(str(db), str(tmp_path), seed, barrier, out)) for seed in (1, 2)]
+    procs = [ctx.Process(target=_race_worker, args=(str(tmp_path), seed, barrier, out)) for seed in (1, 2)]
     for p in procs:
         p.start()
     got = sorted(out.get(timeout=180) for _ in procs)
@@ -178,8 +192,9 @@ def test_two_processes_racing_cannot_double_spend(tmp_path):
     # The same release made by both: charged once, served again once. The last budget: spent once.
     assert sorted((g[0], g[1]) for g in got) == [(0.0, True), (0.2, False)]
     assert sorted((g[2], g[3]) for g in got) == [(0.0, True), (0.6, False)]
-    with Warehouse(db) as wh:
-        assert charges(wh)["epsilon"].sum() == pytest.approx(0.8) and charges(wh).height == 2
+    s = settings(tmp_path)
+    rows = ledger_mod.ledger_rows(Store.for_home(s.data_dir, s.reports_dir))
+    assert rows["epsilon"].sum() == pytest.approx(0.8) and rows.height == 2
 
 
 def test_budget_survives_a_restart(tmp_path):

@@ -2,10 +2,14 @@
 
 Declare a `Release` (unit, public keys, measures, contribution bound K, ε) and call
 `PrivacyLayer.release(release, frame)`. Bounding happens in DuckDB SQL, noise is OpenDP's discrete
-Laplace on integers, the ε split and sensitivities are in `spec`, the ledger in `ledger`.
+Laplace on integers, the ε split and sensitivities are in `spec`, the budget rules in `budget`, the
+ledger in `ledger`, kept on disk apart from the warehouse by `store` (see docs/PRIVACY.md).
 """
 
+from nightshift.privacy.budget import BudgetExceeded, BudgetRaiseRefused, PrivacyRefused
 from nightshift.privacy.layer import PrivacyLayer, ReleaseResult
-from nightshift.privacy.spec import BudgetExceeded, Count, Mean, Release, Sum
+from nightshift.privacy.spec import Count, Mean, Release, Sum
+from nightshift.privacy.store import LedgerBroken
 
-__all__ = ["BudgetExceeded", "Count", "Mean", "PrivacyLayer", "Release", "ReleaseResult", "Sum"]
+__all__ = ["BudgetExceeded", "BudgetRaiseRefused", "Count", "LedgerBroken", "Mean", "PrivacyLayer", "PrivacyRefused",
+           "Release", "ReleaseResult", "Sum"]

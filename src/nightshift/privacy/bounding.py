@@ -69,13 +69,9 @@ class TrueAggregates:
 
 
 def bound_and_aggregate(cur: duckdb.DuckDBPyConnection, release: Release, prepared: pl.DataFrame,
-                        n_cells: int, *, k: int | None = None, salt: str = "") -> TrueAggregates:
-    """Bound contributions in SQL (K rows per unit, clipped values), then aggregate per cell.
-
-    `k` overrides the declared K for the bounding step only; the privacy audit in the tests uses it
-    to build a deliberately broken variant. Releases never pass it.
-    """
-    k = int(release.max_rows_per_unit if k is None else k)
+                        n_cells: int, *, salt: str = "") -> TrueAggregates:
+    """Bound contributions in SQL (K rows per unit, clipped values), then aggregate per cell."""
+    k = int(release.max_rows_per_unit)
     cols = sum_columns(release)
     params = {"k": k, "salt": salt, "lower": [lo for _, lo, _, _ in cols], "upper": [hi for _, _, hi, _ in cols]}
     cur.register("_privacy_input", prepared.to_arrow())

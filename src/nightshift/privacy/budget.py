@@ -83,24 +83,26 @@ def budget_record(dataset: str, limit: Limit, by: str, why: str, at: date | str)
             "by": by, "why": why, "at": str(at)}
 
 
-def settle(entries: list[Any], dataset: str, asked: Limit, at: str) -> tuple[Limit, list[dict[str, Any]]]:
-    """The budget in force given what the settings ask, and the budget entries to record for it.
+def effective(entries: list[Any], dataset: str, asked: Limit) -> Limit:
+    """The budget a release is checked against: what the settings ask, unless that is a raise.
 
     Raises BudgetRaiseRefused when the settings ask for more than the ledger records.
     """
     have = recorded(entries, dataset)
-    if have is None:
-        return asked, [budget_record(dataset, asked, "settings", "the first release of this dataset", at)]
-    if asked.looser_than(have):
+    if have is not None and asked.looser_than(have):
         raise BudgetRaiseRefused(dataset, asked, have)
-    if asked == have:
-        return have, []
-    return asked, [budget_record(dataset, asked, "settings", "the settings lowered the budget", at)]
+    return asked
+
+
+def to_record(entries: list[Any], dataset: str, asked: Limit, at: str) -> list[dict[str, Any]]:
+    """The budget entries that make the ledger agree with an accepted ask: the first, or a lowering."""
+    have = recorded(entries, dataset)
+    if have is None:
+        return [budget_record(dataset, asked, "settings", "the first release of this dataset", at)]
+    return [] if asked == have else [budget_record(dataset, asked, "settings", "the settings lowered the budget", at)]
 
 
 def in_force(entries: list[Any], dataset: str, asked: Limit) -> Limit:
-    """What a release would be checked against now (for display): the recorded budget or a lower ask."""
+    """What a release would be checked against now, for display: a raise is not in force until recorded."""
     have = recorded(entries, dataset)
-    if have is None or not asked.looser_than(have):
-        return asked
-    return have
+    return have if have is not None and asked.looser_than(have) else asked

@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from nightshift.privacy import ledger
+from nightshift.privacy import ledger, legacy
 from nightshift.privacy.bounding import TrueAggregates, bound_and_aggregate, key_grid, prepare
 from nightshift.privacy.budget import Limit, PrivacyRefused, in_force
 from nightshift.privacy.noise import CONFIDENCE, add_noise, margin_of_error
@@ -79,6 +79,7 @@ class PrivacyLayer:
     def __init__(self, warehouse: Any, settings: Any, job: str, run_date: date):
         self.warehouse, self.settings, self.job, self.run_date = warehouse, settings, job, run_date
         self.store = Store.for_home(settings.data_dir, settings.reports_dir)
+        legacy.adopt(self.store, warehouse.cursor)
         self.results: list[ReleaseResult] = []
         self._declared: dict[str, Release] = {}
 
@@ -140,17 +141,17 @@ class PrivacyLayer:
             ) from None
 
     def _check_budget(self, charge: ledger.Charge) -> None:
-        entries = self.store.entries()
-        ledger.check(entries, charge, settle_only(entries, charge))
+        ledger.check(self.store.entries(), charge)
 
     # -- reporting ---------------------------------------------------------------------------------
     def budget_left(self, dataset: str) -> dict[str, Any]:
-        """Budget, spent and left for `dataset` in the fullest window containing the run date."""
-        budget = self._budget(dataset)
-        use = ledger.window_use(self.warehouse.cursor, dataset, self.run_date, budget.window_days)
-        return {"dataset": dataset, "budget": budget.epsilon, "window_days": budget.window_days,
+        """Budget in force, spent and left for `dataset` in the fullest window containing the run date."""
+        entries = self.store.entries()
+        limit = in_force(entries, dataset, self._asked(dataset))
+        use = ledger.window_use(entries, dataset, self.run_date, limit.window_days)
+        return {"dataset": dataset, "budget": limit.epsilon, "window_days": limit.window_days,
                 "window_start": use.window_start.isoformat(), "window_end": use.window_end.isoformat(),
-                "spent": round(use.spent, 6), "left": round(max(budget.epsilon - use.spent, 0.0), 6)}
+                "spent": round(use.spent, 6), "left": round(max(limit.epsilon - use.spent, 0.0), 6)}
 
     def section(self) -> dict[str, Any]:
         """The page's Privacy section: ε spent now, budget left, MoEs, suppressions and refusals."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from nightshift.privacy.budget import TOLERANCE, BudgetExceeded, Limit, settle
+from nightshift.privacy.budget import TOLERANCE, BudgetExceeded, Limit, effective, to_record
 from nightshift.privacy.store import Entry, Store
 
 
@@ -142,8 +142,9 @@ class Charge:
     asked: Limit  # the budget the settings ask for
 
 
-def check(entries: list[Entry], charge: Charge, limit: Limit) -> None:
-    """Raise BudgetExceeded when `charge` does not fit beside what the ledger has spent."""
+def check(entries: list[Entry], charge: Charge) -> Limit:
+    """The budget in force for `charge`; raises a PrivacyRefused when it asks for a raise or does not fit."""
+    limit = effective(entries, charge.dataset, charge.asked)
     use = window_use(entries, charge.dataset, charge.run_date, limit.window_days)
     if use.spent + charge.epsilon > limit.epsilon + TOLERANCE:
         raise BudgetExceeded(
@@ -151,6 +152,7 @@ def check(entries: list[Entry], charge: Charge, limit: Limit) -> None:
             spent=use.spent, budget=limit.epsilon, window_start=use.window_start,
             window_end=use.window_end, window_days=limit.window_days,
         )
+    return limit
 
 
 def commit(store: Store, charge: Charge, table: pl.DataFrame, meta: dict[str, Any]) -> tuple[Stored, bool]:
@@ -164,10 +166,11 @@ def commit(store: Store, charge: Charge, table: pl.DataFrame, meta: dict[str, An
         existing = _find(entries, charge.release_id)
         if existing is not None:
             return _stored(store, existing), False
-        limit, budget_entries = settle(entries, charge.dataset, charge.asked, now)
+        effective(entries, charge.dataset, charge.asked)  # a raise refuses before anything is written
+        budget_entries = to_record(entries, charge.dataset, charge.asked, now)
         if budget_entries:  # a lowering is recorded even if this release is then refused
             entries = store.append(entries, budget_entries)
-        check(entries, charge, limit)
+        limit = check(entries, charge)
         saved = store.save_table(charge.release_id, table)
         store.append(entries, [{
             "kind": "charge", "release_id": charge.release_id, "job": charge.job, "release": charge.release_name,

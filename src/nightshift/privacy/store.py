@@ -153,7 +153,7 @@ class Store:
             return
         n = a["entries"]
         if len(entries) < n:
-            what = "missing" if not self.ledger_path.exists() else f"has {len(entries)} entries"
+            what = "is missing" if not self.ledger_path.exists() else f"has {len(entries)} entries"
             raise LedgerBroken(self, f"the ledger {what} but the anchor records {n}: releases were made and "
                                      "charged here before")
         if entries[n - 1].hash != a["head"]:

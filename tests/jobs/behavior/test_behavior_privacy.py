@@ -40,7 +40,7 @@ def env(tmp_path: Path):
     from nightshift.warehouse import Warehouse
 
     settings = load_settings(home=tmp_path)
-    wh = Warehouse(tmp_path / "wh.duckdb")
+    wh = Warehouse(settings.warehouse_path)
     yield settings, wh
     wh.close()
 
