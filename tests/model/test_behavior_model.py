@@ -78,6 +78,10 @@ def test_ctr_model_beats_the_campaign_baseline(night) -> None:
     res, _, _, _ = night
     ctr = res.context["ctr"]
     print("CTR holdout:", ctr["model"], "baseline:", ctr["baseline"])
+    verdict = res.selections["ctr"]
+    board = {e["name"]: e["value"] for e in verdict["board"]}
+    assert verdict["published"] == verdict["winner"] == "xgboost" and not verdict["learned_lost"]
+    assert board["xgboost"] < board["campaign rate baseline"]
     assert ctr["model"]["log_loss"] < ctr["baseline"]["log_loss"] - 0.003
     assert ctr["model"]["auc"] > ctr["baseline"]["auc"]
     calib = ctr["calibration_rows"]
@@ -186,9 +190,8 @@ def ctr_draw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     wh.close()
     train_rows, holdout = ctr.split(rows, END)
     model, baseline = ctr.train(train_rows), ctr.campaign_baseline(train_rows)
-    ev = ctr.evaluate(model, baseline, holdout, float(train_rows["clicked"].mean()))
-    return CtrDraw(request.param, holdout["clicked"].to_numpy(), ev["predictions"],
-                   ctr.baseline_predict(baseline, holdout, float(train_rows["clicked"].mean())),
+    ev = ctr.evaluate(model, baseline, holdout)
+    return CtrDraw(request.param, holdout["clicked"].to_numpy(), ev["predictions"], baseline.predict(holdout),
                    planted_click_probability(frames, user_click, holdout), holdout["user_id"].to_numpy(),
                    train_rows, holdout)
 

@@ -22,12 +22,14 @@ from nightshift.demo import inventory as demo_inventory
 from nightshift.demo import sales as demo_sales
 from nightshift.jobs import JobContext
 from nightshift.jobs.inventory import demand, job
+from nightshift.selection import by_format
 from nightshift.settings import load_settings
 from nightshift.warehouse import Warehouse
 
 pytestmark = pytest.mark.slow
 D = date(2026, 3, 1)
 NIGHT_SEED = 7
+FORMATS = by_format({f.name: f for f in (demand.FORMAT, demand.BASELINE_FORMAT)})  # the champion: either family
 EXTRA_SEEDS = (8, 9)  # fixed before looking at any result: two more independent draws
 # Draw 8 is a finding, not noise: its q0.99 covers 0.9715 (0.99 ± 0.016 allowed, 3.9 s.e. off) and q0.9 and
 # q0.95 sit at the edge of their bands (0.839 and 0.912, 3.4 s.e. low). The model under-forecasts the
@@ -73,7 +75,7 @@ class Holdout:
     constant: np.ndarray  # the training targets' quantiles, the same for every row: a model of nothing
 
 
-def holdout_of(seed: int, feat: pl.DataFrame, model: demand.QuantileDemandModel) -> Holdout:
+def holdout_of(seed: int, feat: pl.DataFrame, model: demand.Forecaster) -> Holdout:
     """Score the holdout the way the job does (same split, same baseline)."""
     train, hold, cutoff = demand.split(feat, D, job.HOLDOUT_DAYS)
     constant = np.quantile(train["target"].to_numpy(), demand.QUANTILES)
@@ -85,7 +87,7 @@ def holdout_of(seed: int, feat: pl.DataFrame, model: demand.QuantileDemandModel)
 @pytest.fixture(scope="module")
 def night_holdout(night) -> Holdout:
     _, ctx = night
-    return holdout_of(NIGHT_SEED, demand.add_features(ctx.sql("features")), ctx.registry.load_champion(demand.FORMAT).model)
+    return holdout_of(NIGHT_SEED, demand.add_features(ctx.sql("features")), ctx.registry.load_champion(FORMATS).model)
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +193,7 @@ def test_replayed_fill_rate_near_target_and_above_naive(night) -> None:
 def test_a_higher_target_buys_more_service(night) -> None:
     _, ctx = night
     feat = demand.add_features(ctx.sql("features"))
-    model = ctx.registry.load_champion(demand.FORMAT).model
+    model = ctx.registry.load_champion(FORMATS).model
     low, high = (job.replay(feat, model, D, t, 120)["policy"] for t in (0.9, 0.98))
     assert low["fill_rate"] < high["fill_rate"] and low["avg_inventory_value"] < high["avg_inventory_value"]
     assert abs(high["fill_rate"] - 0.98) <= 0.03 and abs(low["fill_rate"] - 0.9) <= 0.03

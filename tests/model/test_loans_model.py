@@ -20,9 +20,11 @@ from truth import Z, hanley_mcneil_se
 from nightshift.demo import SIZES
 from nightshift.demo.loans import generate
 from nightshift.jobs.loans.features import Split, time_split
-from nightshift.jobs.loans.model import LoansModel, fit_baseline, fit_model
+from nightshift.jobs.loans.job import fit_candidates, select
+from nightshift.jobs.loans.model import PlattScaled, fit_model
 from nightshift.jobs.loans.report import band_of
 from nightshift.modeling import metrics
+from nightshift.registry import ModelRegistry
 from nightshift.warehouse import Warehouse
 
 pytestmark = pytest.mark.slow
@@ -62,14 +64,21 @@ def _shuffled(split: Split, seed: int) -> Split:
 
 @pytest.fixture(scope="module", params=SEEDS, ids=lambda s: f"seed{s}")
 def fitted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    labelled, truth = _load(request.param, tmp_path_factory.mktemp(f"loans{request.param}"))
+    directory = tmp_path_factory.mktemp(f"loans{request.param}")
+    labelled, truth = _load(request.param, directory)
     split = time_split(labelled)
-    model, baseline = fit_model(split), fit_baseline(split)
+    candidates = {c.name: c for c in fit_candidates(split, seed=7)}
+    model, logistic = candidates["xgboost"].model, candidates["logistic baseline"].model
+    reg = ModelRegistry(directory / "models", "loans")
+    judged = select(reg, split, list(candidates.values()), save=lambda c, extra: reg.save(
+        c.model, c.fmt, run_date=D, training_window=split.window("valid"), data_hash=c.name, features=[],
+        params={}, metrics={}, extra=extra))
     hold = split.holdout.join(truth, on="application_id", how="left")
     assert hold["p_default"].null_count() == 0  # every holdout row has its planted probability
-    return {"seed": request.param, "split": split, "model": model, "hold": hold,
-            "y": hold["defaulted"].to_numpy(), "p": model.predict(hold), "p_base": baseline.predict(hold),
-            "p_true": hold["p_default"].to_numpy(), "se_map": calibration_se(model, split.valid, hold)}
+    return {"seed": request.param, "split": split, "model": model, "hold": hold, "judged": judged,
+            "models": {"xgboost": model, "logistic baseline": logistic},
+            "y": hold["defaulted"].to_numpy(), "p": model.predict(hold), "p_base": logistic.predict(hold),
+            "p_true": hold["p_default"].to_numpy()}
 
 
 def check_discrimination(y: np.ndarray, p: np.ndarray, p_true: np.ndarray, p_base: np.ndarray) -> list[str]:
@@ -92,7 +101,7 @@ def check_discrimination(y: np.ndarray, p: np.ndarray, p_true: np.ndarray, p_bas
     return failures
 
 
-def calibration_se(model: LoansModel, valid: pl.DataFrame, rows: pl.DataFrame) -> np.ndarray:
+def calibration_se(model: PlattScaled, valid: pl.DataFrame, rows: pl.DataFrame) -> np.ndarray:
     """Per row, the standard error of the calibrated probability that the Platt fit leaves (delta method).
 
     Platt scaling is a logistic fit of the validation outcomes on the booster's log-odds; its two
@@ -171,10 +180,24 @@ def test_risk_rises_with_debt_to_income(fitted: dict) -> None:
     assert np.all(fitted["model"].predict(up) >= fitted["model"].predict(sample) - 1e-9)
 
 
-def test_calibrated_per_band_against_planted_and_observed_rates(fitted: dict) -> None:
-    assert check_calibration(fitted["y"], fitted["p"], fitted["p_true"], fitted["se_map"]) == []
+def test_the_published_model_is_the_best_on_the_holdout_and_never_below_the_baseline(fitted: dict) -> None:
+    judged, y = fitted["judged"], fitted["y"]
+    auc = {name: metrics.auc(y, m.predict(fitted["hold"])) for name, m in fitted["models"].items()}
+    print(f"seed {fitted['seed']}: published {judged.published}, AUC", {k: round(v, 4) for k, v in auc.items()})
+    assert judged.published == max(auc, key=lambda name: (auc[name], name == "logistic baseline"))
+    assert auc[judged.published] >= auc["logistic baseline"]
+    assert judged.verdict()["learned_lost"] == (judged.published == "logistic baseline")
+
+
+@pytest.mark.parametrize("which", ["xgboost", "published"])
+def test_calibrated_per_band_against_planted_and_observed_rates(fitted: dict, which: str) -> None:
+    """XGBoost + Platt, and whichever candidate the selection publishes (the logistic baseline won seed 11)."""
+    model = fitted["judged"].model if which == "published" else fitted["model"]
+    se_map = calibration_se(model, fitted["split"].valid, fitted["hold"])
+    assert check_calibration(fitted["y"], model.predict(fitted["hold"]), fitted["p_true"], se_map) == []
 
 
 def test_the_calibration_check_fails_odds_off_by_a_half(fitted: dict) -> None:
     odds = 1.5 * fitted["p"] / (1 - fitted["p"])  # risk overstated by half: a miscalibrated model
-    assert check_calibration(fitted["y"], odds / (1 + odds), fitted["p_true"], fitted["se_map"])
+    se_map = calibration_se(fitted["model"], fitted["split"].valid, fitted["hold"])
+    assert check_calibration(fitted["y"], odds / (1 + odds), fitted["p_true"], se_map)

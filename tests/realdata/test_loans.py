@@ -41,6 +41,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+
 from conftest import byo_night, r_dataset, write_toml
 
 pytestmark = pytest.mark.slow

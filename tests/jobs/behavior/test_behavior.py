@@ -12,7 +12,7 @@ import pytest
 
 from nightshift.demo import SIZES
 from nightshift.demo import events as demo_events
-from nightshift.jobs.behavior import channels, recommendations, segments
+from nightshift.jobs.behavior import channels, ctr, recommendations, segments
 
 END = date(2026, 3, 1)
 
@@ -30,6 +30,19 @@ def test_segment_ids_follow_yesterdays_centroids() -> None:
     ids = segments.match_ids(new, old, np.ones(2))
     assert ids == [2, 1, 0, 3]
     assert segments.match_ids(new[rng.permutation(3)], {}, np.ones(2)) == [0, 1, 2]
+
+
+def test_campaign_rate_baseline_shrinks_small_campaigns_and_round_trips(tmp_path: Path) -> None:
+    train = pl.DataFrame({"campaign_id": ["big"] * 1000 + ["small"] * 10,
+                          "clicked": [1] * 100 + [0] * 900 + [1] * 5 + [0] * 5})
+    base = ctr.campaign_baseline(train)
+    overall = 105 / 1010
+    assert base.overall == pytest.approx(overall)
+    assert base.rates["small"] == pytest.approx((5 + ctr.PRIOR_WEIGHT * overall) / (10 + ctr.PRIOR_WEIGHT))
+    ctr.RATE_FORMAT.save(base, tmp_path)  # a baseline champion is stored and scores like any version
+    loaded = ctr.RATE_FORMAT.load(tmp_path)
+    rows = pl.DataFrame({"campaign_id": ["big", "small", "new"]})
+    assert loaded.predict(rows).tolist() == pytest.approx([base.rates["big"], base.rates["small"], overall])
 
 
 def test_recommendations_exclude_bought_and_fall_back_to_popular() -> None:
@@ -91,7 +104,7 @@ def _run_and_render(frames: dict, home: Path, nights: list[date]) -> tuple:
         ctx = JobContext("behavior", night, settings, wh, home / f"out-{night}")
         results.append(run(ctx))
     html = reporting.render("behavior.html.j2", run_date=nights[-1], job="behavior", warnings=results[-1].warnings,
-                            **{**results[-1].context, "privacy": ctx.privacy.section()})
+                            selections=results[-1].selections, **{**results[-1].context, "privacy": ctx.privacy.section()})
     return wh, results, html
 
 
@@ -137,6 +150,9 @@ def test_second_night_keeps_segment_ids_and_a_champion(tiny: dict, tmp_path: Pat
     assert seg["previous_day"] == (END - timedelta(days=1)).isoformat()
     assert seg["matched"] >= min(first.summary["segments"], second.summary["segments"])
     assert second.models["ctr"].startswith("v0")
+    verdict = second.selections["ctr"]
+    assert {e["name"] for e in verdict["board"]} == {"xgboost", "campaign rate baseline"}
+    assert verdict["version"] == second.models["ctr"]
     assert (tmp_path / "models" / "behavior" / "state" / "segments" / f"{END}.json").exists()
 
 

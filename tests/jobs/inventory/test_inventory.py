@@ -16,7 +16,7 @@ from nightshift.demo import SIZES
 from nightshift.demo import inventory as demo_inventory
 from nightshift.demo import sales as demo_sales
 from nightshift.jobs import JobContext
-from nightshift.jobs.inventory import job
+from nightshift.jobs.inventory import demand, job
 from nightshift.settings import load_settings
 from nightshift.state import JobState
 from nightshift.tables import TABLES
@@ -131,10 +131,38 @@ def test_job_outputs_orders_and_policy(night) -> None:
     assert 0 < result.summary["fill_rate_policy"] <= 1 and result.summary["fill_rate_naive"] < 1
 
 
+def test_the_model_in_use_is_the_best_candidate_on_the_holdout(night) -> None:
+    result, ctx = night
+    verdict = result.selections["inventory_demand"]
+    board = {e["name"]: e for e in verdict["board"]}
+    assert set(board) == {"xgboost quantiles", "empirical quantiles (recent level)"} and verdict["holdout_rows"] >= 100
+    best_baseline = min(e["value"] for e in board.values() if e["baseline"])
+    assert board[verdict["published"]]["value"] <= best_baseline  # pinball loss: lower is better
+    assert verdict["version"] == result.models["inventory_demand"] == ctx.registry.champion()
+    assert ctx.registry.get(verdict["version"]).metadata["extra"]["candidate"] == verdict["published"]
+
+
+def test_a_baseline_champion_is_stored_and_scores_like_the_booster(demo: dict, tmp_path: Path) -> None:
+    feat = demand.add_features(_warehouse(tmp_path / "w.duckdb", demo["inventory"], demo["sales"])
+                               .run_sql("marts/inventory/features", run_date=D))
+    train, hold, _ = demand.split(feat, D, job.HOLDOUT_DAYS)
+    base = demand.fit_baseline(train)
+    demand.BASELINE_FORMAT.save(base, tmp_path)
+    loaded = demand.BASELINE_FORMAT.load(tmp_path)
+    q = loaded.predict(hold)
+    assert np.array_equal(q, base.predict(hold)) and q.shape == (hold.height, len(demand.QUANTILES))
+    assert (np.diff(q, axis=1) >= 0).all()
+    unseen = hold.head(3).with_columns(pl.lit("W-new").alias("warehouse_id"))
+    assert np.allclose(loaded.predict(unseen), np.array(base.pooled) * unseen["scale"].to_numpy()[:, None])
+
+
 def test_page_renders_escaped(night) -> None:
     result, ctx = night
     context = {**result.context, "orders": [{**result.context["orders"][0], "product_id": "<b>P9</b>"}]}
-    html = reporting.render("inventory.html.j2", run_date=D, job="inventory", warnings=result.warnings, **context)
+    html = reporting.render("inventory.html.j2", run_date=D, job="inventory", warnings=result.warnings,
+                            selections=result.selections, **context)
+    verdict = result.selections["inventory_demand"]
+    assert f"<strong>{verdict['winner']}</strong> won; the runner-up {verdict['runner_up']}" in html
     assert "Order list for tomorrow" in html and "SKUs at risk" in html and "Demand model quality" in html
     assert "chart-" in html and "&lt;b&gt;P9" in html and "<b>P9" not in html
 

@@ -2,8 +2,10 @@
 
 Rows come from `sql/marts/behavior/impressions.sql`, whose features use only the user's events
 strictly before each impression. The split is by time (the last `HOLDOUT_DAYS` days are the
-holdout), so the scores say how the model does on days it never saw. The registry keeps every
-trained version; a challenger replaces the champion only if it beats it on the same holdout.
+holdout), so the scores say how the model does on days it never saw. Both candidates learn from
+the same training days; the one with the lower holdout log loss (the baseline on a tie) is
+tonight's challenger (`nightshift.selection.compete`), and it replaces the champion only if it
+beats it on the same holdout. A baseline champion is stored as its campaign rates (JSON).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import polars as pl
 
 from nightshift.modeling import FnFormat
 from nightshift.modeling import metrics as mm
-from nightshift.selection import Judge, challenge
+from nightshift.selection import Candidate, Judge, compete
 from nightshift.tables import CHANNELS, DEVICES
 
 HOLDOUT_DAYS = 7
@@ -83,22 +85,36 @@ def design_matrix(frame: pl.DataFrame, campaigns: list[str]) -> np.ndarray:
     return x.to_numpy().astype(np.float32)
 
 
-def campaign_baseline(train: pl.DataFrame) -> pl.DataFrame:
-    """Each campaign's historical CTR on the training days, shrunk toward the overall rate."""
+@dataclass
+class CampaignRate:
+    """The baseline: each campaign's historical CTR on the training days, shrunk toward the overall rate."""
+
+    rates: dict[str, float]
+    overall: float  # a campaign not seen in training gets the overall rate
+
+    def predict(self, frame: pl.DataFrame) -> np.ndarray:
+        """The baseline's probability for each row: its campaign's historical CTR."""
+        return frame["campaign_id"].replace_strict(self.rates, default=self.overall, return_dtype=pl.Float64).to_numpy()
+
+
+def campaign_baseline(train: pl.DataFrame) -> CampaignRate:
+    """Fit the baseline on the training days (the same rows the booster learns from)."""
     overall = float(train["clicked"].mean())
-    return (
-        train.group_by("campaign_id")
-        .agg(impressions=pl.len(), clicks=pl.col("clicked").sum())
-        .with_columns(baseline_ctr=(pl.col("clicks") + PRIOR_WEIGHT * overall) / (pl.col("impressions") + PRIOR_WEIGHT))
-        .sort("campaign_id")
-    )
+    rates = (train.group_by("campaign_id").agg(impressions=pl.len(), clicks=pl.col("clicked").sum())
+             .with_columns(rate=(pl.col("clicks") + PRIOR_WEIGHT * overall) / (pl.col("impressions") + PRIOR_WEIGHT)))
+    return CampaignRate(dict(zip(rates["campaign_id"].to_list(), rates["rate"].to_list(), strict=True)), overall)
 
 
-def baseline_predict(baseline: pl.DataFrame, frame: pl.DataFrame, overall: float) -> np.ndarray:
-    """The baseline's probability for each row: its campaign's historical CTR."""
-    out = frame.select("campaign_id").join(baseline.select("campaign_id", "baseline_ctr"), on="campaign_id",
-                                           how="left", maintain_order="left")
-    return out["baseline_ctr"].fill_null(overall).to_numpy()
+def _save_rate(model: CampaignRate, directory: Path) -> None:
+    (directory / "campaign_rates.json").write_text(json.dumps({"rates": model.rates, "overall": model.overall}))
+
+
+def _load_rate(directory: Path) -> CampaignRate:
+    d = json.loads((directory / "campaign_rates.json").read_text())
+    return CampaignRate({k: float(v) for k, v in d["rates"].items()}, float(d["overall"]))
+
+
+RATE_FORMAT = FnFormat("ctr-campaign-rate", _save_rate, _load_rate)
 
 
 def split(rows: pl.DataFrame, run_date: date) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -122,18 +138,12 @@ def train(train_rows: pl.DataFrame, *, rounds: int = 150) -> CtrModel:
     return CtrModel(booster, campaigns)
 
 
-def evaluate(model: CtrModel, baseline: pl.DataFrame, holdout: pl.DataFrame, overall: float) -> dict[str, Any]:
+def evaluate(model: CtrModel, baseline: CampaignRate, holdout: pl.DataFrame) -> dict[str, Any]:
     """Holdout log loss, AUC and calibration of the model and the baseline."""
     y = holdout["clicked"].to_numpy()
     p = model.predict(holdout)
-    b = baseline_predict(baseline, holdout, overall)
-    calib = mm.calibration_table(y, p, bins=10)
-    return {
-        "model": mm.binary_metrics(y, p),
-        "baseline": mm.binary_metrics(y, b),
-        "calibration": calib,
-        "predictions": p,
-    }
+    return {"model": mm.binary_metrics(y, p), "baseline": mm.binary_metrics(y, baseline.predict(holdout)),
+            "calibration": mm.calibration_table(y, p, bins=10), "predictions": p}
 
 
 def data_hash(rows: pl.DataFrame) -> str:
@@ -142,31 +152,36 @@ def data_hash(rows: pl.DataFrame) -> str:
 
 
 def fit_and_register(rows: pl.DataFrame, run_date: date, registry: Any, *, rounds: int = 150) -> dict[str, Any]:
-    """Train a challenger, store it, compare it with the champion on the same holdout, score with the winner."""
+    """Train the booster and the baseline, keep the better on the holdout (the one rule), score with the winner."""
     train_rows, holdout = split(rows, run_date)
     if train_rows.height < 200 or holdout.height < 50 or train_rows["clicked"].sum() < 10:
         raise ValueError(f"too few ad impressions to train the click-through model "
                          f"({train_rows.height} training rows, {holdout.height} holdout rows)")
-    overall = float(train_rows["clicked"].mean())
     baseline = campaign_baseline(train_rows)
     model = train(train_rows, rounds=rounds)
-    ev = evaluate(model, baseline, holdout, overall)
+    ev = evaluate(model, baseline, holdout)
     holdout_info = {"start": (run_date - timedelta(days=HOLDOUT_DAYS - 1)).isoformat(), "end": run_date.isoformat(),
                     "rows": holdout.height}
-    metrics = {"log_loss": ev["model"]["log_loss"], "auc": ev["model"]["auc"],
-               "baseline_log_loss": ev["baseline"]["log_loss"], "baseline_auc": ev["baseline"]["auc"]}
-    version = registry.save(
-        model, CTR_FORMAT, run_date=run_date,
-        training_window=(train_rows["day"].min(), train_rows["day"].max()), data_hash=data_hash(train_rows),
-        features=FEATURES, params={**PARAMS, "rounds": rounds}, metrics=metrics, holdout=holdout_info,
-    )
-    judged = challenge(registry, version, model, CTR_FORMAT, judge=JUDGE,
-                       holdout_after=lambda end: holdout.filter(pl.col("day") > end),
-                       score=lambda scorer, rows: mm.log_loss(rows["clicked"].to_numpy(), scorer.predict(rows)))
-    decision, scorer, notes = judged.decision, judged.model, judged.notes
-    return {"evaluation": ev, "metrics": metrics, "version": version.version, "decision": decision,
-            "scorer": scorer, "scorer_version": decision.champion, "holdout": holdout, "baseline": baseline,
-            "train_rows": train_rows.height, "notes": notes}
+    own = {"xgboost": ev["model"], "campaign rate baseline": ev["baseline"]}
+    params = {"xgboost": {**PARAMS, "rounds": rounds}, "campaign rate baseline": {"prior_weight": PRIOR_WEIGHT}}
+
+    def save(c: Candidate, extra: dict[str, Any]) -> Any:
+        metrics = {"log_loss": own[c.name]["log_loss"], "auc": own[c.name]["auc"],
+                   "baseline_log_loss": ev["baseline"]["log_loss"], "baseline_auc": ev["baseline"]["auc"]}
+        return registry.save(c.model, c.fmt, run_date=run_date,
+                             training_window=(train_rows["day"].min(), train_rows["day"].max()),
+                             data_hash=data_hash(train_rows), features=FEATURES, params=params[c.name],
+                             metrics=metrics, holdout=holdout_info, extra=extra)
+
+    judged = compete(registry, [Candidate("xgboost", model, CTR_FORMAT),
+                                Candidate("campaign rate baseline", baseline, RATE_FORMAT, baseline=True)],
+                     judge=JUDGE, trained_until=train_rows["day"].max(), save=save,
+                     holdout_after=lambda end: holdout.filter(pl.col("day") > end),
+                     score=lambda scorer, rows: mm.log_loss(rows["clicked"].to_numpy(), scorer.predict(rows)))
+    ev["calibration"] = mm.calibration_table(holdout["clicked"].to_numpy(), judged.model.predict(holdout), bins=10)
+    return {"evaluation": ev, "version": judged.decision.challenger, "decision": judged.decision,
+            "scorer": judged.model, "scorer_version": judged.version, "holdout": holdout, "baseline": baseline,
+            "train_rows": train_rows.height, "notes": judged.notes, "selection": judged}
 
 
 def predict_tomorrow(scorer: CtrModel, recent: pl.DataFrame, run_date: date) -> pl.DataFrame:

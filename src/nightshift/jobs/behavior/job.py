@@ -3,8 +3,9 @@
 One night, as of the run date:
 1. segments — k-means on per-user recency, frequency, monetary value and channel mix, ids kept
    stable against the last saved centroids (`behavior_segments`);
-2. click-through — XGBoost on ad impressions vs the campaign-CTR baseline, champion/challenger
-   through the registry, predicted CTR per campaign for tomorrow (`ctr.py`);
+2. click-through — XGBoost on ad impressions vs the campaign-CTR baseline, the better on the
+   holdout challenging the champion (the one selection rule), predicted CTR per campaign for
+   tomorrow with the model in use (`ctr.py`);
 3. recommendations — item-to-item cosine on co-carts/co-purchases, written to
    `recommendations.parquet` (holds user ids: an operational output, never on the page), with an
    offline hit-rate check against popularity (`behavior_recs`);
@@ -146,12 +147,14 @@ def run(ctx: JobContext) -> JobResult:
     summary: dict[str, Any] = {"best_channel": best, "epsilon_night": round(channels.night_epsilon(ctx.settings), 5),
                               "trend_nights": report.nights_shown(series.get("channel_day"))}
     models: dict[str, str] = {}
+    selections: dict[str, dict[str, Any]] = {}
     if model:
         ev, d = model["evaluation"], model["decision"]
         context["ctr"] = {
             "model": {k: round(ev["model"][k], 4) for k in ("log_loss", "auc", "brier", "mean_predicted")},
             "baseline": {k: round(ev["baseline"][k], 4) for k in ("log_loss", "auc", "brier", "mean_predicted")},
             "challenger": model["version"], "scorer": model["scorer_version"], "promoted": d.promoted,
+            "published": model["selection"].published,
             "reason": d.reason, "holdout_days": ctr.HOLDOUT_DAYS, "margin": d.margin,
             "calibration_rows": report.calibration_rows(ev["calibration"]),
             "calibration_chart": report.calibration_chart(ev["calibration"]),
@@ -160,6 +163,7 @@ def run(ctx: JobContext) -> JobResult:
                     "ctr_baseline_log_loss": round(ev["baseline"]["log_loss"], 4),
                     "ctr_auc": round(ev["model"]["auc"], 4)}
         models["ctr"] = model["scorer_version"]
+        selections["ctr"] = model["selection"].verdict()
     if rec:
         e = rec["evaluation"]
         context["recs"] = {"file": f"{ctx.job}/{rec['file']}", "top_n": TOP_N, "active_days": ACTIVE_DAYS,
@@ -173,7 +177,7 @@ def run(ctx: JobContext) -> JobResult:
     if seg:
         summary["segments"] = seg.k
     lap("report")
-    return JobResult(summary=summary, context=context, models=models, warnings=warnings,
+    return JobResult(summary=summary, context=context, models=models, warnings=warnings, selections=selections,
                      extra={"timings_s": timings, "device": xgb_device() if has_gpu() else "cpu"})
 
 

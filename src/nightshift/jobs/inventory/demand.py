@@ -5,8 +5,10 @@ warehouse × SKU series at once. Series differ in size by orders of magnitude, s
 demand over the lead time divided by a scale known on day t (recent mean × lead time): quantiles
 are equivariant under a positive scale, so predicting the ratio and multiplying back is exact and
 lets one model share what it learns across series. Predicted quantiles are sorted per row so
-they never cross. The baseline is what a planner without a model would use: empirical quantiles of
-each series' own past lead-time demand.
+they never cross. Two baselines: what a planner without a model would use, empirical quantiles of
+each series' own past lead-time demand (the reference on the page, and the forecast of series too
+young for the model); and the candidate that competes with the booster for the job's selection,
+the same quantiles of each series' lead-time demand over its recent level (`EmpiricalRatioModel`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
@@ -46,6 +48,12 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "min_child_weight": 5,
     "tree_method": "hist",
 }
+
+
+class Forecaster(Protocol):
+    """What the policy needs of a demand model (the booster or the baseline): quantiles per row."""
+
+    def predict(self, frame: pl.DataFrame) -> np.ndarray: ...
 
 
 def add_features(daily: pl.DataFrame) -> pl.DataFrame:
@@ -140,6 +148,56 @@ def baseline(history: pl.DataFrame, holdout: pl.DataFrame, cutoff: date,
     joined = holdout.select("warehouse_id", "product_id").join(qs, on=["warehouse_id", "product_id"], how="left",
                                                                maintain_order="left")
     return joined.select(cols).to_numpy().astype(float)
+
+
+SERIES = ["warehouse_id", "product_id"]
+BASELINE_FEATURES = ["warehouse_id", "product_id", "scale"]
+
+
+@dataclass
+class EmpiricalRatioModel:
+    """The baseline candidate: each series' empirical quantiles of lead-time demand over its recent level.
+
+    Fitted on the last year of the training rows as ratios target / scale (the booster's own target),
+    so a forecast follows the series' current level (`scale`: recent mean x lead time, known on the
+    day) with the spread its own history showed. A series unseen in training gets the pooled ratios.
+    Stored as JSON like any model, so a baseline champion loads and scores like a booster.
+    """
+
+    ratios: dict[str, list[float]]  # "warehouse_id/product_id" -> ratio quantiles
+    pooled: list[float]
+    quantiles: tuple[float, ...] = QUANTILES
+
+    def predict(self, frame: pl.DataFrame) -> np.ndarray:
+        """Lead-time demand quantiles in units, shape (rows, quantiles), never crossing."""
+        keys = frame.select(pl.concat_str(SERIES, separator="/")).to_series().to_list()
+        ratio = np.array([self.ratios.get(k, self.pooled) for k in keys], dtype=float).reshape(frame.height, -1)
+        return np.clip(ratio, 0, None) * frame["scale"].to_numpy()[:, None]
+
+
+def fit_baseline(train: pl.DataFrame, window_days: int = BASELINE_WINDOW_DAYS) -> EmpiricalRatioModel:
+    """Empirical ratio quantiles per series from the training rows of the last `window_days`."""
+    recent = train.filter(pl.col("date") > train["date"].max() - timedelta(days=window_days))
+    ratio = (pl.col("target") / pl.col("scale")).alias("ratio")
+    qs = [pl.col("ratio").quantile(q, interpolation="linear").alias(str(q)) for q in QUANTILES]
+    per = recent.select(*SERIES, ratio).group_by(SERIES).agg(qs)
+    pooled = recent.select(ratio).select(qs).row(0)
+    keys = per.select(pl.concat_str(SERIES, separator="/")).to_series().to_list()
+    return EmpiricalRatioModel(dict(zip(keys, per.select(map(str, QUANTILES)).rows(), strict=True)), list(pooled))
+
+
+def _save_baseline(model: EmpiricalRatioModel, directory: Path) -> None:
+    (directory / "ratios.json").write_text(json.dumps(
+        {"quantiles": list(model.quantiles), "ratios": {k: list(v) for k, v in model.ratios.items()},
+         "pooled": model.pooled}))
+
+
+def _load_baseline(directory: Path) -> EmpiricalRatioModel:
+    d = json.loads((directory / "ratios.json").read_text())
+    return EmpiricalRatioModel(d["ratios"], d["pooled"], tuple(d["quantiles"]))
+
+
+BASELINE_FORMAT = FnFormat("empirical-ratio-quantiles", _save_baseline, _load_baseline)
 
 
 def split(frame: pl.DataFrame, run_date: date, holdout_days: int) -> tuple[pl.DataFrame, pl.DataFrame, date]:

@@ -1,10 +1,11 @@
 """The inventory job: lead-time demand quantiles → reorder points → what to order tomorrow.
 
 Steps, all as of the run date D: daily demand history and features (sql/marts/inventory/features.sql),
-a multi-quantile XGBoost model trained on a time-based split and compared with each series'
-empirical quantiles (registered, champion/challenger), an (s, S) policy per warehouse × SKU for
-the fill-rate target in settings, tomorrow's order list, and a replay of the last days of actual
-demand through the policy (and a naive one) to check the service it really gives.
+a multi-quantile XGBoost model and an empirical-quantile baseline trained on the same time-based
+split, the better on the holdout's pinball loss challenging the champion (the one selection rule,
+`nightshift.selection.compete`: the model in use may be the baseline), an (s, S) policy per
+warehouse × SKU for the fill-rate target in settings, tomorrow's order list, and a replay of the
+last days of actual demand through the policy (and a naive one) to check the service it really gives.
 Series the model cannot score get a clear status instead of a number: too little history →
 empirical quantiles; no demand ever → no forecast, review by hand.
 """
@@ -19,7 +20,8 @@ import polars as pl
 
 from nightshift.jobs import JobContext, JobResult
 from nightshift.jobs.inventory import demand, policy, report, simulation
-from nightshift.selection import Judge, challenge
+from nightshift.registry import ModelVersion
+from nightshift.selection import Candidate, Judge, compete
 
 JUDGE = Judge("pinball", higher_is_better=False, min_rows=100)  # the one selection rule's terms
 ORDERS = "orders"  # the orders placed each night, in the job's state store
@@ -30,8 +32,8 @@ KEYS = ["warehouse_id", "product_id"]
 
 
 def _train_and_register(ctx: JobContext, feat: pl.DataFrame, holdout_days: int,
-                        params: dict | None) -> tuple[demand.QuantileDemandModel | None, dict, dict, list[str]]:
-    """Fit the challenger, compare with the champion on the same holdout, return the model to use."""
+                        params: dict | None) -> tuple[demand.Forecaster | None, dict, dict, list[str], dict]:
+    """Fit the booster and the baseline, pick by the one selection rule; the model to use and what to show."""
     d = ctx.run_date
     train, hold, cutoff = demand.split(feat, d, holdout_days)
     train = train.filter(pl.col("date").cast(pl.Int32) % TRAIN_EVERY == 0)
@@ -39,32 +41,35 @@ def _train_and_register(ctx: JobContext, feat: pl.DataFrame, holdout_days: int,
     if train.height < 200 or hold.height == 0:
         notes.append(f"too little history to train the demand model ({train.height} training rows, "
                      f"{hold.height} holdout rows before {d}); empirical quantiles are used instead")
-        return None, {}, {}, notes
-    challenger = demand.fit(train, params, seed=ctx.settings.seed)
-    base = demand.baseline(feat, hold, cutoff)
-    quality = demand.evaluate(challenger, hold, base)
+        return None, {}, {}, notes, {}
+    booster = demand.fit(train, params, seed=ctx.settings.seed)
+    candidates = [Candidate("xgboost quantiles", booster, demand.FORMAT),
+                  Candidate("empirical quantiles (recent level)", demand.fit_baseline(train), demand.BASELINE_FORMAT,
+                            baseline=True)]
+    inputs = {c.name: demand.FEATURES if c.model is booster else demand.BASELINE_FEATURES for c in candidates}
+    p = {**demand.DEFAULT_PARAMS, **(params or {})}
     holdout_info = {"start": cutoff + timedelta(days=1), "end": d, "rows": hold.height}
-    metrics = {"pinball": quality["pinball"], "pinball_baseline": quality.get("pinball_baseline"),
-               "coverage_95": quality["coverage"]["0.95"]}
-    mv = ctx.registry.save(
-        challenger, demand.FORMAT, run_date=d, training_window=(train["date"].min(), cutoff),
-        data_hash=demand.data_hash(train), features=demand.FEATURES, params={**demand.DEFAULT_PARAMS, **(params or {})},
-        metrics=metrics, holdout=holdout_info, extra={"trained_with": challenger.booster.attr("trained_with")},
-    )
-    judged = challenge(ctx.registry, mv, challenger, demand.FORMAT, judge=JUDGE,
-                       holdout_after=lambda end: hold.filter(pl.col("date") > end),
-                       score=lambda model, rows: demand.evaluate(model, rows)["pinball"],
-                       compatible=lambda meta: meta.get("features") == demand.FEATURES)
-    notes += judged.notes
-    decision, model, version = judged.decision, judged.model, judged.version
-    use_champion = version != mv.version
-    if use_champion:
-        quality = demand.evaluate(model, hold, base)
-    quality.update(decision=decision.reason, version=version, cutoff=cutoff, train_rows=train.height)
-    return model, quality, {"inventory_demand": version}, notes
+
+    def save(c: Candidate, extra: dict) -> ModelVersion:
+        q = demand.evaluate(c.model, hold)
+        return ctx.registry.save(
+            c.model, c.fmt, run_date=d, training_window=(train["date"].min(), cutoff), data_hash=demand.data_hash(train),
+            features=inputs[c.name], params=p if c.model is booster else {"window_days": demand.BASELINE_WINDOW_DAYS},
+            metrics={"pinball": q["pinball"], "coverage_95": q["coverage"]["0.95"]}, holdout=holdout_info,
+            extra={**({"trained_with": booster.booster.attr("trained_with")} if c.model is booster else {}), **extra})
+
+    judged = compete(ctx.registry, candidates, judge=JUDGE, trained_until=cutoff, save=save,
+                     holdout_after=lambda end: hold.filter(pl.col("date") > end),
+                     score=lambda model, rows: demand.evaluate(model, rows)["pinball"],
+                     compatible=lambda meta: meta.get("features") in inputs.values())
+    quality = demand.evaluate(judged.model, hold, demand.baseline(feat, hold, cutoff))
+    quality.update(decision=judged.decision.reason, version=judged.version, published=judged.published, cutoff=cutoff,
+                   train_rows=train.height)
+    return judged.model, quality, {"inventory_demand": judged.version}, judged.notes, {
+        "inventory_demand": judged.verdict()}
 
 
-def _quantiles(model: demand.QuantileDemandModel | None, rows: pl.DataFrame, empirical: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def _quantiles(model: demand.Forecaster | None, rows: pl.DataFrame, empirical: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Quantiles per row from the model where it may score, else the series' empirical quantiles."""
     q = empirical.copy()
     source = np.where(np.isnan(empirical).any(axis=1), "none", "empirical").astype(object)
@@ -93,7 +98,7 @@ def _inbound(ctx: JobContext, max_lead: int) -> tuple[pl.DataFrame, int]:
     return inbound, len(nights)
 
 
-def plan(feat: pl.DataFrame, model: demand.QuantileDemandModel | None, d: date, target: float,
+def plan(feat: pl.DataFrame, model: demand.Forecaster | None, d: date, target: float,
          inbound: pl.DataFrame) -> pl.DataFrame:
     """The policy table: one row per warehouse × SKU as of D, with tomorrow's recommended order."""
     today = feat.filter(pl.col("date") == d)
@@ -139,7 +144,7 @@ def plan(feat: pl.DataFrame, model: demand.QuantileDemandModel | None, d: date, 
     )
 
 
-def replay(feat: pl.DataFrame, model: demand.QuantileDemandModel | None, d: date, target: float,
+def replay(feat: pl.DataFrame, model: demand.Forecaster | None, d: date, target: float,
            days: int) -> dict | None:
     """Replay the last `days` of demand under tonight's policy rule and the naive rule."""
     start = d - timedelta(days=days - 1)
@@ -189,7 +194,7 @@ def run(ctx: JobContext, *, holdout_days: int = HOLDOUT_DAYS, params: dict | Non
                          "(make run loads the landing zone) or pick a later date")
     feat = demand.add_features(daily)
     warnings: list[str] = []
-    model, quality, models, notes = _train_and_register(ctx, feat, holdout_days, params)
+    model, quality, models, notes, selections = _train_and_register(ctx, feat, holdout_days, params)
     warnings += notes
     inbound, nights = _inbound(ctx, int(feat["lead_time_days"].max() or 1))
     policy = plan(feat, model, d, target, inbound)
@@ -221,12 +226,14 @@ def run(ctx: JobContext, *, holdout_days: int = HOLDOUT_DAYS, params: dict | Non
         "orders_tomorrow": orders.height,
         "order_value": round(float(orders["order_value"].sum()), 2),
         "skus_at_risk": context["at_risk_count"],
+        "published": quality.get("published"),
         "pinball": quality.get("pinball"),
         "pinball_baseline": quality.get("pinball_baseline"),
         "coverage_95": quality.get("coverage", {}).get("0.95"),
         "fill_rate_policy": sim["policy"]["fill_rate"] if sim else None,
         "fill_rate_naive": sim["naive"]["fill_rate"] if sim else None,
     }
-    return JobResult(summary=summary, context=context, models=models, warnings=warnings,
+    return JobResult(summary=summary, context=context, models=models, warnings=warnings, selections=selections,
                      extra={"seconds": round(time.perf_counter() - t0, 2), "series": policy.height,
-                            "device": "cuda" if model is not None and demand.xgb_device() == "cuda" else "cpu"})
+                            "device": "cuda" if isinstance(model, demand.QuantileDemandModel) and demand.xgb_device() == "cuda"
+                            else "cpu"})

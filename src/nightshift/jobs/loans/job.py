@@ -10,6 +10,7 @@ the champion, scoring always uses the champion, and the page names the candidate
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import polars as pl
@@ -20,8 +21,8 @@ from nightshift.jobs.loans.features import Split, data_hash, time_split
 from nightshift.jobs.loans.model import LOANS_FORMAT, LOGISTIC_FORMAT, PlattScaled, fit_logistic, fit_model
 from nightshift.modeling import metrics
 from nightshift.modeling.xgb import xgb_device
-from nightshift.registry import ModelVersion
-from nightshift.selection import Candidate, Judge, compete
+from nightshift.registry import ModelRegistry, ModelVersion
+from nightshift.selection import Candidate, Judge, Selection, compete
 
 log = logging.getLogger(__name__)
 PENDING_DAYS = 30  # an application with no outcome row this long after applying is still undecided
@@ -39,15 +40,9 @@ def run(ctx: JobContext) -> JobResult:
     to_score = feats.filter(pl.col("role") == "score")
     split = time_split(labelled)
 
-    # Both families learn from the same windows (fit on train, stop early / calibrate on valid).
-    candidates = [Candidate("xgboost", fit_model(split, seed=ctx.settings.seed), LOANS_FORMAT),
-                  Candidate("logistic baseline", fit_logistic(split), LOGISTIC_FORMAT, baseline=True)]
+    candidates = fit_candidates(split, seed=ctx.settings.seed)
     reg = ctx.registry
-    # One rule (nightshift.selection): judged on holdout applications newer than every model's training.
-    judged = compete(reg, candidates, judge=JUDGE, trained_until=split.window("valid")[1],
-                     holdout_after=lambda end: split.holdout.filter(pl.col("application_date") > end),
-                     score=lambda model, rows: metrics.auc(rows["defaulted"].to_numpy(), model.predict(rows)),
-                     save=lambda c, extra: _register(ctx, split, c, extra), rows=_decidable_rows)
+    judged = select(reg, split, candidates, save=lambda c, extra: _register(ctx, split, c, extra))
     warnings += judged.notes
     compare = judged.holdout
     y_cmp = compare["defaulted"].to_numpy()
@@ -104,6 +99,21 @@ def run(ctx: JobContext) -> JobResult:
     return JobResult(summary=summary, context=context, models={"default_model": scoring_version},
                      warnings=warnings, extra={"device": xgb_device(), "challenger": judged.decision.challenger},
                      selections={"default_model": judged.verdict()})
+
+
+def fit_candidates(split: Split, *, seed: int) -> list[Candidate]:
+    """Tonight's candidates, both learning from the same windows (fit on train, stop early / calibrate on valid)."""
+    return [Candidate("xgboost", fit_model(split, seed=seed), LOANS_FORMAT),
+            Candidate("logistic baseline", fit_logistic(split), LOGISTIC_FORMAT, baseline=True)]
+
+
+def select(registry: ModelRegistry, split: Split, candidates: list[Candidate],
+           save: Callable[[Candidate, dict], ModelVersion]) -> Selection:
+    """The one rule (nightshift.selection), judged on holdout applications newer than every model's training."""
+    return compete(registry, candidates, judge=JUDGE, trained_until=split.window("valid")[1],
+                   holdout_after=lambda end: split.holdout.filter(pl.col("application_date") > end),
+                   score=lambda model, rows: metrics.auc(rows["defaulted"].to_numpy(), model.predict(rows)),
+                   save=save, rows=_decidable_rows)
 
 
 def _register(ctx: JobContext, split: Split, candidate: Candidate, extra: dict) -> ModelVersion:

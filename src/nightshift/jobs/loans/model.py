@@ -55,13 +55,10 @@ class PlattScaled(ABC):
         return np.clip(1.0 / (1.0 + np.exp(-z)), P_FLOOR, 1 - P_FLOOR)
 
 
-def _by_source(enc: Encoder, c: np.ndarray) -> pl.DataFrame:
-    """Per-column contributions summed back to input features (one-hot columns into their category)."""
-    out = {}
-    for src in enc.sources:
-        idx = [i for i, n in enumerate(enc.names) if enc.source(n) == src]
-        out[src] = c[:, idx].sum(axis=1)
-    return pl.DataFrame(out)
+def _by_source(enc: Encoder, c: np.ndarray, sources: list[str] | None = None) -> pl.DataFrame:
+    """Per-column contributions summed back to input features (`sources`: each column's; default the encoder's)."""
+    sources = sources or [enc.source(n) for n in enc.names]
+    return pl.DataFrame({src: c[:, [i for i, s in enumerate(sources) if s == src]].sum(axis=1) for src in enc.sources})
 
 
 @dataclass
@@ -129,13 +126,17 @@ def fit_model(split: Split, params: dict[str, Any] | None = None, *, seed: int =
 
 @dataclass
 class LogisticModel(PlattScaled):
-    """The logistic baseline: standardised inputs (money logged), coefficients, Platt on the same window.
+    """The logistic baseline: additive in each input, Platt-calibrated on the validation window.
 
-    Stored as plain numbers (JSON), so a logistic champion loads and scores like any other version.
+    Each numeric input enters as itself plus hinges max(x - knot, 0) at its training quartiles: a
+    straight line per input left the high-risk band 2.4 points over the planted rate on the demo
+    (risk bends above a debt-to-income of 0.45), more than Platt's two numbers can undo. Inputs are
+    standardised; money is logged. Stored as plain numbers (JSON), like any other version.
     """
 
     encoder: Encoder
-    mean: np.ndarray  # standardisation of the linear inputs, learned on the training window
+    knots: dict[str, list[float]]  # numeric input -> its hinge knots
+    mean: np.ndarray  # standardisation of the expanded inputs, learned on the training window
     scale: np.ndarray
     coef: np.ndarray
     intercept: float
@@ -144,15 +145,16 @@ class LogisticModel(PlattScaled):
     info: dict[str, Any] = field(default_factory=dict)
 
     def standardised(self, frame: pl.DataFrame) -> np.ndarray:
-        return (_linear_inputs(self.encoder, frame) - self.mean) / self.scale
+        return (_expanded(self.encoder, self.knots, frame) - self.mean) / self.scale
 
     def margin(self, frame: pl.DataFrame) -> np.ndarray:
         """Uncalibrated log-odds of the logistic fit."""
         return self.standardised(frame) @ self.coef + self.intercept
 
     def contributions(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Per-row contributions (log-odds): coefficient x standardised input, one-hot columns summed back."""
-        return _by_source(self.encoder, self.standardised(frame) * self.coef)
+        """Per-row contributions (log-odds): coefficient x standardised input, summed back per input feature."""
+        sources = [self.encoder.source(n) for n in self.encoder.names] + [c for c, ks in self.knots.items() for _ in ks]
+        return _by_source(self.encoder, self.standardised(frame) * self.coef, sources)
 
 
 def _linear_inputs(enc: Encoder, frame: pl.DataFrame) -> np.ndarray:
@@ -163,7 +165,20 @@ def _linear_inputs(enc: Encoder, frame: pl.DataFrame) -> np.ndarray:
     return np.nan_to_num(m)
 
 
-LOGISTIC_PARAMS = {"C": 1.0, "max_iter": 1000}
+def _expanded(enc: Encoder, knots: dict[str, list[float]], frame: pl.DataFrame) -> np.ndarray:
+    """The encoded inputs, then one hinge column per numeric input and knot."""
+    m = _linear_inputs(enc, frame)
+    hinges = [np.maximum(m[:, enc.names.index(c)] - k, 0.0) for c, ks in knots.items() for k in ks]
+    return np.column_stack([m, *hinges]) if hinges else m
+
+
+LOGISTIC_PARAMS = {"C": 1.0, "max_iter": 2000}
+KNOT_QUANTILES = (0.25, 0.5, 0.75)
+
+
+def _knots(x: np.ndarray) -> list[float]:
+    """An input's training quartiles, each once; none at its maximum (that hinge would be 0 everywhere)."""
+    return sorted(set(np.quantile(x, KNOT_QUANTILES).tolist()) - {float(x.max())})
 
 
 def fit_logistic(split: Split) -> LogisticModel:
@@ -171,27 +186,29 @@ def fit_logistic(split: Split) -> LogisticModel:
     from sklearn.linear_model import LogisticRegression
 
     enc = Encoder.fit(split.train)
-    x = _linear_inputs(enc, split.train)
+    base = _linear_inputs(enc, split.train)
+    knots = {c: _knots(base[:, enc.names.index(c)]) for c in enc.numeric}
+    x = _expanded(enc, knots, split.train)
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0  # a constant column (a level absent from training) contributes nothing
     lr = LogisticRegression(**LOGISTIC_PARAMS).fit((x - mean) / scale, split.train["defaulted"].to_numpy())
-    model = LogisticModel(enc, mean, scale, lr.coef_[0].astype(float), float(lr.intercept_[0]),
-                          info={"params": dict(LOGISTIC_PARAMS), "device": "cpu"})
+    model = LogisticModel(enc, knots, mean, scale, lr.coef_[0].astype(float), float(lr.intercept_[0]),
+                          info={"params": {**LOGISTIC_PARAMS, "knot_quantiles": list(KNOT_QUANTILES)}, "device": "cpu"})
     model.cal_a, model.cal_b = fit_calibration(model.margin(split.valid), split.valid["defaulted"].to_numpy())
     return model
 
 
 def _save_logistic(model: LogisticModel, directory: Path) -> None:
     (directory / "logistic.json").write_text(json.dumps({
-        "encoder": model.encoder.to_dict(), "mean": model.mean.tolist(), "scale": model.scale.tolist(),
-        "coef": model.coef.tolist(), "intercept": model.intercept,
+        "encoder": model.encoder.to_dict(), "knots": model.knots, "mean": model.mean.tolist(),
+        "scale": model.scale.tolist(), "coef": model.coef.tolist(), "intercept": model.intercept,
         "calibration": {"method": "platt", "a": model.cal_a, "b": model.cal_b}, "info": model.info,
     }, default=str))
 
 
 def _load_logistic(directory: Path) -> LogisticModel:
     d = json.loads((directory / "logistic.json").read_text())
-    return LogisticModel(Encoder.from_dict(d["encoder"]), np.array(d["mean"]), np.array(d["scale"]),
+    return LogisticModel(Encoder.from_dict(d["encoder"]), d["knots"], np.array(d["mean"]), np.array(d["scale"]),
                          np.array(d["coef"]), float(d["intercept"]), float(d["calibration"]["a"]),
                          float(d["calibration"]["b"]), d.get("info", {}))
 
