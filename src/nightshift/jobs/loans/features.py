@@ -37,17 +37,33 @@ class Encoder:
 
     @classmethod
     def fit(cls, frame: pl.DataFrame, min_rows: int = MIN_LEVEL_ROWS) -> Encoder:
-        """Learn each category's levels (those with at least `min_rows` rows) from training rows."""
+        """Learn each category's levels (those with at least `min_rows` rows) from training rows.
+
+        A feature the source does not have (an optional column left out: every training value null)
+        is left out of the model, not fed as zeros; `absent` names them for the page."""
+        present = [c for c in (*NUMERIC, *CATEGORICAL) if frame[c].null_count() < frame.height]
         levels = {}
-        for col in CATEGORICAL:
+        for col in (c for c in CATEGORICAL if c in present):
             counts = frame.group_by(col).len().filter(pl.col("len") >= min_rows).sort(col)
             levels[col] = [v for v in counts[col].to_list() if v is not None and v != OTHER] + [OTHER]
-        return cls(list(NUMERIC), levels)
+        return cls([c for c in NUMERIC if c in present], levels)
+
+    @property
+    def absent(self) -> list[str]:
+        """Features the model does without because the data has none of them."""
+        return [c for c in (*NUMERIC, *CATEGORICAL) if c not in self.numeric and c not in self.levels]
 
     @property
     def names(self) -> list[str]:
-        """Matrix column names: numeric features, then `<category>=<level>`."""
-        return self.numeric + [f"{c}={lv}" for c, lvs in self.levels.items() for lv in lvs]
+        """Matrix column names: numeric features, then `<category>=<level>` (level text made safe for
+        XGBoost, which refuses `[`, `]` and `<` in names; any text from the data is a valid level)."""
+        names = self.numeric + [f"{c}={_safe(lv)}" for c, lvs in self.levels.items() for lv in lvs]
+        seen: dict[str, int] = {}
+        for i, name in enumerate(names):  # two levels that differ only in those characters stay apart
+            seen[name] = seen.get(name, 0) + 1
+            if seen[name] > 1:
+                names[i] = f"{name}#{seen[name]}"
+        return names
 
     def source(self, name: str) -> str:
         """The input feature a matrix column came from (`purpose=car` -> `purpose`)."""
@@ -77,6 +93,10 @@ class Encoder:
     @classmethod
     def from_dict(cls, d: dict) -> Encoder:
         return cls(list(d["numeric"]), {k: list(v) for k, v in d["levels"].items()})
+
+
+def _safe(level: str) -> str:
+    return level.translate(str.maketrans({"[": "(", "]": ")", "<": "‹"}))
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,10 @@ def run(ctx: JobContext) -> JobResult:
     reg = ctx.registry
     judged = select(reg, split, candidates, save=lambda c, extra: _register(ctx, split, c, extra))
     warnings += judged.notes
+    absent = judged.model.encoder.absent
+    if absent:
+        warnings.append(f"the data has no {', '.join(absent)}: the model does without them (optional columns "
+                        "of the loans table left out of the source)")
     compare = judged.holdout
     y_cmp = compare["defaulted"].to_numpy()
     preds = {c.name: c.model.predict(compare) for c in candidates}
@@ -73,7 +77,7 @@ def run(ctx: JobContext) -> JobResult:
         warnings.append(portfolio_note)
 
     context = {
-        "scoring_version": scoring_version, "published": judged.published, "challenger_version": judged.decision.challenger,
+        "scoring_version": scoring_version, "published": judged.published, "absent_features": absent, "challenger_version": judged.decision.challenger,
         "promoted": promoted, "decision_reason": reason, "margin": reg.margin, "metric": METRIC,
         "holdout": {"start": compare["application_date"].min(), "end": compare["application_date"].max(),
                     "applications": compare.height, "default_rate": float(y_cmp.mean())},
