@@ -68,7 +68,7 @@ privacy: setup ## Show the privacy budget ledger: spent and left per dataset and
 	$(NS) privacy
 
 models: setup ## List model versions and champions per job
-	@for j in behavior loans inventory energy; do $(NS) models list $$j; done
+	@for j in behavior loans inventory energy sales; do $(NS) models list $$j; done
 
 test: setup ## Run the fast test suite (model-quality tests are marked slow)
 	$(BIN)/python -m pytest -q

@@ -34,6 +34,9 @@ def demo(
     from nightshift import demo as demo_data
 
     s = read_settings()
+    if size not in (None, "tiny", "small", "medium", "large"):
+        console.print(f"[red]--size {escape(size)!r}: use tiny, small, medium or large[/red]")
+        raise typer.Exit(2)
     last = parse_date(end, "--end") or s.demo_end or date.today() - timedelta(days=1)
     with console.status(f"generating {size or s.demo_size} demo data up to {last} ..."):
         counts = demo_data.generate(s.landing_dir, end=last, size=size or s.demo_size,

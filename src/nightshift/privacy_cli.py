@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nightshift.cli_args import parse_date
+
 app = typer.Typer(help="The privacy budget ledger: ε spent and left per dataset and window.")
 console = Console()
 
@@ -34,7 +36,7 @@ def show_ledger(home: Path | None = None, as_of: str | None = None, releases: bo
     from nightshift.privacy.budget import Limit, in_force
 
     settings, store = _open(home)
-    day = date.fromisoformat(as_of) if as_of else date.today()
+    day = parse_date(as_of, "--as-of") or date.today()
     entries = store.entries()
     rows = ledger.ledger_rows(store)
     table = Table(title=f"Privacy budget as of {day} ({store.folder})")

@@ -18,8 +18,14 @@ ModelsDir = Annotated[Path | None, typer.Option(help="Registry root (default: <h
 
 
 def _registry(job: str, models_dir: Path | None) -> ModelRegistry:
+    from nightshift.jobs import UnknownJob, get_job
     from nightshift.settings import load_settings
 
+    try:
+        get_job(job)
+    except UnknownJob as e:
+        console.print(f"[red]{escape(str(e))}[/red]")
+        raise typer.Exit(2) from None
     settings = load_settings()
     return ModelRegistry(models_dir or settings.models_dir, job, margin=settings.champion_margin)
 

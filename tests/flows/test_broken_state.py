@@ -79,3 +79,12 @@ def test_forget_removes_a_night_so_it_runs_again(demo_home):
     assert not (demo_home / "reports" / str(D)).exists()
     assert str(D) not in (demo_home / "reports" / "index.html").read_text()
     _one_line_error(_nightshift(demo_home, "forget", "--date", str(D)), 1, "nothing to forget")
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["privacy", "--as-of", "2026/01/01"], "is not a date"),
+    (["demo", "--size", "huge"], "use tiny, small, medium or large"),
+    (["models", "list", "foo"], "unknown job 'foo'"),
+])
+def test_bad_arguments_of_the_other_commands_are_one_line_and_exit_2(tmp_path, args, needle):
+    _one_line_error(_nightshift(tmp_path, *args), 2, needle)
