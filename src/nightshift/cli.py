@@ -20,6 +20,30 @@ app = typer.Typer(help="nightshift: nightly batch analytics on your five busines
                   pretty_exceptions_enable=False)
 console = Console()
 
+@app.callback()
+def _options(verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                                   help="Show the libraries' own logs (TensorFlow, Prefect)")] = False
+             ) -> None:
+    """Quiet by default: TensorFlow's C++ and absl lines, Prefect's banners and warnings are noise to a
+    reader of the night; -v lets them through."""
+    quiet(not verbose)
+
+
+def quiet(on: bool) -> None:
+    """Silence (or let through) the libraries' logging; set before they are imported."""
+    import logging
+    import os
+    import warnings
+
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3" if on else "0"
+    os.environ["PREFECT_LOGGING_LEVEL"] = "ERROR" if on else "INFO"
+    for name in ("absl", "tensorflow", "keras", "prefect", "distributed", "py.warnings"):
+        logging.getLogger(name).setLevel(logging.ERROR if on else logging.INFO)
+    logging.basicConfig(level=logging.WARNING if on else logging.INFO, format="%(message)s")
+    if on:
+        warnings.filterwarnings("ignore", module=r"(keras|tensorflow|prefect|absl)(\.|$)")
+
+
 DateOpt = Annotated[str | None, typer.Option("--date", help="Run date YYYY-MM-DD (default: latest complete date).")]
 
 
@@ -69,10 +93,12 @@ def run(
     _ensure_data(s)
     prefect_env(s)
     from nightshift import night
+    from nightshift.progress import night_progress
     from nightshift.runs import DateLocked
 
     try:
-        result = night.run_night(s, run_date, names, force=force, lock_wait_s=wait)
+        with night_progress(console) as progress:
+            result = night.run_night(s, run_date, names, force=force, lock_wait_s=wait, progress=progress)
     except DateLocked as e:  # exit 3: another run holds the date; try again later (--wait)
         console.print(f"[yellow]{escape(str(e))}[/yellow]")
         raise typer.Exit(3) from None
@@ -103,28 +129,55 @@ def _models_in_use(job: dict) -> str:
 
 
 @app.command()
-def status(limit: Annotated[int, typer.Option(help="How many dates to show")] = 14) -> None:
-    """Print, per date and job, what ran, when, how it ended, and rows in/out."""
+def status(
+    limit: Annotated[int, typer.Option(help="How many dates to show")] = 14,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON (for scripts)")] = False,
+) -> None:
+    """Print, per date and job, what ran, when, how it ended (with why), and rows in/out."""
+    import json
+
     from nightshift import runs
 
     s = read_settings()
     records = runs.all_records(s)[:limit]
+    if as_json:
+        print(json.dumps([{"run_date": r["run_date"], **(runs.last_attempt(r) or {})} for r in records], indent=1))
+        return
     if not records:
         console.print("nothing has run yet: try `make run`")
         return
-    t = Table("date", "status", "started", "ended", "trigger", "jobs", "rows in / quarantined")
-    for rec in records:
-        a = runs.last_attempt(rec)
-        if a is None:
-            continue
-        st = runs.attempt_status(a)
-        color = {"success": "green", "failed": "red"}.get(st, "yellow")
-        jobs = ", ".join(f"{j}:{v['status']}" for j, v in a.get("jobs", {}).items())
+    attempts = [(rec["run_date"], a) for rec in records if (a := runs.last_attempt(rec)) is not None]
+    if console.is_terminal and console.width >= 120:
+        console.print(_status_table(attempts))
+        return
+    # A pipe (cron mail, CI logs) or a narrow terminal: whole lines, never a cut cell.
+    for day, a in attempts:
         read = sum(v["read"] for v in a.get("tables", {}).values())
         quarantined = sum(v["quarantined"] for v in a.get("tables", {}).values())
-        t.add_row(rec["run_date"], f"[{color}]{st}[/{color}]", a["started"], a.get("ended") or "-",
-                  a.get("trigger", ""), jobs, f"{read:,} / {quarantined:,}")
-    console.print(t)
+        print(f"{day}  {runs.attempt_status(a)}  ({a.get('trigger', '')}; started {a['started']}, "
+              f"ended {a.get('ended') or '-'}; rows in {read:,}, quarantined {quarantined:,})")
+        for job, j in a.get("jobs", {}).items():
+            print(f"    {job}: {j['status']}" + (f" ({j['error']})" if j.get("error") else ""))
+
+
+def _status_table(attempts: list[tuple[str, dict]]) -> Table:
+    from nightshift import runs
+
+    t = Table("date", "status", "started", "ended", "trigger", "jobs", "rows in / quarantined")
+    for day, a in attempts:
+        st = runs.attempt_status(a)
+        color = {"success": "green", "failed": "red"}.get(st, "yellow")
+        read = sum(v["read"] for v in a.get("tables", {}).values())
+        quarantined = sum(v["quarantined"] for v in a.get("tables", {}).values())
+        t.add_row(day, f"[{color}]{st}[/{color}]", a["started"], a.get("ended") or "-",
+                  a.get("trigger", ""), escape(_jobs_line(a)), f"{read:,} / {quarantined:,}")
+    return t
+
+
+def _jobs_line(attempt: dict) -> str:
+    """`loans: success; energy: skipped (table energy: no data for ...)`."""
+    return "; ".join(f"{job}: {j['status']}" + (f" ({j['error']})" if j.get("error") else "")
+                     for job, j in attempt.get("jobs", {}).items())
 
 
 # Errors whose cause is on the user's side of the keyboard (a file, a setting, another process):

@@ -346,16 +346,17 @@ class NightResult:
 
 def run_night(settings: Settings, run_date: date | None = None, jobs: list[str] | None = None, *,
               submit: Submit | None = None, force: bool = False, trigger: str = "manual",
-              lock_wait_s: float = 0.0) -> NightResult:
+              lock_wait_s: float = 0.0, progress: Callable[[str], None] = log.info) -> NightResult:
     """Run one night: every table up to `run_date` (default: the latest complete date), then the jobs.
 
     The date's lock is held throughout; a job that fails does not stop the others; the build is
     published in one swap; the attempt is recorded; a night that did not succeed raises an alert.
+    `progress` hears one line per finished stage and job (the terminal shows them as they come).
     """
     if submit is None:
         with steps_for(settings) as steps:
             return run_night(settings, run_date, jobs, submit=steps, force=force, trigger=trigger,
-                             lock_wait_s=lock_wait_s)
+                             lock_wait_s=lock_wait_s, progress=progress)
     names = jobs or settings.jobs or list(JOBS)
     run_date = _checked_date(settings, run_date, sorted({t for n in names for t in get_job(n).tables}), names)
     with runs.date_lock(settings, run_date, wait_s=lock_wait_s, purpose=trigger):
@@ -364,18 +365,25 @@ def run_night(settings: Settings, run_date: date | None = None, jobs: list[str] 
         runs.save_attempt(settings, run_date, attempt)
         publish.sweep_orphans(settings.reports_dir, run_date.isoformat())
         build = publish.new_build_dir(settings.reports_dir, run_date.isoformat())
+        progress(f"{run_date}: loading the tables")
         loads = submit("ingest", ingest_step, settings, run_date).result()
-        preload(names)
+        progress(_loaded(loads))
+        # Only jobs that will run import their libraries: a skipped energy job never loads TensorFlow.
+        preload([n for n in names if all(loads[t].usable for t in get_job(n).tables if t in loads)])
         futures = {j: submit(f"job {j}", job_step, settings, run_date, j, build, loads, force) for j in names}
+        for job, future in futures.items():
+            future.add_done_callback(lambda f, job=job: progress(_finished(job, f)))
+        progress(f"running {', '.join(names)}")
         outcomes = [_outcome(j, fut) for j, fut in futures.items()]
         with Warehouse.open(settings, wait_s=WAREHOUSE_WAIT_S) as wh:
             prints = table_fingerprints(wh, run_date, list(loads))
             quality = data_quality(wh, run_date, loads)
         report = submit("publish", publish_step, settings, run_date, build, outcomes, attempt, prints,
                         quality).result()
+        progress(f"published {report}")
         attempt.update(ended=runs.now(), status=overall_status(outcomes), report=report,
                        jobs={o.job: {"status": o.status, "seconds": round(o.seconds, 2), "error": o.error,
-                                     "input_hash": o.input_hash} for o in outcomes},
+                                     "input_hash": o.input_hash, "selections": o.selections} for o in outcomes},
                        tables={t: {"read": q["rows_read"], "loaded": q["rows_loaded"],
                                    "quarantined": q["rows_quarantined"], "problem": q["problem"]}
                                for t, q in quality.items()})
@@ -402,6 +410,23 @@ def _checked_date(settings: Settings, run_date: date | None, tables: list[str], 
         raise NoCompleteDate(f"no date has data for every table that {', '.join(names)} need(s) "
                              f"(in {settings.landing_dir} or [sources.*]): run `make demo` or configure sources")
     return latest
+
+
+def _loaded(loads: dict[str, ingest.TableLoad]) -> str:
+    rows = sum(load.rows_loaded for load in loads.values())
+    bad = sum(load.rows_quarantined for load in loads.values())
+    unusable = [t for t, load in loads.items() if not load.usable]
+    return (f"loaded {len(loads)} tables: {rows:,} rows new, {bad:,} quarantined"
+            + (f"; not usable tonight: {', '.join(unusable)}" if unusable else ""))
+
+
+def _finished(job: str, future: Any) -> str:
+    try:
+        outcome = future.result()
+    except Exception as e:
+        return f"{job}: failed ({type(e).__name__}: {e})"
+    why = f" ({outcome.error})" if outcome.error else ""
+    return f"{job}: {outcome.status} in {outcome.seconds:.0f} s{why}"
 
 
 def _outcome(job: str, future: Any) -> JobOutcome:

@@ -77,9 +77,12 @@ def test_status_shows_the_night(night, monkeypatch):
 
     settings, *_ = night
     monkeypatch.setenv("NIGHTSHIFT_HOME", str(settings.home))
-    result = CliRunner().invoke(app, ["status"], env={"COLUMNS": "250"})
+    result = CliRunner().invoke(app, ["status"], env={"COLUMNS": "60"})  # narrow, like cron mail
     assert result.exit_code == 0
-    assert "2026-03-01" in result.output and "success" in result.output and "loans:reused" in result.output
+    assert result.output.startswith("2026-03-01  success") and "…" not in result.output  # nothing cut
+    assert "    loans: reused" in result.output
+    records = json.loads(CliRunner().invoke(app, ["status", "--json"]).output)
+    assert records[0]["run_date"] == "2026-03-01" and records[0]["jobs"]["loans"]["status"] == "reused"
 
 
 def test_a_subset_run_keeps_the_other_jobs_pages_marked_with_the_run_that_made_them(night):
