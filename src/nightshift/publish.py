@@ -54,16 +54,28 @@ def write_json_atomic(obj: Any, path: Path) -> None:
     write_text_atomic(json.dumps(obj, indent=2, default=str, sort_keys=True), path)
 
 
-def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
-    """Write a Parquet file atomically."""
+def write_parquet_atomic(frame: pl.DataFrame, path: Path, mode: int | None = None) -> None:
+    """Write a Parquet file atomically (with file permissions `mode`, set before it appears)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         frame.write_parquet(tmp)
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_private_parquet(frame: pl.DataFrame, path: Path) -> Path:
+    """Write `frame` atomically where only the owner can read it (folders 0700, file 0600)."""
+    for folder in reversed([path.parent, *path.parent.parents]):
+        if not folder.exists():
+            folder.mkdir(mode=0o700)
+    os.chmod(path.parent, 0o700)
+    write_parquet_atomic(frame, path, mode=0o600)
+    return path
 
 
 def new_build_dir(reports_dir: Path, name: str) -> Path:

@@ -182,6 +182,11 @@ class Settings(BaseSettings):
         return self.home / "reports"
 
     @property
+    def exports_dir(self) -> Path:
+        """Person-level operational exports, owner-only: never inside the reports."""
+        return self.home / "exports"
+
+    @property
     def models_dir(self) -> Path:
         return self.home / "models"
 

@@ -45,7 +45,8 @@ def test_the_night_publishes_pages_tables_and_a_manifest(night):
     day = settings.reports_dir / D.isoformat()
     for page in ("index.html", "loans.html", "inventory.html", "manifest.json"):
         assert (day / page).is_file(), page
-    assert pl.read_parquet(day / "loans" / "scores.parquet").height > 0
+    assert pl.read_parquet(settings.exports_dir / D.isoformat() / "loans" / "scores.parquet").height > 0
+    assert not (day / "loans" / "scores.parquet").exists()  # person-level rows are exports, not reports
     manifest = json.loads((day / "manifest.json").read_text())
     assert set(manifest["jobs"]) == {"loans", "inventory"}
     assert manifest["inputs"]["sales"]["rows_read"] == (
@@ -67,7 +68,7 @@ def test_an_unchanged_rerun_reuses_the_work_and_swaps_the_report_atomically(nigh
     assert {j["status"] for j in again["jobs"].values()} == {"reused"}
     link_again = (settings.reports_dir / D.isoformat()).resolve()
     assert link_again != link_first and not link_first.exists()  # the old build was replaced whole
-    assert (settings.reports_dir / D.isoformat() / "loans" / "scores.parquet").is_file()
+    assert (settings.reports_dir / D.isoformat() / "loans.html").is_file()
 
 
 def test_status_shows_the_night(night, monkeypatch):
@@ -98,7 +99,7 @@ def test_a_subset_run_keeps_the_other_jobs_pages_marked_with_the_run_that_made_t
     assert manifest["jobs"]["inventory"]["produced_by"] == manifest["run_id"]
     assert manifest["jobs"]["loans"]["produced_by"] not in ("", manifest["run_id"])
     assert manifest["jobs"]["loans"]["produced_by"] in (before["run_id"], before["jobs"]["loans"].get("produced_by"))
-    assert (settings.reports_dir / D.isoformat() / "loans" / "scores.parquet").is_file()
+    assert (settings.reports_dir / D.isoformat() / "loans.html").is_file()
     assert (settings.reports_dir / D.isoformat() / "loans.html").is_file()
     index = (settings.reports_dir / "index.html").read_text()
     assert index.index("<th>loans</th>") < index.index("<th>inventory</th>")

@@ -123,6 +123,14 @@ class JobContext:
         frame.write_parquet(path)
         return path
 
+    def write_export(self, name: str, frame: pl.DataFrame) -> Path:
+        """Write person-level rows (a score per application, recommendations per user) as an operational
+        export: `exports/<D>/<job>/<name>.parquet`, readable by the owner only, never in the reports."""
+        from nightshift.publish import write_private_parquet
+
+        return write_private_parquet(frame, self.settings.exports_dir / self.run_date.isoformat() / self.job
+                                     / f"{name}.parquet")
+
     @cached_property
     def privacy(self) -> PrivacyLayer:
         from nightshift.privacy import PrivacyLayer

@@ -117,7 +117,9 @@ def test_page_leaks_no_user_id_and_no_raw_aggregate(tiny: dict, tmp_path: Path) 
               "events": tiny["events"].filter(pl.col("ts") >= pl.lit(END - timedelta(days=35)).cast(pl.Datetime("us")))}
     wh, (res,), html = _run_and_render(recent, tmp_path, [END])
     assert "recommendations.parquet" in html and "Privacy" in html
-    recs_file = pl.read_parquet(tmp_path / f"out-{END}" / "recommendations.parquet")
+    export = next((tmp_path / "exports").rglob("recommendations.parquet"))
+    assert export.stat().st_mode & 0o077 == 0 and export.parent.stat().st_mode & 0o077 == 0  # owner only
+    recs_file = pl.read_parquet(export)
     assert set(recs_file["kind"]) == {"user", "product"} and recs_file.filter(pl.col("kind") == "user").height > 0
     # No user id anywhere (ids are 8-digit numbers; scan the raw HTML, scripts included).
     ids = {str(u) for u in tiny["users"]["user_id"]}

@@ -112,7 +112,10 @@ def test_night_on_user_data_with_other_column_names(demo: dict, tmp_path: Path) 
     assert res.summary["holdout_auc"] > 0.7 and res.context["promoted"]  # first night: no champion yet
     # the published model is the bake-off's best: never below the logistic baseline on the holdout
     assert res.summary["holdout_auc"] >= res.summary["baseline_auc"]
-    scores = pl.read_parquet(tmp_path / "out" / "scores.parquet")
+    export = settings.exports_dir / D.isoformat() / "loans" / "scores.parquet"
+    assert export.stat().st_mode & 0o077 == 0  # person-level rows: owner only, never in the reports
+    assert not (tmp_path / "out" / "scores.parquet").exists()
+    scores = pl.read_parquet(export)
     assert scores.height == res.context["counts"]["scored"] > 0
     assert {"probability_default", "risk_band", "top_feature_1", "contribution_1", "model_version"} <= set(scores.columns)
     assert scores["probability_default"].is_between(0, 1).all()

@@ -76,8 +76,9 @@ def _recommendations(ctx: JobContext, features: pl.DataFrame, warnings: list[str
         per_item.select(pl.lit("product").alias("kind"), pl.lit(None, pl.Int64).alias("user_id"), "for_product_id",
                         "rank", "product_id", "score", pl.lit("similar items").alias("source")),
     ])
-    path = ctx.write_parquet("recommendations", frame)
-    return {"evaluation": recommendations.evaluate(inter, ctx.run_date, k=TOP_N), "file": path.name,
+    path = ctx.write_export("recommendations", frame)  # user ids: an owner-only export, not a report
+    return {"evaluation": recommendations.evaluate(inter, ctx.run_date, k=TOP_N),
+            "file": str(path.relative_to(ctx.settings.home)),
             "products": len(model.items)}
 
 

@@ -137,7 +137,8 @@ def _register(ctx: JobContext, split: Split, candidate: Candidate, extra: dict) 
 
 
 def _score(ctx: JobContext, model: PlattScaled, version: str, to_score: pl.DataFrame) -> np.ndarray:
-    """Score tonight's applications with the model in use; write scores.parquet; the probabilities."""
+    """Score tonight's applications with the model in use; export the scores (person-level rows: an
+    owner-only export, never a report); the probabilities."""
     p = model.predict(to_score) if to_score.height else np.array([])
     contribs = model.contributions(to_score) if to_score.height else pl.DataFrame()
     scores = pl.concat([
@@ -145,7 +146,7 @@ def _score(ctx: JobContext, model: PlattScaled, version: str, to_score: pl.DataF
         pl.DataFrame({"probability_default": p, "risk_band": report.band_of(p) if len(p) else np.array([], str)}),
         report.top_contributions(contribs) if to_score.height else pl.DataFrame(),
     ], how="horizontal").with_columns(pl.lit(version).alias("model_version"), pl.lit(ctx.run_date).alias("run_date"))
-    ctx.write_parquet("scores", scores)
+    ctx.write_export("scores", scores)
     return p
 
 
