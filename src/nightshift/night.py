@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from nightshift import __version__, alerts, ingest, publish, reporting, runs
+from nightshift import __version__, alerts, ingest, publish, reporting, runs, shareable
 from nightshift.jobs import JOBS, JobContext, get_job, preload
 from nightshift.settings import Settings
 from nightshift.sources import input_stamp, latest_complete_date, latest_drop
@@ -75,6 +75,7 @@ class JobOutcome:
     extra: dict[str, Any] = field(default_factory=dict)
     stale_from: str | None = None  # outputs carried over from an earlier good run
     selections: dict[str, dict[str, Any]] = field(default_factory=dict)  # see JobResult.selections
+    shareable: list[dict[str, Any]] = field(default_factory=list)  # its files in the shareable tier
     produced_by: str = ""  # the run whose outputs these are (an earlier one for reused and carried jobs)
 
 
@@ -115,9 +116,10 @@ def run_job(settings: Settings, warehouse: Warehouse, run_date: date, job: str, 
     reporting.write_page(build / f"{job}.html", f"{job}.html.j2", run_date=run_date, job=job,
                          title=spec.title, warnings=result.warnings, selections=result.selections, **context)
     outputs = sorted(str(p.relative_to(build)) for p in (build / job).glob("*")) if (build / job).exists() else []
+    releases = ctx.privacy.results if "privacy" in ctx.__dict__ else []
     return JobOutcome(job, "success", time.perf_counter() - start, digest, result.summary, result.models,
                       result.warnings, outputs=[*outputs, f"{job}.html"], extra=result.extra,
-                      selections=result.selections)
+                      selections=result.selections, shareable=shareable.collect(build, job, releases, spec.shareable))
 
 
 def failed(job: str, exc: BaseException, seconds: float = 0.0) -> JobOutcome:
@@ -133,6 +135,7 @@ def _carry_over(settings: Settings, run_date: date, job: str, build: Path) -> st
         return None
     if (current / job).is_dir():
         shutil.copytree(current / job, build / job, dirs_exist_ok=True)
+    shareable.carry(current, build, job)
     if (current / f"{job}.html").exists():
         shutil.copy2(current / f"{job}.html", build / f"{job}.html")
         return str(current.resolve().name)
@@ -167,6 +170,8 @@ def publish_night(settings: Settings, run_date: date, build: Path, outcomes: lis
         "jobs": {o.job: asdict(o) for o in outcomes},
     }
     publish.write_json_atomic(manifest, build / "manifest.json")
+    shareable.write_page(build, run_date, {o.job: o.shareable for o in outcomes if o.shareable
+                                           and (o.status in ("success", "reused") or o.stale_from)})
     reporting.write_page(build / "index.html", "run.html.j2", run_date=run_date, manifest=manifest,
                          root="..", assets="../assets")
     reporting.install_assets(settings.reports_dir)
@@ -247,7 +252,8 @@ def write_reports_index(settings: Settings) -> Path:
     # One fixed column per job (registered order, then any a past night had): a partial night's
     # cells stay under their own job.
     names = list(dict.fromkeys([*JOBS, *(j for n in nights for j in n["jobs"])]))
-    reporting.write_page(path, "reports_index.html.j2", nights=nights, job_names=names, root=".", assets="assets")
+    reporting.write_page(path, "reports_index.html.j2", nights=nights, job_names=names, root=".", assets="assets",
+                         shareable_link="")
     return path
 
 

@@ -33,6 +33,8 @@ class Job:
     tables: tuple[str, ...]
     title: str
     imports: tuple[str, ...] = ()  # heavy libraries it uses, imported up front (see `preload`)
+    # Outputs about things that are not people, which may leave the team (`nightshift.shareable`).
+    shareable: tuple[str, ...] = ()
 
     @property
     def run(self) -> Callable[[JobContext], JobResult]:
@@ -45,10 +47,12 @@ JOBS: dict[str, Job] = {
     for j in (
         Job("behavior", ("events", "users"), "Channels, click-through, segments and recommendations",
             ("xgboost", "sklearn.cluster", "sklearn.preprocessing", "scipy.sparse", "scipy.optimize")),
-        Job("sales", ("sales",), "Sales forecasts per store and product", ("statsmodels.tsa.statespace.sarimax",)),
+        Job("sales", ("sales",), "Sales forecasts per store and product", ("statsmodels.tsa.statespace.sarimax",),
+            shareable=("forecast", "backtest")),
         Job("loans", ("loans", "loan_outcomes"), "Loan default risk",
             ("xgboost", "sklearn.linear_model", "sklearn.pipeline", "sklearn.preprocessing")),
-        Job("inventory", ("inventory", "sales"), "Reorder points and tomorrow's orders", ("xgboost",)),
+        Job("inventory", ("inventory", "sales"), "Reorder points and tomorrow's orders", ("xgboost",),
+            shareable=("orders", "policy")),
         Job("energy", ("energy",), "Hourly energy load forecasts",
             ("tensorflow", "keras", "sklearn.linear_model", "sklearn.preprocessing")),
     )

@@ -36,6 +36,8 @@ def render(template: str, **context: Any) -> str:
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "warnings": [],
         "selections": {},  # JobResult.selections: the "Which model is used" sections of a job page
+        "tier": "team",  # team pages may hold exact figures; see nightshift.shareable
+        "shareable_link": "shareable/index.html",
         "run_date": None,
         "root": "..",
         "assets": "../assets",
