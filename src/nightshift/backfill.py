@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nightshift import runs
+from nightshift import lifeline, runs
 from nightshift.cli_args import parse_date, parse_jobs, prefect_env, read_settings
 from nightshift.settings import Settings
 
@@ -98,6 +98,7 @@ def backfill_command(
         console.print("dry run: nothing was run" if dry_run else "nothing to do")
         return
     prefect_env(s)
+    lifeline.start()  # the run's children (process pools, Prefect's server) end with it, even on kill -9
     from nightshift import night
 
     done = failed = 0

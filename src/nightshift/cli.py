@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nightshift import lifeline
 from nightshift.cli_args import parse_date, parse_jobs, prefect_env, read_settings
 from nightshift.settings import Settings, SettingsError
 
@@ -90,6 +91,7 @@ def run(
     """Run the nightly flow for one date (default: the latest complete date) and print the report path."""
     s = read_settings()
     run_date, names = parse_date(date_), parse_jobs(jobs)  # a bad argument is refused before any work
+    lifeline.start()
     _ensure_data(s)
     prefect_env(s)
     from nightshift import night

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from nightshift import lifeline
 from nightshift.cli_args import prefect_env, read_settings
 from nightshift.settings import Settings
 
@@ -52,6 +53,7 @@ def serve_command(
     if plan_only:
         return
     prefect_env(s)
+    lifeline.start()  # the run's children (process pools, Prefect's server) end with it, even on kill -9
     if plan.caught_up and not no_catch_up:
         catch = schedule.Plan(plan.caught_up, plan.caught_up, [], plan.why)
         for res in schedule.run_plan(s, catch, partial(_run_one, s)):

@@ -215,3 +215,32 @@ def test_sweep_clears_what_a_kill_inside_swap_in_leaves(tmp_path: Path) -> None:
     assert publish.sweep_orphans(reports, "2026-03-01") == 1
     assert not second.exists() and not list(reports.glob(".*.link"))
     assert (reports / "2026-03-01").resolve() == first.resolve()
+
+
+@pytest.mark.slow
+def test_no_child_outlives_a_kill_of_the_run_process_alone(tmp_path):
+    """`kill -9` of only the main process (not its group): the sales pool's workers and the forkserver
+    are ended by the run's watchdog within seconds."""
+    import psutil
+
+    from nightshift import demo
+    from nightshift.settings import load_settings
+
+    demo.generate(load_settings(home=tmp_path).landing_dir, end=D, size="tiny", seed=2)
+    env = {**os.environ, "NIGHTSHIFT_HOME": str(tmp_path)}
+    main = subprocess.Popen([str(Path(sys.executable).with_name("nightshift")), "run", "--date", str(D),
+                             "--jobs", "sales", "--force"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = psutil.Process(main.pid)
+    deadline = time.monotonic() + 240
+    workers: list[psutil.Process] = []
+    while time.monotonic() < deadline and main.poll() is None:
+        children = run.children(recursive=True)
+        workers = [p for p in children if "nightshift.lifeline" not in " ".join(p.cmdline())]
+        if len(workers) >= 2:  # the forkserver and a pool worker
+            break
+        time.sleep(0.2)
+    assert len(workers) >= 2, "the sales job never started its process pool"
+    main.kill()
+    main.wait()
+    _, alive = psutil.wait_procs(workers, timeout=15)
+    assert not alive, [p.cmdline() for p in alive]
