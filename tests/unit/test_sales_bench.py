@@ -1,4 +1,4 @@
-"""The sales benchmark times nightshift's night, the cold pool and the naive loop, and reports every figure.
+"""The sales benchmark times nightshift's night, the cold pool, the naive loop and the peer, and reports every figure.
 
 No timing asserts: figures only, plus the accuracy checks that make the comparison fair.
 """
@@ -14,7 +14,7 @@ import pytest
 def test_bench_sales_reports_every_side_on_the_same_series():
     from nightshift.bench.sales import bench_sales
 
-    out = bench_sales("tiny", workers=2, max_series=3, end=date(2026, 3, 31), log=lambda *_: None)
+    out = bench_sales("tiny", workers=2, max_series=3, end=date(2026, 3, 31), log=lambda *_: None, peer_series=2)
     assert out["series"] == 3 and out["workers"] == 2
     for side in ("naive", "parallel", "nightly"):
         assert out[f"{side}_seconds"] > 0 and out[f"{side}_series_per_s"] > 0, side
@@ -23,3 +23,6 @@ def test_bench_sales_reports_every_side_on_the_same_series():
     # the night reuses last night's orders (selected yesterday: nothing is re-selected tonight)
     assert out["reselected_tonight"] == 0
     assert out["mase_naive"] > 0 and out["mase_nightly"] > 0 and isinstance(out["meets_target"], bool)
+    peer = out["peer"]  # statsforecast is in the bench extra, which the tests install
+    assert peer["series"] == 2 and peer["series_per_s"] > 0 and peer["job_series_per_s"] > 0
+    assert all(peer[f"mase_{m}"] > 0 for m in ("AutoARIMA", "AutoETS", "AutoTheta")) and peer["mase_job"] > 0

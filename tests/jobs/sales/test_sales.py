@@ -1,7 +1,8 @@
-"""The sales job end to end on tiny demo data, cut down (one order, one origin) to stay fast."""
+"""The sales job end to end on tiny demo data, cut down (one order, a short history) to stay fast."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from nightshift.demo import SIZES
 from nightshift.demo.sales import generate
 from nightshift.jobs import JobContext
-from nightshift.jobs.sales import job, sarima
+from nightshift.jobs.sales import frequency, job, menu, sarima
 from nightshift.settings import load_settings
 from nightshift.state import JobState
 from nightshift.warehouse import Warehouse
@@ -21,10 +22,9 @@ END = date(2026, 3, 31)
 
 @pytest.fixture
 def night(tmp_path, monkeypatch):
-    monkeypatch.setattr(job, "FIT_DAYS", 140)
-    monkeypatch.setattr(job, "N_ORIGINS", 1)
-    monkeypatch.setattr(job, "HISTORY_DAYS", 140 + 28)
-    monkeypatch.setattr(sarima, "GRID", sarima.GRID[:1])
+    daily = frequency.FREQUENCIES["daily"]
+    monkeypatch.setitem(frequency.FREQUENCIES, "daily", dataclasses.replace(daily, history=140))
+    monkeypatch.setattr(sarima, "ORDERS", sarima.ORDERS[:1])
     size = SIZES["tiny"]
     out = generate(np.random.default_rng([7, 1]), END - timedelta(days=size.sales_days - 1), END, size)
     settings = load_settings(home=tmp_path, max_workers=1)
@@ -45,21 +45,28 @@ def test_one_night_forecasts_every_active_series_and_reruns_idempotently(night, 
     fc = pl.read_parquet(tmp_path / "out" / "forecast.parquet")
     active = truth.filter(pl.col("status") != "retired")
     assert set(fc["series"]) == {f"{s}/{p}" for s, p in active.select("store_id", "product_id").iter_rows()}
-    assert fc.group_by("series").len()["len"].to_list() == [28] * active.height
+    assert fc.group_by("series").len()["len"].to_list() == [28] * active.height  # 28 days ahead
     assert fc["date"].min() == END + timedelta(days=1) and fc["date"].max() == END + timedelta(days=28)
     assert fc.select(
         (pl.col("lower_95") >= 0) & (pl.col("lower_95") <= pl.col("lower_80")) & (pl.col("lower_80") <= pl.col("mean"))
         & (pl.col("mean") <= pl.col("upper_80")) & (pl.col("upper_80") <= pl.col("upper_95"))
     ).to_series().all()
     s = res.summary
-    assert s["series"] == active.height == s["sarima"] + s["baselines"] + s["fallbacks"]
-    assert s["sarima"] >= 1 and res.extra["orders_selected"] == s["sarima"]
-    not_modelled = fc.filter(pl.col("kind") != "sarima")
+    assert s["series"] == active.height == sum(s["models"].values())
+    assert s["frequencies"] == {"daily": active.height} and s["frequency_source"] == "inferred"
+    assert set(s["models"]) <= {*menu.MEMBERS, "baseline", "fallback"}
+    modelled = active.height - s["baselines"]
+    assert modelled >= 1 and res.extra["orders_selected"] == modelled
+    not_modelled = fc.filter(pl.col("kind").is_in(["baseline", "fallback", "seasonal_naive"]))
     assert not_modelled["reason"].is_not_null().all() and (not_modelled["model"] == "seasonal_naive").all()
-    assert {"sarima", "seasonal_naive", "mean"} == {r["method"] for r in res.context["overall"]}
+    assert {"model", *menu.MEMBERS, "mean"} == {r["method"] for r in res.context["overall"]}
+    menu_rows = {r["series"]: r for r in res.context["menu"]}
+    assert menu_rows.keys() == set(fc["series"])
+    assert all(r["published"] == fc.filter(pl.col("series") == k)["model"][0] for k, r in menu_rows.items()
+               if fc.filter(pl.col("series") == k)["kind"][0] != "fallback")
 
     html = render("sales.html.j2", **res.context, run_date=END, job="sales", warnings=res.warnings)
-    assert "Worst series" in html and "Accuracy over time" in html and "<script>alert" not in html
+    assert "Worst series" in html and "Model menu per series" in html and "<script>alert" not in html
 
     again = job.run(JobContext("sales", END, settings, wh, out_dir=tmp_path / "out2"))
     fc2 = pl.read_parquet(tmp_path / "out2" / "forecast.parquet")
@@ -76,10 +83,11 @@ def test_the_next_night_starts_from_the_state_and_reuses_the_backtest_parameters
     before = END - timedelta(days=1)
     first = job.run(JobContext("sales", before, settings, wh, out_dir=tmp_path / "before"))
     res = job.run(JobContext("sales", END, settings, wh, out_dir=tmp_path / "tonight"))
-    assert res.extra["orders_selected"] == 0 and res.extra["warm_starts"] == res.summary["sarima"] >= 1
+    published_sarima = sum(res.summary["models"].get(m, 0) for m in ("sarima", "combination"))
+    assert res.extra["orders_selected"] == 0 and res.extra["warm_starts"] == published_sarima
     _, kept = state.load(JobState(settings.models_dir, "sales"), END)  # what the night before saved
     _, now = state.load(JobState(settings.models_dir, "sales"), END + timedelta(days=1))  # what tonight saved
-    assert now.keys() == kept.keys() and len(now) == first.summary["sarima"]
-    for key, entry in now.items():  # tonight refits its model but not the backtest's (no re-selection)
+    assert now.keys() == kept.keys() and len(now) == first.summary["series"] - first.summary["baselines"] >= 1
+    for key, entry in now.items():  # tonight reuses the backtest's SARIMA parameters (no re-selection)
         assert entry.backtest[0] == kept[key].backtest[0]
         np.testing.assert_array_equal(entry.backtest[1], kept[key].backtest[1])

@@ -10,7 +10,7 @@ import pytest
 
 from nightshift.demo import SIZES
 from nightshift.demo.sales import generate
-from nightshift.jobs.sales import history, state
+from nightshift.jobs.sales import frequency, history, state
 from nightshift.jobs.sales.sarima import Spec
 from nightshift.state import JobState
 from nightshift.tables import TABLES
@@ -75,7 +75,7 @@ def _rows(days: list[int], store="S1", product="P1", units=5, promo=False) -> pl
                "unit_price_cents": pl.Int64, "on_promotion": pl.Boolean})
 
 
-def test_series_sql_fills_listed_gaps_with_zero_and_drops_retired(tmp_path):
+def test_series_sql_returns_rows_unfilled_and_drops_retired(tmp_path):
     wh = Warehouse(tmp_path / "w.duckdb")
     # S1/P1 listed 20 days ago, rows missing for days 10..12 and for the last two days.
     load(wh, _rows([d for d in range(20, 1, -1) if d not in (10, 11, 12)]))
@@ -83,15 +83,61 @@ def test_series_sql_fills_listed_gaps_with_zero_and_drops_retired(tmp_path):
     load(wh, _rows([0], product="LATE"), partition=pl.lit(END + timedelta(days=1)))  # landed after D
     frame = wh.run_sql("marts/sales/series", run_date=END, history_days=400, retire_days=28)
     assert frame["product_id"].unique().to_list() == ["P1"]
-    assert frame["date"].min() == END - timedelta(days=20) and frame["date"].max() == END
-    assert frame.height == 21  # every listed day, once
-    gap = frame.filter(pl.col("filled"))
-    assert sorted((END - d).days for d in gap["date"]) == [0, 1, 10, 11, 12]
-    assert (gap["units"] == 0).all() and not gap["on_promotion"].any()
+    assert frame.height == 16 and frame["date"].max() == END - timedelta(days=2)  # no day made up
     status = wh.run_sql("marts/sales/series_status", run_date=END, retire_days=28)
     assert dict(zip(status["product_id"], status["status"], strict=True)) == {"OLD": "retired", "P1": "active"}
     short = wh.run_sql("marts/sales/series", run_date=END, history_days=5, retire_days=28)
-    assert short.height == 5  # only the most recent history window
+    assert short.height == 3  # only the rows in the most recent history window
+
+
+def _series(dates: list[date], units: list[int] | None = None, key: str = "S1/P1") -> pl.DataFrame:
+    store, product = key.split("/")
+    return pl.DataFrame({"series": key, "store_id": store, "product_id": product, "date": dates,
+                         "units": [float(u) for u in (units or range(1, len(dates) + 1))], "on_promotion": False})
+
+
+def _months(first: date, n: int, every: int = 1) -> list[date]:
+    return [date(first.year + (first.month - 1 + k * every) // 12, (first.month - 1 + k * every) % 12 + 1, first.day)
+            for k in range(n)]
+
+
+@pytest.mark.parametrize("dates, expected", [
+    ([END - timedelta(days=d) for d in (9, 8, 6, 5, 4, 1)], "daily"),  # missing days are still daily
+    ([END - timedelta(weeks=w) for w in (10, 9, 8, 6, 5)], "weekly"),
+    (_months(date(1949, 1, 1), 30), "monthly"),
+    ([date(2020, 1, 31), date(2020, 2, 29), date(2020, 3, 31), date(2020, 4, 30)], "monthly"),  # month ends
+    (_months(date(1990, 1, 1), 12, every=3), "quarterly"),
+    ([date(2020, 1, 1), date(2020, 1, 12), date(2020, 3, 3), date(2020, 3, 9)], None),  # irregular
+    ([date(2020, 1, 1), date(2020, 2, 1)], None),  # too few to tell
+])
+def test_frequency_is_inferred_from_the_dates(dates, expected):
+    assert frequency.infer(dates) == expected
+
+
+def test_frequency_override_short_series_and_unknown_ones_are_named():
+    rows = pl.concat([_series(_months(date(1949, 1, 1), 30), key="S1/M"),
+                      _series(_months(date(1949, 1, 1), 2), key="S1/NEW"),
+                      _series([date(2020, 1, 1), date(2020, 1, 12), date(2020, 3, 3), date(2020, 3, 9)], key="S1/ODD")])
+    freqs, unknown = frequency.assign(rows, None)
+    assert freqs == {"S1/M": "monthly", "S1/NEW": "monthly"} and unknown == ["S1/ODD"]
+    assert frequency.assign(rows, "weekly") == ({"S1/M": "weekly", "S1/NEW": "weekly", "S1/ODD": "weekly"}, [])
+
+
+def test_grid_fills_gaps_only_at_the_series_frequency_and_zero_only_for_days():
+    months = [d for d in _months(date(1958, 1, 1), 24) if d.month != 6]  # June 1958 and 1959 missing
+    days = [END - timedelta(days=d) for d in range(30, 1, -1) if d not in (10, 11)]
+    rows = pl.concat([_series(months, key="S1/M"), _series(days, key="S1/D")])
+    freqs = {"S1/M": "monthly", "S1/D": "daily"}
+    m = frequency.grid(rows, freqs, date(1959, 12, 20))  # the daily series is not listed yet then
+    d = frequency.grid(rows, freqs, END)  # and the monthly one has long stopped
+    assert m["series"].unique().to_list() == ["S1/M"] and d["series"].unique().to_list() == ["S1/D"]
+    assert m.height == 24 and m["date"].to_list() == _months(date(1958, 1, 1), 24)  # one row a month, no days
+    assert m.filter(pl.col("filled"))["date"].to_list() == [date(1958, 6, 1), date(1959, 6, 1)]
+    assert m.filter(pl.col("filled"))["units"].is_null().all()  # unknown, not zero
+    assert d["date"].max() == END and d.height == 31  # a listed day without a row sold nothing
+    assert sorted((END - x).days for x in d.filter(pl.col("filled"))["date"]) == [0, 1, 10, 11]
+    assert (d.filter(pl.col("filled"))["units"] == 0).all()
+    assert frequency.grid(rows, {"S1/M": "monthly"}, date(1960, 6, 1)).is_empty()  # three months silent: retired
 
 
 def test_history_is_replaced_per_run_date_and_scored_against_later_actuals(tmp_path):

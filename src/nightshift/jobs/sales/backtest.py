@@ -1,9 +1,11 @@
 """The rolling-origin scorecard: MASE, sMAPE and interval coverage per series and overall.
 
-Each series is cut at several origins (every `horizon` days back from the run date); at each,
-the nightly pipeline (SARIMA, or the fallback it would have published), seasonal naive and the
-mean baseline forecast the next `horizon` days from data up to the origin only. Scores are
-computed with Polars expressions over one long frame of (series, origin, step, method) rows.
+Each series is cut at several origins (every `horizon` periods back from its last period); at
+each, every member of the model menu and the mean baseline forecast the next `horizon` periods
+from data up to the origin only. "model" is what the nightly pipeline would have published there:
+the member chosen on older origins (or seasonal naive where it failed). Only the `N_EVAL` most
+recent origins are scored; the older ones serve the choice. Scores are computed with Polars
+expressions over one long frame of (series, origin, step, method) rows.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ import numpy as np
 import polars as pl
 
 from nightshift.jobs.sales.baselines import Forecast
+from nightshift.jobs.sales.menu import MEMBERS
 from nightshift.jobs.sales.task import SeriesResult
 
-METHODS = ("sarima", "seasonal_naive", "mean")
+METHODS = ("model", *MEMBERS, "mean")
 
 
 def origins(n: int, horizon: int) -> tuple[int, ...]:
-    """Cut points in days before the run date: horizon, 2·horizon, … (so every actual is known)."""
+    """Cut points in periods before the last: horizon, 2·horizon, … (so every actual is known)."""
     return tuple(horizon * (k + 1) for k in range(n))
 
 
@@ -29,10 +32,12 @@ def long_frame(results: list[SeriesResult]) -> pl.DataFrame:
         "scale", "fallback")}
     for r in results:
         for o in r.backtest:
+            if not o.scored:
+                continue
             h = o.actual.size
-            for method, f in (("sarima", o.model), ("seasonal_naive", o.naive), ("mean", o.mean)):
+            for method, f in (("model", o.model), *o.members.items(), ("mean", o.mean)):
                 _append(cols, r.key, o.cut, method, o.actual, f, o.scale, h,
-                        o.fallback is not None and method == "sarima")
+                        o.fallback is not None and method == "model")
     if not cols["series"]:
         return pl.DataFrame(schema={"series": pl.String, "cut": pl.Int64, "step": pl.Int64, "method": pl.String,
                                     "actual": pl.Float64, "mean": pl.Float64, "lower_80": pl.Float64,
@@ -101,9 +106,9 @@ def overall(series_scores: pl.DataFrame) -> pl.DataFrame:
 
 
 def wide(series_scores: pl.DataFrame) -> pl.DataFrame:
-    """Per series, the pipeline's scores beside the baselines' MASE (for the worst-series table)."""
-    model = series_scores.filter(pl.col("method") == "sarima").drop("method")
-    others = series_scores.filter(pl.col("method") != "sarima").pivot(
-        on="method", index="series", values="mase").rename({"seasonal_naive": "mase_naive", "mean": "mase_mean"},
-                                                           strict=False)
+    """Per series, the pipeline's scores beside every member's and the mean baseline's MASE
+    (`mase_<method>` columns, for the menu and worst-series tables)."""
+    model = series_scores.filter(pl.col("method") == "model").drop("method")
+    others = series_scores.filter(pl.col("method") != "model").pivot(on="method", index="series", values="mase")
+    others = others.rename({m: f"mase_{m}" for m in others.columns if m != "series"})
     return model.join(others, on="series", how="left")

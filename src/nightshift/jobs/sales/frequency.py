@@ -34,7 +34,7 @@ class Frequency:
 
 FREQUENCIES = {f.name: f for f in (
     # Two years of days: a yearly season needs more than one year to separate from the trend.
-    Frequency("daily", "d", 7, True, 28, 730, 28, 56, 1, True),
+    Frequency("daily", "d", 7, True, 28, 730, 28, 28, 1, True),
     Frequency("weekly", "w", 52, False, 13, 156, 8, 60, 7, False),
     Frequency("monthly", "mo", 12, False, 12, 120, 3, 24, 31, False),
     Frequency("quarterly", "q", 4, False, 8, 48, 2, 12, 92, False),
@@ -120,7 +120,8 @@ def grid(frame: pl.DataFrame, freqs: dict[str, str], run_date: date) -> pl.DataF
     its last row. Missing periods get zero units (daily) or null (else), and no promotion. Columns:
     series, store_id, product_id, freq, date, units, on_promotion, filled.
     """
-    f = pl.DataFrame({"series": list(freqs), "freq": list(freqs.values())})
+    f = pl.DataFrame({"series": list(freqs), "freq": list(freqs.values())}, schema={"series": pl.String,
+                                                                                  "freq": pl.String})
     spec = pl.DataFrame([{"freq": v.name, "step": v.step, "keep": v.history + N_ORIGINS * v.horizon,
                           "retire": v.retire, "zero": v.gap_is_zero} for v in FREQUENCIES.values()])
     rows = frame.join(f, on="series").with_columns(pl.col("date").min().over("series").alias("anchor"))

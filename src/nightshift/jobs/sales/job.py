@@ -1,10 +1,11 @@
-"""The sales job: 28-day SARIMA forecasts for every store × product series, with a scorecard.
+"""The sales job: forecasts for every store × product series at its own frequency, with a scorecard.
 
-Reads the series as of D from the warehouse, fits one model per series in parallel processes
-(orders re-selected weekly and cached, parameters warm-started nightly, the backtest's parameters
-kept until the order is re-selected), writes the forecast,
-backtests against seasonal naive and the mean baseline, stores tonight's forecast so that later
-nights can score it, and hands the report its tables and charts.
+Reads the series as of D from the warehouse, infers each one's frequency from its dates (or takes
+`frequency` under `[sources.sales]`), fills gaps at that frequency only, and fits one model menu per
+series in parallel processes (SARIMA orders re-selected weekly and cached, parameters warm-started
+nightly). Each series publishes the member that won its rolling-origin backtest, seasonal naive
+included; tonight's forecast is stored so that later nights can score it, and the report gets the
+menu's scores side by side.
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ import numpy as np
 import polars as pl
 
 from nightshift.jobs import JobContext, JobResult
-from nightshift.jobs.sales import backtest, history, state
+from nightshift.jobs.sales import backtest, frequency, history, state
 from nightshift.jobs.sales.parallel import make_mapper
 from nightshift.jobs.sales.series import build_tasks
 from nightshift.jobs.sales.task import SeriesResult, run_task
 
-HORIZON = 28
-FIT_DAYS = 365  # a year is enough for weekly structure and trend; more only costs fit time
-N_ORIGINS = 3
-RETIRE_DAYS = 28  # no row for four weeks: the product is no longer listed in that store
-HISTORY_DAYS = FIT_DAYS + N_ORIGINS * HORIZON
+
+def frequency_override(settings) -> str | None:
+    """`frequency` under `[sources.sales]`, when the user set one."""
+    src = settings.sources.get("sales")
+    return None if src is None else src.frequency
 
 
 def run(ctx: JobContext) -> JobResult:
@@ -35,13 +36,15 @@ def run(ctx: JobContext) -> JobResult:
 
     t0 = time.perf_counter()
     d = ctx.run_date
-    frame = ctx.sql("series", history_days=HISTORY_DAYS, retire_days=RETIRE_DAYS)
-    status = ctx.sql("series_status", retire_days=RETIRE_DAYS)
-    future = ctx.sql("future_promotions", horizon=HORIZON)
+    override = frequency_override(ctx.settings)
+    history_days, retire_days = frequency.window_days(override)
+    rows = ctx.sql("series", history_days=history_days, retire_days=retire_days).with_columns(series_key())
+    status = ctx.sql("series_status", retire_days=retire_days)
+    future = ctx.sql("future_promotions", horizon=frequency.FREQUENCIES["daily"].horizon)
+    freqs, unknown = frequency.assign(rows, override)
+    frame = frequency.grid(rows, freqs, d)
     cache_date, cache = state.load(ctx.state, d)
-    tasks = build_tasks(frame, future, cache, run_date=d, horizon=HORIZON, fit_days=FIT_DAYS,
-                        reselect_days=ctx.settings.sales_reselect_days,
-                        origins=backtest.origins(N_ORIGINS, HORIZON))
+    tasks = build_tasks(frame, future, cache, run_date=d, reselect_days=ctx.settings.sales_reselect_days)
     t_fit = time.perf_counter()
     with make_mapper(ctx.settings.max_workers, ctx.settings.dask_address) as mapper:
         results: list[SeriesResult] = mapper.map(run_task, tasks)
@@ -49,7 +52,7 @@ def run(ctx: JobContext) -> JobResult:
     fit_seconds = time.perf_counter() - t_fit
     state.save(ctx.state, d, next_state(results, cache, d))
 
-    forecast = forecast_frame(results, d)
+    forecast = forecast_frame(results, last_dates(frame), d)
     ctx.write_parquet("forecast", forecast.drop("naive", "scale"))
     points = backtest.long_frame(results)
     series_scores = backtest.per_series(points)
@@ -60,29 +63,26 @@ def run(ctx: JobContext) -> JobResult:
     past = history.scores(ctx.warehouse, d)
 
     kinds = Counter(r.kind for r in results)
-    fallbacks = [r for r in results if r.kind == "fallback"]
-    warnings = []
-    if fallbacks:
-        warnings.append(f"{len(fallbacks)} of {len(results)} series fell back to seasonal naive because the "
-                        "SARIMA fit failed or did not converge (see 'Fallbacks and baselines').")
-    if not results:
-        warnings.append(f"no active sales series as of {d}: nothing to forecast")
+    frequencies = dict(Counter(r.freq for r in results))
+    warnings = _warnings(results, unknown, d, override)
     by = {row["method"]: row for row in overall.to_dicts()}
     summary = {
         "series": len(results),
-        "sarima": kinds.get("sarima", 0),
+        "frequencies": frequencies,
+        "frequency_source": "settings" if override else "inferred",
+        "models": dict(kinds),
         "baselines": kinds.get("baseline", 0),
         "fallbacks": kinds.get("fallback", 0),
-        "mase": _get(by, "sarima", "mase"),
-        "mase_seasonal_naive": _get(by, "seasonal_naive", "mase"),
-        "mase_mean": _get(by, "mean", "mase"),
-        "coverage_80": _get(by, "sarima", "coverage_80"),
-        "coverage_95": _get(by, "sarima", "coverage_95"),
+        "unknown_frequency": len(unknown),
+        "mase": _get(by, "model", "mase"),
+        **{f"mase_{m}": _get(by, m, "mase") for m in backtest.METHODS if m != "model"},
+        "coverage_80": _get(by, "model", "coverage_80"),
+        "coverage_95": _get(by, "model", "coverage_95"),
     }
     seconds = time.perf_counter() - t0
     context = build_context(
         results=results, forecast=forecast, frame=frame, status=status, overall=overall, scorecard=scorecard,
-        past=past, summary=summary, run_date=d, timings={"total_s": seconds, "fit_s": fit_seconds,
+        past=past, summary=summary, timings={"total_s": seconds, "fit_s": fit_seconds,
                                                          "workers": workers},
     )
     selected = sum(r.selected for r in results)
@@ -98,50 +98,82 @@ def run(ctx: JobContext) -> JobResult:
     )
 
 
+def series_key() -> pl.Expr:
+    """The series key, "store_id/product_id"."""
+    return pl.concat_str("store_id", pl.lit("/"), "product_id").alias("series")
+
+
+def _warnings(results: list[SeriesResult], unknown: list[str], d: date, override: str | None) -> list[str]:
+    out = []
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        out.append(f"{len(unknown)} sales series were not forecast because their frequency cannot be inferred "
+                   f"from their dates (not daily, weekly, monthly or quarterly): {shown}. Add `frequency = "
+                   '"monthly"` (or "daily", "weekly", "quarterly") under [sources.sales] in nightshift.toml.')
+    fallbacks = [r for r in results if r.kind == "fallback"]
+    if fallbacks:
+        out.append(f"{len(fallbacks)} of {len(results)} series fell back to seasonal naive because the model "
+                   "chosen on the backtest failed tonight (see 'Fallbacks and baselines').")
+    if not results and not unknown:
+        out.append(f"no active sales series as of {d}: nothing to forecast")
+    return out
+
+
 def _get(by: dict, method: str, col: str) -> float | None:
     v = by.get(method, {}).get(col)
     return None if v is None or not np.isfinite(v) else round(float(v), 4)
 
 
 def next_state(results: list[SeriesResult], cache: dict[str, state.Cached], d: date) -> dict[str, state.Cached]:
-    """Tonight's orders and parameters; a series that fell back keeps its previous entry."""
+    """Tonight's SARIMA orders and parameters (kept whichever member was published, for tomorrow's
+    backtest and warm start); a series without a SARIMA order tonight keeps its previous entry."""
     out = {}
     for r in results:
         prev = cache.get(r.key)
-        if r.kind == "sarima" and r.spec is not None:
+        if r.spec is not None and "sarima" not in r.failures:
             selected_on = d if r.selected or prev is None else prev.selected_on
-            out[r.key] = state.Cached(r.spec, selected_on, np.asarray(r.params), r.backtest_fit)
-        elif prev is not None and r.kind == "fallback":
+            params = np.asarray(r.params) if r.params is not None else (None if prev is None else prev.params)
+            out[r.key] = state.Cached(r.spec, selected_on, params, r.backtest_fit)
+        elif prev is not None:
             out[r.key] = prev
     return out
 
 
-def forecast_frame(results: list[SeriesResult], run_date: date) -> pl.DataFrame:
-    """The published forecast: one row per series and day, with the model used and any reason."""
+def last_dates(frame: pl.DataFrame) -> dict[str, date]:
+    """Each series' last period on its grid: forecasts start one period after it."""
+    return dict(frame.group_by("series").agg(pl.col("date").max()).iter_rows())
+
+
+def forecast_frame(results: list[SeriesResult], last: dict[str, date], run_date: date) -> pl.DataFrame:
+    """The published forecast: one row per series and period, with the model used and any reason.
+
+    A daily series' forecast starts the day after the run date; any other series' the period after
+    its last one (run_date is the fallback for a series missing from `last`).
+    """
     if not results:
         return pl.DataFrame(schema={
             "series": pl.String, "store_id": pl.String, "product_id": pl.String, "date": pl.Date,
             "horizon": pl.Int32, "mean": pl.Float64, "lower_80": pl.Float64, "upper_80": pl.Float64,
             "lower_95": pl.Float64, "upper_95": pl.Float64, "model": pl.String, "kind": pl.String,
             "reason": pl.String, "naive": pl.Float64, "scale": pl.Float64})
-    h = results[0].forecast.mean.size
-    n = len(results)
+    sizes = np.array([r.forecast.mean.size for r in results])
     cat = lambda name: np.concatenate([getattr(r.forecast, name) for r in results])  # noqa: E731
-    keys = np.repeat(np.array([r.key for r in results], dtype=object), h)
+    per = lambda values, dtype=object: np.repeat(np.array(values, dtype=dtype), sizes)  # noqa: E731
     frame = pl.DataFrame({
-        "series": keys,
-        "date": np.tile(np.arange(1, h + 1), n),
-        "horizon": np.tile(np.arange(1, h + 1), n).astype(np.int32),
+        "series": per([r.key for r in results]),
+        "origin": per([last.get(r.key, run_date) for r in results], "datetime64[D]"),
+        "step": per([frequency.FREQUENCIES[r.freq].step for r in results]),
+        "horizon": np.concatenate([np.arange(1, n + 1) for n in sizes]).astype(np.int32),
         "mean": cat("mean"), "lower_80": cat("lower_80"), "upper_80": cat("upper_80"),
         "lower_95": cat("lower_95"), "upper_95": cat("upper_95"),
-        "model": np.repeat(np.array([r.forecast.model for r in results], dtype=object), h),
-        "kind": np.repeat(np.array([r.kind for r in results], dtype=object), h),
-        "reason": np.repeat(np.array([r.reason or "" for r in results], dtype=object), h),
+        "model": per([r.forecast.model for r in results]),
+        "kind": per([r.kind for r in results]),
+        "reason": per([r.reason or "" for r in results]),
         "naive": np.concatenate([r.naive.mean for r in results]),
-        "scale": np.repeat(np.array([r.scale for r in results], float), h),
-    })
+        "scale": per([r.scale for r in results], float),
+    }).with_columns(pl.col("origin").cast(pl.Date))
     return frame.with_columns(
-        (pl.lit(run_date) + pl.duration(days=pl.col("date"))).cast(pl.Date).alias("date"),
+        frequency.offset(pl.col("origin"), pl.col("horizon"), pl.col("step")).alias("date"),
         pl.col("series").str.split_exact("/", 1).struct.rename_fields(["store_id", "product_id"]).alias("_k"),
         pl.when(pl.col("reason") == "").then(None).otherwise(pl.col("reason")).alias("reason"),
         pl.col("scale").fill_nan(None),

@@ -92,16 +92,26 @@ def ets(s: LogSeries, horizon: int, m: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def theta(s: LogSeries, horizon: int, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """The Theta method (SES with drift on the seasonally adjusted series; additive on the log scale)."""
+    """The Theta method (SES with drift on the seasonally adjusted series; additive on the log scale).
+
+    The spread is SES's, sigma^2 (1 + (h-1) alpha^2), from its one-step errors on the adjusted series
+    (statsmodels' own `sigma2` fits an ARIMA by maximum likelihood: most of the method's cost).
+    """
     from statsmodels.tsa.forecasting.theta import ThetaModel
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = ThetaModel(s.z_full, period=m, deseasonalize=s.z_full.size >= 2 * m, method="additive").fit()
         mu = np.asarray(res.forecast(horizon), float)
-        band = res.prediction_intervals(horizon, alpha=0.05)
-    sd = (np.asarray(band["upper"], float) - np.asarray(band["lower"], float)) / (2 * Z95)
-    return mu, sd
+    alpha = float(res.params["alpha"])
+    season = np.asarray(res._seasonal, float)  # one period of the additive seasonal index (empty: none)
+    adj = s.z_full - np.resize(season, s.z_full.size) if season.size else s.z_full
+    level, errors = adj[0], np.empty(adj.size - 1)
+    for t in range(1, adj.size):
+        errors[t - 1] = adj[t] - level
+        level += alpha * errors[t - 1]
+    sigma2 = float(np.mean(errors**2)) if errors.size else 0.0
+    return mu, np.sqrt(sigma2 * (1 + np.arange(horizon) * alpha**2))
 
 
 def combination(parts: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 def mase_scale(y: np.ndarray, m: int) -> float:
     """In-sample MAE of the seasonal naive forecast (lag m; lag 1 if too short or flat); NaN if none."""
     y = np.asarray(y, dtype=float)

@@ -3,32 +3,37 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, timedelta
 
 import plotly.graph_objects as go
 import polars as pl
 
+from nightshift.jobs.sales.frequency import FREQUENCIES
+from nightshift.jobs.sales.menu import MEMBERS
 from nightshift.jobs.sales.task import SeriesResult
 from nightshift.reporting import charts
 
 TOP_SERIES = 6
 WORST_SERIES = 10
-HISTORY_SHOWN = 120  # days of actuals drawn before each forecast
+MENU_ROWS = 200  # the menu table lists this many series (all of them on small data)
+HISTORY_SHOWN = 120  # periods of actuals drawn before each forecast
 
 
 def build_context(*, results: list[SeriesResult], forecast: pl.DataFrame, frame: pl.DataFrame,
                   status: pl.DataFrame, overall: pl.DataFrame, scorecard: pl.DataFrame, past: pl.DataFrame,
-                  summary: dict, run_date: date, timings: dict) -> dict:
+                  summary: dict, timings: dict) -> dict:
     """Everything `sales.html.j2` shows, as plain rows and `Chart`s (no person-level data here)."""
     kinds = Counter(r.kind for r in results)
     headline = {
         "series forecast": len(results),
-        "retired series (stopped)": int((status["status"] == "retired").sum()) if status.height else 0,
-        "SARIMA": kinds.get("sarima", 0),
+        "frequency": ", ".join(f"{k} ({n})" for k, n in summary["frequencies"].items()) or "none",
+        "frequency from": summary["frequency_source"],
+        "frequency unknown (not forecast)": summary["unknown_frequency"],
+        "not listed any more (stopped)": max(0, status.height - len(results) - summary["unknown_frequency"]),
+        **{f"published {m}": kinds[m] for m in MEMBERS if kinds.get(m)},
         "baseline by design": kinds.get("baseline", 0),
-        "fell back (fit failed)": kinds.get("fallback", 0),
-        "orders selected tonight": sum(r.selected for r in results),
-        "warm starts": sum(r.warm for r in results),
+        "fell back (model failed)": kinds.get("fallback", 0),
+        "SARIMA orders selected tonight": sum(r.selected for r in results),
+        "SARIMA warm starts": sum(r.warm for r in results),
         "backtest MASE (model)": summary["mase"],
         "backtest MASE (seasonal naive)": summary["mase_seasonal_naive"],
         "coverage 80%": summary["coverage_80"],
@@ -43,16 +48,34 @@ def build_context(*, results: list[SeriesResult], forecast: pl.DataFrame, frame:
         "over_time": past.with_columns(pl.col(pl.Float64).round(4)).to_dicts(),
         "over_time_chart": _over_time_chart(past),
         "worst": _worst(scorecard),
+        "menu": _menu(results, scorecard),
+        "menu_rows": MENU_ROWS,
         "fallbacks": [{"series": r.key, "kind": r.kind, "model": r.forecast.model, "reason": r.reason}
-                      for r in results if r.kind != "sarima"],
+                      for r in results if r.reason],
         "model_mix": [{"model": m, "series": n} for m, n in Counter(r.forecast.model for r in results).most_common()],
         "by_store": _totals(forecast, "store_id"),
         "by_product": _totals(forecast, "product_id"),
         "store_chart": _totals_chart(forecast, "store_id"),
         "product_chart": _totals_chart(forecast, "product_id"),
-        "series_charts": _series_charts(forecast, frame, run_date),
-        "horizon_days": int(forecast["horizon"].max() or 0) if forecast.height else 0,
+        "series_charts": _series_charts(forecast, frame),
+        "horizons": ", ".join(sorted({f"{FREQUENCIES[r.freq].horizon} {r.freq} periods" for r in results})),
     }
+
+
+def _menu(results: list[SeriesResult], scorecard: pl.DataFrame) -> list[dict]:
+    """Per series: its frequency, the member published, and every member's backtest MASE side by side."""
+    chosen = pl.DataFrame({"series": [r.key for r in results], "frequency": [r.freq for r in results],
+                           "published": [r.forecast.model if r.kind != "fallback" else "seasonal_naive (fallback)"
+                                         for r in results]}, schema={"series": pl.String, "frequency": pl.String,
+                                                                     "published": pl.String})
+    if scorecard.is_empty():
+        return chosen.head(MENU_ROWS).to_dicts()
+    cols = [c for c in (f"mase_{m}" for m in (*MEMBERS, "mean")) if c in scorecard.columns]
+    return (chosen.join(scorecard.select("series", pl.col("mase").alias("mase_model"), *cols), on="series", how="left")
+            .sort("series").head(MENU_ROWS).with_columns(pl.col(pl.Float64).round(3)).to_dicts())
+
+
+_PERIOD = {"daily": "day", "weekly": "week", "monthly": "month", "quarterly": "quarter"}
 
 
 def _worst(scorecard: pl.DataFrame) -> list[dict]:
@@ -99,19 +122,18 @@ def _totals_chart(forecast: pl.DataFrame, by: str) -> charts.Chart | None:
                       title=f"Total forecast units over the horizon by {by.replace('_id', '')}", y_title="units")
 
 
-def _series_charts(forecast: pl.DataFrame, frame: pl.DataFrame, run_date: date) -> list[charts.Chart]:
+def _series_charts(forecast: pl.DataFrame, frame: pl.DataFrame) -> list[charts.Chart]:
     """The biggest series by forecast volume: recent actuals, forecast, 80% and 95% bands."""
     if forecast.is_empty():
         return []
     top = (forecast.group_by("series").agg(pl.col("mean").sum()).sort("mean", descending=True)
            .head(TOP_SERIES)["series"].to_list())
-    since = run_date - timedelta(days=HISTORY_SHOWN)
-    hist = frame.with_columns(pl.concat_str("store_id", pl.lit("/"), "product_id").alias("series")).filter(
-        pl.col("series").is_in(top) & (pl.col("date") > since))
+    hist = frame.filter(pl.col("series").is_in(top)).sort("date").group_by("series", maintain_order=True).tail(
+        HISTORY_SHOWN)
     out = []
     for key in top:
         f = forecast.filter(pl.col("series") == key).sort("date")
-        h = hist.filter(pl.col("series") == key).sort("date")
+        h = hist.filter(pl.col("series") == key)
         x = f["date"].to_list()
         fig = go.Figure([
             go.Scatter(x=h["date"].to_list(), y=h["units"].to_list(), mode="lines", name="actual"),
@@ -125,6 +147,6 @@ def _series_charts(forecast: pl.DataFrame, frame: pl.DataFrame, run_date: date) 
                        fillcolor="rgba(31,119,180,0.3)", name="80% interval"),
             go.Scatter(x=x, y=f["mean"].to_list(), mode="lines", name=f"forecast ({f['model'][0]})"),
         ])
-        fig.update_yaxes(title="units / day")
+        fig.update_yaxes(title=f"units per {_PERIOD[h['freq'][0]] if h.height else 'period'}")
         out.append(charts.chart(fig, title=f"{key}"))
     return out

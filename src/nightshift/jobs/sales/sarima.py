@@ -24,6 +24,8 @@ from statsmodels.tsa.statespace.sarimax import SARIMAX
 ORDERS: tuple[tuple[int, int, int], ...] = ((0, 1, 1), (1, 1, 1), (2, 1, 1))
 SELECT_PERIODS = 112  # selection looks at the last 112 periods (16 weeks of days): orders are stable
 FILTER_PERIODS = 112  # the forecast's state is rebuilt from as many periods with fixed parameters
+FIT_PERIODS = 365  # parameters from at most a year: the yearly season is taken out before, and
+# a longer window only costs fit time (the smoothing members use the whole history)
 MAXITER_COLD, MAXITER_WARM = 100, 50
 
 

@@ -1,4 +1,4 @@
-"""From the warehouse's long daily frame to one `SeriesTask` per store × product series."""
+"""From the gridded frame (`frequency.grid`) to one `SeriesTask` per store × product series."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from nightshift.jobs.sales import state
+from nightshift.jobs.sales import backtest, state
+from nightshift.jobs.sales.frequency import FREQUENCIES, N_ORIGINS
 from nightshift.jobs.sales.task import SeriesTask
 
 KEY = pl.concat_str("store_id", pl.lit("/"), "product_id").alias("series")
 
 
 def future_promotions(future: pl.DataFrame, run_date: date, horizon: int) -> dict[str, np.ndarray]:
-    """Per series, a 0/1 array over the horizon of promotions known in advance (absent = none)."""
+    """Per series, a 0/1 array over the `horizon` days after the run date of promotions known in
+    advance (absent = none). Only daily series use them: a day's promotion is what gets planned."""
     out: dict[str, np.ndarray] = {}
     if future.is_empty():
         return out
@@ -28,27 +30,31 @@ def future_promotions(future: pl.DataFrame, run_date: date, horizon: int) -> dic
 
 
 def build_tasks(frame: pl.DataFrame, future: pl.DataFrame, cache: dict[str, state.Cached], *, run_date: date,
-                horizon: int, fit_days: int, origins: tuple[int, ...],
                 reselect_days: int = state.RESELECT_DAYS) -> list[SeriesTask]:
-    """One task per series in `frame` (store_id, product_id, date, units, on_promotion), sorted by key."""
-    planned = future_promotions(future, run_date, horizon)
+    """One task per series in `frame` (series, freq, date, units, on_promotion), sorted by key."""
+    daily = FREQUENCIES["daily"]
+    planned = future_promotions(future, run_date, daily.horizon)
     tasks = []
-    frame = frame.with_columns(KEY).sort("series", "date")
-    for (key,), part in frame.partition_by("series", as_dict=True, maintain_order=True).items():
+    for (key,), part in frame.sort("series", "date").partition_by("series", as_dict=True,
+                                                                  maintain_order=True).items():
+        freq = FREQUENCIES[part["freq"][0]]
         cached = cache.get(key)
-        reselect = state.needs_selection(cached, run_date, reselect_days)
+        # an order for another season (the series' frequency was changed in the settings) is reselected
+        reselect = (state.needs_selection(cached, run_date, reselect_days)
+                    or cached.spec.seasonal_order[3] != freq.season)  # type: ignore[union-attr]
         tasks.append(
             SeriesTask(
                 key=key,
-                y=part["units"].cast(pl.Float64).to_numpy(),
+                y=part["units"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
                 promo=part["on_promotion"].cast(pl.Float64).to_numpy(),
-                future_promo=planned.get(key, np.zeros(horizon)),
-                horizon=horizon,
-                fit_days=fit_days,
+                future_promo=planned.get(key, np.zeros(freq.horizon)) if freq is daily else np.zeros(freq.horizon),
+                horizon=freq.horizon,
+                fit_periods=freq.history,
                 spec=None if reselect or cached is None else cached.spec,
                 start_params=None if cached is None else cached.params,
                 backtest_fit=None if reselect or cached is None else cached.backtest,
-                origins=origins,
+                origins=backtest.origins(N_ORIGINS, freq.horizon),
+                freq=freq.name,
             )
         )
     return tasks

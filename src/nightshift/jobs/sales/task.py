@@ -55,6 +55,7 @@ class BacktestOrigin:
     mean: Forecast
     model: Forecast  # what the nightly pipeline would have published (the choice, or its fallback)
     scored: bool = False  # one of the N_EVAL most recent origins (the older ones only select)
+    modelled: bool = False  # the menu ran here (not a series or window too short for models)
     chosen: str | None = None
     fallback: str | None = None
 
@@ -112,6 +113,7 @@ def _for_window(spec: sarima.Spec, x: np.ndarray) -> sarima.Spec:
 
 
 def _fit(z: np.ndarray, x: np.ndarray, spec: sarima.Spec, start: np.ndarray | None) -> sarima.Fit:
+    z, x = z[-sarima.FIT_PERIODS:], x[-sarima.FIT_PERIODS:]
     spec = _for_window(spec, x)
     fitted = sarima.fit(z, x, spec, start)
     if not fitted.converged:
@@ -137,7 +139,7 @@ def run_task(task: SeriesTask) -> SeriesResult:
         s = menu.prepare(y, task.horizon, freq.yearly)
         _select_order(task, s, x, freq, result)
         result.backtest = _backtest(task, y_all, x_all, freq, result)
-        result.scores = _scores([o for o in result.backtest], task.horizon, None)
+        result.scores = _scores(result.backtest, task.horizon, None)
         _publish(task, s, x, freq, result, _winner(result.scores))
     else:
         result.backtest = _backtest(task, y_all, x_all, freq, result)
@@ -258,8 +260,9 @@ def _backtest(task: SeriesTask, y_all: np.ndarray, x_all: np.ndarray, freq: Freq
         origin.members.update(_members(s, x, np.zeros(h), h, freq, fitted, set(menu.COMBINED) | {"combination"},
                                        tonight.failures))
         origin.members.pop("_error", None)
+        origin.modelled = True
     for origin in out:
-        if origin.fallback is None:
+        if origin.modelled:
             _choose(origin, out, task.horizon)
     if fitted is not None:
         tonight.backtest_fit = (fitted.spec, fitted.params)
@@ -267,7 +270,7 @@ def _backtest(task: SeriesTask, y_all: np.ndarray, x_all: np.ndarray, freq: Freq
 
 
 def _backtest_fit(task: SeriesTask, s: menu.LogSeries, x: np.ndarray, tonight: SeriesResult) -> sarima.Fit | None:
-    spec = _for_window(tonight.spec, x)  # type: ignore[arg-type]
+    spec = _for_window(tonight.spec, x[-sarima.FIT_PERIODS:])  # type: ignore[arg-type]
     kept = task.backtest_fit
     if kept is not None and kept[0] == spec:
         return sarima.Fit(spec, np.asarray(kept[1], float), float("nan"), True, 0, {})
@@ -288,7 +291,7 @@ def _origin_mase(o: BacktestOrigin, f: Forecast) -> float:
 def _scores(origins: list[BacktestOrigin], horizon: int, before: int | None) -> dict[str, float]:
     """Each member's mean MASE over the N_SELECT most recent origins whose forecasts ended by the
     origin `before` periods back (None: by tonight); a member missing at one of them scores inf."""
-    usable = [o for o in origins if o.fallback is None and (before is None or o.cut >= before + horizon)]
+    usable = [o for o in origins if o.modelled and (before is None or o.cut >= before + horizon)]
     chosen = sorted(usable, key=lambda o: o.cut)[:N_SELECT]
     if not chosen:
         return {}
