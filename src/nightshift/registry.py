@@ -152,9 +152,16 @@ class ModelRegistry:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def _pointer(self) -> dict[str, Any]:
+    def _pointer(self, lost_ok: bool = False) -> dict[str, Any]:
         path = self.root / POINTER
         if not path.exists():
+            if not lost_ok and self.root.is_dir() and any(_VERSION.match(p.name) for p in self.root.iterdir()):
+                # Versions without a pointer: the champion was lost, not never chosen. Promoting
+                # tonight's challenger would silently change the scores; refuse and say how to fix it.
+                raise RegistryError(
+                    f"the champion pointer {path} is missing though versions of {self.job!r} exist; restore it "
+                    f"from backup, or choose the champion with `nightshift models promote {self.job} <version>` "
+                    f"(`nightshift models list {self.job}` lists them)")
             return {"job": self.job, "stack": [], "history": []}
         try:
             data = json.loads(path.read_text())
@@ -238,6 +245,9 @@ class ModelRegistry:
                 "fingerprint": fingerprint, **({"extra": extra} if extra else {}),
             }
             with self._locked():
+                if not (self.root / POINTER).exists() and not self.versions():
+                    # The first version: the pointer exists from now on, so a missing one means lost.
+                    self._set_pointer({"job": self.job, "stack": [], "history": []})
                 version = self._next_version(run_date)
                 meta["version"] = version
                 _write_json_atomic(tmp / METADATA, meta)
@@ -366,7 +376,7 @@ class ModelRegistry:
         if problem:
             raise ModelLoadError(f"refusing to promote {self.job}/{version}: {problem}")
         with self._locked():
-            data = self._pointer()
+            data = self._pointer(lost_ok=True)  # promoting by hand is how a lost pointer is restored
             if data["stack"] and data["stack"][-1] == version:
                 return
             data["stack"].append(version)

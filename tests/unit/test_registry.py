@@ -142,3 +142,17 @@ def test_cli_list_promote_rollback(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert runner.invoke(app, ["rollback", "loans"]).exit_code == 0 and reg.champion() == v1
     bad = runner.invoke(app, ["promote", "loans", "v0042-20260101"])
     assert bad.exit_code == 1 and "no model version" in bad.output
+
+
+def test_a_lost_champion_pointer_is_refused_not_replaced_by_a_silent_promotion(tmp_path):
+    from nightshift.registry import POINTER
+
+    reg = ModelRegistry(tmp_path, "loans")
+    first = _store(reg, 1.0)
+    assert reg.champion() is None  # a first version and no champion yet: not "lost"
+    reg.promote(first)
+    (reg.root / POINTER).unlink()
+    with pytest.raises(RegistryError, match="champion pointer .* is missing .*`nightshift models promote loans"):
+        reg.champion()
+    reg.promote(first)  # the documented fix
+    assert reg.champion() == first
