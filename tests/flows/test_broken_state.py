@@ -88,3 +88,20 @@ def test_forget_removes_a_night_so_it_runs_again(demo_home):
 ])
 def test_bad_arguments_of_the_other_commands_are_one_line_and_exit_2(tmp_path, args, needle):
     _one_line_error(_nightshift(tmp_path, *args), 2, needle)
+
+
+@pytest.mark.parametrize("code", [28, 30, 13], ids=["disk full", "read-only", "permission"])
+def test_a_full_disk_or_read_only_reports_is_one_line_and_exit_2(monkeypatch, capsys, code):
+    """What the user sees when writing a report fails for a reason of theirs (publishing itself keeps the
+    previous build: tests/flows/test_faults.py::test_disk_full_while_publishing_keeps_the_previous_report)."""
+    from nightshift import cli
+
+    def full(*args, **kwargs):
+        raise OSError(code, os.strerror(code), "/srv/nightshift/reports/2026-03-01")
+
+    monkeypatch.setattr(cli, "app", full)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    out = capsys.readouterr().out
+    assert exit_.value.code == 2 and "Traceback" not in out
+    assert "cannot write /srv/nightshift/reports/2026-03-01" in out and "then run again" in out
