@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from nightshift import __version__, alerts, ingest, publish, reporting, runs, shareable
+from nightshift import __version__, alerts, attention, ingest, publish, reporting, runs, shareable
 from nightshift.jobs import JOBS, JobContext, get_job, preload
 from nightshift.settings import Settings
 from nightshift.sources import input_stamp, latest_complete_date, latest_drop
@@ -169,6 +169,7 @@ def publish_night(settings: Settings, run_date: date, build: Path, outcomes: lis
         "input_hashes": fingerprints,
         "jobs": {o.job: asdict(o) for o in outcomes},
     }
+    manifest["attention"] = attention.needs_a_look(manifest)
     publish.write_json_atomic(manifest, build / "manifest.json")
     shareable.write_page(build, run_date, {o.job: o.shareable for o in outcomes if o.shareable
                                            and (o.status in ("success", "reused") or o.stale_from)})
@@ -247,6 +248,8 @@ def write_reports_index(settings: Settings) -> Path:
                 "date": m["run_date"], "status": m["status"], "finished": m["finished"], "trigger": m.get("trigger"),
                 "caught_up": m.get("trigger") == "catch-up",
                 "jobs": {j: v["status"] for j, v in m["jobs"].items()},
+                "attention": m.get("attention", []),
+                "seconds": sum(v.get("seconds", 0.0) for v in m["jobs"].values()),
             })
     path = settings.reports_dir / "index.html"
     # One fixed column per job (registered order, then any a past night had): a partial night's
