@@ -279,7 +279,7 @@ def test_disk_full_while_writing_parquet_leaves_no_partial_file(tmp_path, monkey
     ('[sources.loans]\npath = "l.duckdb"\nquery = "select 1; drop table loans"\n', "one SELECT"),
     ('[sources.loans]\npath = "l.duckdb"\nquery = "delete from loans"\n', "one SELECT"),
     ('jobs = ["loans\'; drop table x; --"]\n', "not a job name"),
-    ('[sources.sales]\npath = "s.csv"\n[sources.sales.columns]\nqty = "units; drop"\n', "not a column"),
+    ('[sources.sales]\npath = "s.csv"\n[sources.sales.columns]\nqty = "units; drop"\n', "names no column"),
 ])
 def test_bad_configuration_is_rejected_before_anything_runs(home, toml: str, match: str) -> None:
     from typer.testing import CliRunner
