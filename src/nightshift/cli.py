@@ -160,6 +160,9 @@ def status(
               f"ended {a.get('ended') or '-'}; rows in {read:,}, quarantined {quarantined:,})")
         for job, j in a.get("jobs", {}).items():
             print(f"    {job}: {j['status']}" + (f" ({j['error']})" if j.get("error") else ""))
+        for table, t in a.get("tables", {}).items():  # skipped folders, rejected files: said, not silent
+            for note in [t["problem"]] * bool(t.get("problem")) + t.get("notes", []):
+                print(f"    table {table}: {note}")
 
 
 def _status_table(attempts: list[tuple[str, dict]]) -> Table:

@@ -394,7 +394,8 @@ def run_night(settings: Settings, run_date: date | None = None, jobs: list[str] 
                        jobs={o.job: {"status": o.status, "seconds": round(o.seconds, 2), "error": o.error,
                                      "input_hash": o.input_hash, "selections": o.selections} for o in outcomes},
                        tables={t: {"read": q["rows_read"], "loaded": q["rows_loaded"],
-                                   "quarantined": q["rows_quarantined"], "problem": q["problem"]}
+                                   "quarantined": q["rows_quarantined"], "problem": q["problem"],
+                                   "notes": [e for e in q["errors"] if e != q["problem"]]}
                                for t, q in quality.items()})
         runs.save_attempt(settings, run_date, attempt)
     log.info("night of %s: %s — %s", run_date, attempt["status"], report)

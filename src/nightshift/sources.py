@@ -334,7 +334,7 @@ def input_stamp(settings: Settings, until: date) -> str:
         else:
             files = sorted(
                 f for sub in (settings.landing_dir / table).glob("date=*")
-                if (m := _PARTITION.match(sub.name)) and date.fromisoformat(m.group(1)) <= until
+                if (day := _drop_day(sub)) is not None and day <= until
                 for f in sub.iterdir()
             )
         for f in files:

@@ -105,3 +105,11 @@ def test_a_full_disk_or_read_only_reports_is_one_line_and_exit_2(monkeypatch, ca
     out = capsys.readouterr().out
     assert exit_.value.code == 2 and "Traceback" not in out
     assert "cannot write /srv/nightshift/reports/2026-03-01" in out and "then run again" in out
+
+
+def test_a_folder_that_is_no_date_is_reported_by_status_and_the_night_runs(demo_home):
+    (demo_home / "data" / "landing" / "inventory" / "date=2026-13-45").mkdir()
+    ran = _nightshift(demo_home, "run", "--date", str(D), "--jobs", "inventory")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    status = _nightshift(demo_home, "status")
+    assert "table inventory: skipped the folder" in status.stdout and "date=2026-13-45" in status.stdout
