@@ -38,6 +38,7 @@ def demo_home(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow  # runs real nights
 @pytest.mark.parametrize("content", [b"", b"x" * 5000], ids=["empty", "truncated"])
 def test_a_broken_warehouse_names_the_repair_and_the_repair_rebuilds_it(demo_home, content):
     warehouse = demo_home / "data" / "warehouse.duckdb"
@@ -72,6 +73,7 @@ def test_an_unknown_variable_is_named(demo_home):
     assert "NIGHTSHIFT_SEEED is not a setting" in result.stderr
 
 
+@pytest.mark.slow  # runs real nights
 def test_forget_removes_a_night_so_it_runs_again(demo_home):
     assert _nightshift(demo_home, "run", "--date", str(D), "--jobs", "inventory").returncode == 0
     forgot = _nightshift(demo_home, "forget", "--date", str(D))
@@ -107,6 +109,7 @@ def test_a_full_disk_or_read_only_reports_is_one_line_and_exit_2(monkeypatch, ca
     assert "cannot write /srv/nightshift/reports/2026-03-01" in out and "then run again" in out
 
 
+@pytest.mark.slow  # runs real nights
 def test_a_folder_that_is_no_date_is_reported_by_status_and_the_night_runs(demo_home):
     (demo_home / "data" / "landing" / "inventory" / "date=2026-13-45").mkdir()
     ran = _nightshift(demo_home, "run", "--date", str(D), "--jobs", "inventory")
