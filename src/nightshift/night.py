@@ -76,6 +76,7 @@ class JobOutcome:
     stale_from: str | None = None  # outputs carried over from an earlier good run
     selections: dict[str, dict[str, Any]] = field(default_factory=dict)  # see JobResult.selections
     shareable: list[dict[str, Any]] = field(default_factory=list)  # its files in the shareable tier
+    headline: str = ""  # see JobResult.headline
     produced_by: str = ""  # the run whose outputs these are (an earlier one for reused and carried jobs)
 
 
@@ -119,7 +120,8 @@ def run_job(settings: Settings, warehouse: Warehouse, run_date: date, job: str, 
     releases = ctx.privacy.results if "privacy" in ctx.__dict__ else []
     return JobOutcome(job, "success", time.perf_counter() - start, digest, result.summary, result.models,
                       result.warnings, outputs=[*outputs, f"{job}.html"], extra=result.extra,
-                      selections=result.selections, shareable=shareable.collect(build, job, releases, spec.shareable))
+                      selections=result.selections, shareable=shareable.collect(build, job, releases, spec.shareable),
+                      headline=result.headline)
 
 
 def failed(job: str, exc: BaseException, seconds: float = 0.0) -> JobOutcome:

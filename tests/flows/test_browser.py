@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -21,6 +22,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
+PAGE_WIDTH = 1400  # the reader's window: no page may scroll sideways at it
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent: apt-get install -y chromium"),
@@ -43,7 +45,7 @@ class Browser:
         self.proc = subprocess.Popen(
             [CHROMIUM, "--headless=new", "--disable-gpu", "--no-sandbox", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-             f"--user-data-dir={self.profile}", "--remote-debugging-pipe", "--window-size=1280,1600",
+             f"--user-data-dir={self.profile}", "--remote-debugging-pipe", f"--window-size={PAGE_WIDTH},1600",
              # network off: every host resolves to nothing and any proxied request goes nowhere
              "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9", "about:blank"],
             preexec_fn=fds, pass_fds=(3, 4, to_chrome_r, from_chrome_w), stdout=subprocess.DEVNULL,
@@ -159,7 +161,21 @@ def published(tmp_path_factory) -> Path:
                 outcomes.append(night.failed(job, e))
         night.publish_night(s, d, build, outcomes, night.new_attempt("test"),
                             night.table_fingerprints(wh, d, list(loads)), night.data_quality(wh, d, loads))
+    _partial_and_failed_nights(s, d)
     return s.reports_dir
+
+
+def _partial_and_failed_nights(settings, d) -> None:
+    """The night before: energy's drop is gone (skipped), inventory runs: partial. Two nights before:
+    only energy is asked for, and its drop is gone: failed."""
+    from datetime import timedelta
+
+    from nightshift.night import run_night
+
+    for day in (d - timedelta(days=1), d - timedelta(days=2)):
+        shutil.rmtree(settings.landing_dir / "energy" / f"date={day}")
+    run_night(settings, d - timedelta(days=1), ["inventory", "energy"])
+    run_night(settings, d - timedelta(days=2), ["energy"])
 
 
 def _local_target(href: str) -> Path | None:
@@ -174,7 +190,9 @@ def test_every_page_renders_cleanly_offline(published: Path) -> None:
     manifest = json.loads((night_dir / "manifest.json").read_text())
     failed = {j: v["error"] for j, v in manifest["jobs"].items() if v["status"] not in ("success", "reused")}
     assert not failed, f"jobs failed, so their pages can't be checked: {failed}"
-    pages = [published / "index.html", night_dir / "index.html"] + [night_dir / f"{j}.html" for j in JOBS]
+    pages = [published / "index.html", night_dir / "index.html", night_dir / "shareable" / "index.html",
+             published / "2026-02-28" / "index.html", published / "2026-02-27" / "index.html",
+             *(night_dir / f"{j}.html" for j in JOBS)]
     shots = Path(os.environ.get("CI_ARTIFACTS") or published / "screenshots")
     browser = Browser()
     report = {}
@@ -185,19 +203,33 @@ def test_every_page_renders_cleanly_offline(published: Path) -> None:
             charts = browser.js("[...document.querySelectorAll('div.plot')].map(d => !!d.querySelector('svg'))")
             links = browser.js("[...document.querySelectorAll('a[href]')].map(a => a.href)")
             broken = [h for h in links if (t := _local_target(h)) is not None and not t.exists()]
-            external = [h for h in links if not h.startswith(("file:", "#")) and not h.startswith("about:")]
+            # blob: links are the CSV downloads, built inside the page
+            external = [h for h in links if not h.startswith(("file:", "#", "about:", "blob:"))]
             name = page.relative_to(published).as_posix().replace("/", "_").removesuffix(".html")
             browser.screenshot(shots / f"{name}.png")
-            report[name] = {"problems": problems, "charts": charts, "broken": broken, "external": external}
+            report[name] = {"problems": problems, "charts": charts, "broken": broken, "external": external,
+                            "overflow": browser.js("document.documentElement.scrollWidth - window.innerWidth"),
+                            "text": browser.js("document.body.innerText"),
+                            "rows": browser.js("[...document.querySelectorAll('table')].map(t => "
+                                               "[...t.rows].map(r => [...r.cells].reduce((n, c) => n + c.colSpan, 0)))")}
     finally:
         browser.close()
     for name, r in report.items():
         assert r["problems"] == [], f"{name}: {r['problems']}"
-        assert all(r["charts"]), f"{name}: {r['charts'].count(False)} of {len(r['charts'])} charts have no SVG"
         assert r["broken"] == [], f"{name}: links to missing files {r['broken']}"
         assert r["external"] == [], f"{name}: links leave the report {r['external']}"
+        assert r["overflow"] <= 0, f"{name}: {r['overflow']} px wider than a 1,400 px window"
+        assert all(len(set(t)) <= 1 for t in r["rows"]), f"{name}: a table whose rows have different widths"
+        if "shareable" not in name:  # the shareable tier shows values exactly as stored, on purpose
+            whole = re.findall(r".{0,20}\b\d+\.000\b", r["text"])
+            assert not whole, f"{name}: whole numbers shown with decimals: {whole[:5]}"
     for job in JOBS:
+        assert all(report[f"2026-03-01_{job}"]["charts"]), f"the {job} page has a chart without SVG"
         assert report[f"2026-03-01_{job}"]["charts"], f"the {job} page has no chart"
+    partial, failed = report["2026-02-28_index"]["text"], report["2026-02-27_index"]["text"]
+    assert "Needs a look" in partial and "energy did not run: table energy: no data for 2026-02-28" in partial
+    assert "energy did not run" in failed
+    assert "2026-02-28" in report["index"]["text"] and "partial" in report["index"]["text"]
     assert all((shots / f"{n}.png").stat().st_size > 5000 for n in report)
 
 

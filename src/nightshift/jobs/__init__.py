@@ -99,6 +99,7 @@ class JobResult:
     extra: dict[str, Any] = field(default_factory=dict)  # more for the manifest (device, timings)
     # model name -> `Selection.verdict()`: which candidate won the bake-off, the runner-up, the gap
     selections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    headline: str = ""  # what the night did, in a sentence or two with units, for the night page
 
 
 @dataclass

@@ -167,7 +167,7 @@ def run(ctx: JobContext) -> JobResult:
         selections["ctr"] = model["selection"].verdict()
     if rec:
         e = rec["evaluation"]
-        context["recs"] = {"file": f"{ctx.job}/{rec['file']}", "top_n": TOP_N, "active_days": ACTIVE_DAYS,
+        context["recs"] = {"file": rec["file"], "top_n": TOP_N, "active_days": ACTIVE_DAYS,
                            "test_days": recommendations.TEST_DAYS,
                            "metrics": [{"method": "item-to-item (cosine)", "hit rate@10": _r(e.get("item_item_hit_rate")),
                                         "coverage": _r(e.get("item_item_coverage"))},
@@ -178,7 +178,11 @@ def run(ctx: JobContext) -> JobResult:
     if seg:
         summary["segments"] = seg.k
     lap("report")
+    headline = f"The channel whose users did best: {best}." + (
+        f" Click-through: {model['selection'].published} (holdout log loss {summary['ctr_log_loss']:.3f}, "
+        f"campaign rates {summary['ctr_baseline_log_loss']:.3f})." if model else "")
     return JobResult(summary=summary, context=context, models=models, warnings=warnings, selections=selections,
+                     headline=headline,
                      extra={"timings_s": timings, "device": xgb_device() if has_gpu() else "cpu"})
 
 

@@ -233,7 +233,11 @@ def run(ctx: JobContext, *, holdout_days: int = HOLDOUT_DAYS, params: dict | Non
         "fill_rate_policy": sim["policy"]["fill_rate"] if sim else None,
         "fill_rate_naive": sim["naive"]["fill_rate"] if sim else None,
     }
+    headline = (f"{orders.height:,} orders for tomorrow, worth {summary['order_value']:,.0f} at unit cost; "
+                f"{summary['skus_at_risk']:,} warehouse × SKU at risk of running out; demand model: "
+                f"{quality.get('published') or 'none'}.")
     return JobResult(summary=summary, context=context, models=models, warnings=warnings, selections=selections,
+                     headline=headline,
                      extra={"seconds": round(time.perf_counter() - t0, 2), "series": policy.height,
                             "device": "cuda" if isinstance(model, demand.QuantileDemandModel) and demand.xgb_device() == "cuda"
                             else "cpu"})

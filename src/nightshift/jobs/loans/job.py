@@ -100,7 +100,10 @@ def run(ctx: JobContext) -> JobResult:
         "published": judged.published, "champion": scoring_version, "promoted": promoted, "scored": to_score.height,
         "mean_probability": float(p.mean()) if len(p) else None,
     }
-    return JobResult(summary=summary, context=context, models={"default_model": scoring_version},
+    headline = (f"Scored {to_score.height:,} applications with the {judged.published} model (holdout AUC "
+                f"{summary['holdout_auc']:.3f}; logistic baseline {summary['baseline_auc']:.3f})"
+                + (f"; mean probability of default {summary['mean_probability']:.1%}." if len(p) else "."))
+    return JobResult(summary=summary, context=context, models={"default_model": scoring_version}, headline=headline,
                      warnings=warnings, extra={"device": xgb_device(), "challenger": judged.decision.challenger},
                      selections={"default_model": judged.verdict()})
 
