@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from nightshift import __version__, alerts, attention, ingest, publish, reporting, runs, shareable
+from nightshift import __version__, alerts, attention, change, ingest, publish, reporting, runs, shareable
 from nightshift.jobs import JOBS, JobContext, get_job, preload
 from nightshift.settings import Settings
 from nightshift.sources import input_stamp, latest_complete_date, latest_drop
@@ -172,6 +172,7 @@ def publish_night(settings: Settings, run_date: date, build: Path, outcomes: lis
         "jobs": {o.job: asdict(o) for o in outcomes},
     }
     manifest["attention"] = attention.needs_a_look(manifest)
+    manifest["change"] = change.compare(settings.reports_dir, run_date, {o.job: o.summary for o in outcomes})
     publish.write_json_atomic(manifest, build / "manifest.json")
     shareable.write_page(build, run_date, {o.job: o.shareable for o in outcomes if o.shareable
                                            and (o.status in ("success", "reused") or o.stale_from)})
