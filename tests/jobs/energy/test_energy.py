@@ -1,4 +1,5 @@
-"""Energy network: strategy selection (device list mocked) and determinism for a seed on CPU."""
+"""Energy network: strategy selection (device list mocked), determinism for a seed on CPU, members trained
+at once and averaged, the network without temperature, and its registry format."""
 
 from __future__ import annotations
 
@@ -52,13 +53,14 @@ def _windows(n: int, seed: int) -> dataset.Windows:
 def test_training_is_deterministic_for_a_seed_on_cpu():
     info = network.StrategyInfo(tf.distribute.get_strategy(), "default", ["CPU"], 1, False)
     train_w, val_w = _windows(128, 1), _windows(32, 2)
-    runs = [network.train(train_w, val_w, info, seed=11, max_epochs=2, batch_size=64, width=8) for _ in range(2)]
+    runs = [network.train(train_w, val_w, info, seed=11, members=1, max_epochs=2, batch_size=64, width=8)
+            for _ in range(2)]
     p0, p1 = (network.predict(r.model, val_w) for r in runs)
     np.testing.assert_array_equal(p0, p1)
     assert runs[0].history == runs[1].history and runs[0].epochs == 2
     # different seeds: different weights, different forecasts
-    other = network.train(train_w, val_w, info, seed=12, max_epochs=1, batch_size=64, width=8)
-    first = network.train(train_w, val_w, info, seed=11, max_epochs=1, batch_size=64, width=8)
+    other = network.train(train_w, val_w, info, seed=12, members=1, max_epochs=1, batch_size=64, width=8)
+    first = network.train(train_w, val_w, info, seed=11, members=1, max_epochs=1, batch_size=64, width=8)
     assert not np.array_equal(network.predict(other.model, val_w), network.predict(first.model, val_w))
 
 
@@ -74,19 +76,34 @@ def test_model_round_trips_through_the_keras_format(tmp_path):
     np.testing.assert_allclose(network.predict(KERAS.load(tmp_path), w), network.predict(model, w), rtol=1e-5, atol=1e-6)
 
 
-def test_the_job_model_averages_networks_from_different_seeds_and_round_trips(tmp_path):
-    from nightshift.modeling import KERAS
+def test_the_job_model_averages_networks_trained_at_once_from_different_seeds_and_round_trips(tmp_path):
+    from nightshift.jobs.energy import candidates
 
     info = network.StrategyInfo(tf.distribute.get_strategy(), "default", ["CPU"], 1, False)
     train_w, val_w = _windows(128, 4), _windows(32, 5)
-    r = network.train_ensemble(train_w, val_w, info, seed=11, members=2, max_epochs=2, batch_size=64, width=8)
+    r = network.train(train_w, val_w, info, seed=11, members=2, max_epochs=2, batch_size=64, width=8)
     members = [r.model.get_layer(f"energy_load_{k}") for k in (1, 2)]
     each = [network.predict(m, val_w) for m in members]
     assert not np.array_equal(each[0], each[1])  # different seeds, different networks
     np.testing.assert_allclose(network.predict(r.model, val_w), (each[0] + each[1]) / 2, rtol=1e-5, atol=1e-6)
-    assert r.params["member_seeds"] == [11, 111] and r.epochs == 4 and len(r.history) == 4
-    KERAS.save(r.model, tmp_path)
-    np.testing.assert_allclose(network.predict(KERAS.load(tmp_path), val_w), network.predict(r.model, val_w), rtol=1e-5, atol=1e-6)
+    assert r.params["member_seeds"] == [11, 111] and r.epochs == 2 and len(r.history["validation"]) == 2
+    candidates.NETWORK.save(candidates.Network(r.model), tmp_path)
+    loaded = candidates.NETWORK.load(tmp_path)
+    np.testing.assert_allclose(loaded.forecast(val_w), network.predict(r.model, val_w), rtol=1e-5, atol=1e-6)
+
+
+def test_without_temperature_the_network_never_reads_it():
+    train_w, val_w = _windows(128, 6), _windows(32, 7)
+    for w in (train_w, val_w):  # the source had no temperature: NaN, not 0 °C
+        w.past[:, :, 1] = np.nan
+        w.future[:, :, [dataset.FUTURE_FEATURES.index(f) for f in ("felt_recent", "temp_day_mean",
+                                                                   "felt_daytype_mean")]] = np.nan
+    info = network.StrategyInfo(tf.distribute.get_strategy(), "default", ["CPU"], 1, False)
+    r = network.train(train_w, val_w, info, seed=3, members=1, max_epochs=3, batch_size=32, width=8,
+                      learning_rate=3e-3)
+    pred = network.predict(r.model, val_w)
+    assert np.isfinite(pred).all() and not r.params["temperature"]
+    assert "degree_hinges" not in {layer.name for layer in r.model.layers}
 
 
 def test_untrained_network_forecasts_the_profile_and_training_moves_it():
@@ -99,6 +116,7 @@ def test_untrained_network_forecasts_the_profile_and_training_moves_it():
     np.testing.assert_allclose(network.predict(model, val_w), 1.0, atol=1e-6)
     assert not model.get_layer("felt_now_and_week_mean").trainable  # the smoothing kernel is fixed
     info = network.StrategyInfo(tf.distribute.get_strategy(), "default", ["CPU"], 1, False)
-    r = network.train(train_w, val_w, info, seed=3, max_epochs=4, batch_size=32, width=8, learning_rate=3e-3)
+    r = network.train(train_w, val_w, info, seed=3, members=1, max_epochs=4, batch_size=32, width=8,
+                      learning_rate=3e-3)
     assert r.best_epoch >= 1 and r.validation["mae"] < r.validation["mae_profile"]
     assert np.abs(network.predict(r.model, val_w) - 1.0).max() > 1e-3

@@ -10,7 +10,7 @@ import pytest
 
 from nightshift.demo import SIZES
 from nightshift.demo import energy as gen
-from nightshift.jobs.energy import baselines, dataset
+from nightshift.jobs.energy import baselines, calibration, candidates, dataset
 from nightshift.tables import TABLES
 from nightshift.warehouse import Warehouse
 
@@ -135,17 +135,7 @@ def test_seasonal_naive_is_exact_on_a_weekly_series_and_ridge_learns_a_trend():
     tr, va, ho2 = (dataset.make_windows(s2, o) for o in (split.train, split.val, split.holdout))
     lin = baselines.fit_linear(tr, va)
     naive_mae = baselines.mae(baselines.to_kwh(baselines.seasonal_naive(ho2), ho2), ho2)
-    assert baselines.mae(baselines.to_kwh(lin.predict(ho2), ho2), ho2) < 0.5 * naive_mae
-
-
-def test_interval_quantiles_cover_validation_residuals():
-    rng = np.random.default_rng(0)
-    n, h = 400, dataset.HORIZON
-    w = dataset.Windows(np.zeros((n, 1, 1)), np.zeros((n, 1, 1)), np.zeros((n, h)),
-                  rng.normal(0, 1, (n, h)).astype(np.float32), np.ones(n), np.zeros(n, int), np.zeros(n, int))
-    lo, hi = baselines.residual_quantiles(np.zeros((n, h)), w, 0.9)
-    assert np.all(lo < 0) and np.all(hi > 0)
-    assert 0.85 < baselines.interval_coverage(np.zeros((n, h)), lo, hi, w) < 0.95
+    assert baselines.mae(baselines.to_kwh(lin.forecast(ho2), ho2), ho2) < 0.5 * naive_mae
 
 
 def test_future_holidays_come_from_the_calendar_seen_in_history(tiny):
@@ -196,15 +186,72 @@ def test_short_history_trains_on_every_hour():
     assert np.all(np.diff(dataset.time_split(long).train) == dataset.TRAIN_STRIDE)
 
 
-def test_conformal_halfwidth_covers_and_uses_the_latest_validation_origins():
-    rng = np.random.default_rng(0)
-    n, h = 400, dataset.HORIZON
-    scale = np.where(np.arange(n) < n // 2, 1.0, 3.0)[:, None]  # errors grow over the validation weeks
-    w = dataset.Windows(np.zeros((n, 1, 1)), np.zeros((n, 1, 1)), np.zeros((n, h)),
-                  (rng.normal(0, 1, (n, h)) * scale).astype(np.float32), np.ones(n), np.zeros(n, int), np.arange(n))
-    q_all = baselines.conformal_halfwidth(np.zeros((n, h)), w, 0.9, recent=1.0)
-    q_recent = baselines.conformal_halfwidth(np.zeros((n, h)), w, 0.9, recent=0.5)
-    assert np.all(q_recent > q_all)
-    late = dataset.Windows(w.past[n // 2:], w.future[n // 2:], w.naive[n // 2:], w.target[n // 2:], w.level[n // 2:],
-                     w.region[n // 2:], w.origin[n // 2:])
-    assert 0.87 < baselines.interval_coverage(np.zeros((n // 2, h)), -q_recent, q_recent, late) < 0.95
+def _noise_windows(origins: np.ndarray, scale: np.ndarray, seed: int = 0) -> dataset.Windows:
+    """Windows whose truth is noise around a zero forecast, `scale` per window."""
+    rng = np.random.default_rng(seed)
+    n, h = len(origins), dataset.HORIZON
+    target = (rng.normal(0, 1, (n, h)) * scale[:, None]).astype(np.float32)
+    return dataset.Windows(np.zeros((n, 1, 1)), np.zeros((n, 1, 1)), np.zeros((n, h)), target, np.ones(n),
+                           np.zeros(n, int), origins)
+
+
+def test_halfwidth_per_block_is_the_finite_sample_conformal_quantile():
+    resid = np.tile(np.arange(1.0, 11.0), (calibration.BLOCKS, 1))  # ten residuals 1..10 in every block
+    block = np.repeat(np.arange(calibration.BLOCKS), 10).reshape(calibration.BLOCKS, 10)
+    q = calibration.halfwidths(resid, block, 0.9)
+    assert q.shape == (calibration.BLOCKS,) and np.all(q == 10.0)  # round(11 × 0.9) = 10th smallest
+    assert np.all(calibration.halfwidths(resid, block, 0.8) == 9.0)  # round(11 × 0.8) = 9th (ceil: 9th too)
+    assert np.all(calibration.halfwidths(resid, block, 0.75) == 8.0)  # round(8.25) = 8th, ceil would take the 9th
+    empty = calibration.halfwidths(resid[:1], block[:1], 0.9)  # one block has data, the others take its width
+    assert np.all(empty == 10.0)
+    hod = calibration.blocks(np.array([0, 5]), first_hour_of_day=0)
+    assert hod[0, 0] == 0 and hod[0, 25] == 25 and hod[1, 0] == 5  # (days ahead) × 24 + target hour of day
+    assert hod[1, 19] == 0 and hod[1, 24] == 24 + 5  # 19 h after 05:00 is midnight, still the first day ahead
+
+
+def test_rolling_calibration_uses_only_hours_observed_before_the_forecast_and_follows_the_error_level():
+    h = dataset.HORIZON
+    origins = np.arange(0, 24 * 120, 24)
+    scale = np.where(origins < 24 * 60, 1.0, 3.0)  # errors triple from day 60: the interval must follow
+    w = _noise_windows(origins, scale)
+    cal = calibration.calibration([w], [np.zeros((len(w), h))], first_hour_of_day=0)
+    early = np.median(cal.halfwidths(24 * 50))
+    assert early == pytest.approx(1.645, abs=0.25)  # 90% of |N(0, 1)|
+    # at day 60 the tripled forecasts exist in the data but none of their hours is observed yet: unused
+    assert np.median(cal.halfwidths(24 * 60)) == pytest.approx(early, rel=0.15)
+    assert np.median(cal.halfwidths(24 * 100)) == pytest.approx(3 * early, rel=0.15)  # the new error level
+    late = w.subset(origins >= 24 * 62)
+    half = calibration.holdout_halfwidths(cal, late, first_hour_of_day=0)
+    assert 0.86 < calibration.coverage(np.zeros(late.target.shape), half, late) < 0.94
+    assert calibration.sampling_error(100) == pytest.approx(0.03)
+
+
+def test_a_source_without_temperature_is_not_an_outage_and_is_never_zero_degrees(tiny):
+    hourly = tiny["hourly"].with_columns(pl.lit(None, pl.Float64).alias("temperature_c"))
+    clean = dataset.clean_hourly(hourly)
+    assert not clean["temp_imputed"].any() and clean["temperature"].is_null().all()
+    assert dataset.incidents(clean).filter(pl.col("kind") == "temperature outage").height == 0
+    s = dataset.to_series(clean)
+    assert not s.has_temperature and np.isnan(s.temperature).all()
+    split = dataset.time_split(s, train_stride=1)
+    tr, va, ho = (dataset.make_windows(s, o) for o in (split.train, split.val, split.holdout))
+    assert np.isnan(tr.past[:, :, 1]).all()  # a missing reading stays missing, not 0 °C
+    ridge = baselines.fit_linear(tr, va)
+    assert np.isfinite(ridge.forecast(ho)).all() and not ridge.keep.all()  # temperature features left out
+    assert dataset.to_series(tiny["clean"]).has_temperature
+
+
+def test_baselines_round_trip_through_their_registry_formats(tiny, tmp_path):
+    s = dataset.to_series(tiny["clean"])
+    split = dataset.time_split(s, train_stride=1)
+    tr, va, ho = (dataset.make_windows(s, o) for o in (split.train, split.val, split.holdout))
+    ridge = baselines.fit_linear(tr, va)
+    for i, (model, fmt) in enumerate([(ridge, candidates.RIDGE), (candidates.Fixed("seasonal naive"), candidates.FIXED),
+                                      (candidates.Fixed("day-type profile"), candidates.FIXED)]):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        fmt.save(model, folder)
+        assert not list(folder.glob("*.pkl"))  # plain files, no pickle
+        np.testing.assert_array_equal(candidates.forecast(fmt.load(folder), ho), candidates.forecast(model, ho))
+    np.testing.assert_array_equal(candidates.Fixed("seasonal naive").forecast(ho), baselines.seasonal_naive(ho))
+    assert not np.array_equal(candidates.Fixed("day-type profile").forecast(ho), baselines.seasonal_naive(ho))

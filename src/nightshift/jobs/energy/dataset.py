@@ -42,7 +42,8 @@ def clean_hourly(hourly: pl.DataFrame) -> pl.DataFrame:
     """Repair the region-hour grid: scale up partial hours, re-estimate missing ones, fill temperature.
 
     Adds `load` (kWh, repaired), `temperature` (°C, filled) and the flags `load_imputed`,
-    `temp_imputed`, keeping the observed columns for the report.
+    `temp_imputed`, keeping the observed columns for the report. A source without temperature (the
+    optional column is null throughout) is not an outage: `temperature` stays null, nothing is imputed.
     """
     df = hourly.sort("region", "hour").with_columns(
         (pl.col("meters_reporting") / pl.col("meters_active").clip(lower_bound=1)).alias("coverage")
@@ -66,6 +67,9 @@ def clean_hourly(hourly: pl.DataFrame) -> pl.DataFrame:
     )
     df = df.with_columns((filled * pl.col("meters_active")).fill_null(0.0).alias("load"))
 
+    if df["temperature_c"].is_null().all():  # the source has no temperature: nothing to repair, nothing to feed
+        return df.drop("_per_meter").with_columns(pl.lit(False).alias("temp_imputed"),
+                                                  pl.lit(None, pl.Float64).alias("temperature"))
     # Temperature: regions share their weather, so a silent sensor is re-estimated from the other
     # regions' mean at that hour plus this region's usual offset from them over the past fortnight.
     df = df.with_columns(pl.col("temperature_c").mean().over("hour").alias("_all_mean"))
@@ -133,8 +137,12 @@ class Series:
     regions: list[str]
     hours: np.ndarray  # datetime64[h], shape (T,)
     load: np.ndarray  # (R, T) kWh
-    temperature: np.ndarray  # (R, T) °C
+    temperature: np.ndarray  # (R, T) °C; NaN throughout when the source has no temperature
     holiday: np.ndarray  # (T,) bool
+
+    @property
+    def has_temperature(self) -> bool:
+        return bool(np.isfinite(self.temperature).any())
 
 
 def to_series(clean: pl.DataFrame) -> Series:
@@ -146,7 +154,7 @@ def to_series(clean: pl.DataFrame) -> Series:
     if wide.height != n_r * n_t:
         raise ValueError(f"energy region-hour grid is not complete: {wide.height} rows for {n_r}×{n_t}")
     load = wide["load"].to_numpy().reshape(n_r, n_t).astype(np.float64)
-    temp = wide["temperature"].to_numpy().reshape(n_r, n_t).astype(np.float64)
+    temp = wide["temperature"].cast(pl.Float64).fill_null(np.nan).to_numpy().reshape(n_r, n_t)
     holiday = wide.group_by("hour").agg(pl.col("is_holiday").any()).sort("hour")["is_holiday"].to_numpy()
     return Series(regions, hours, load, temp, holiday)
 

@@ -6,7 +6,8 @@ day-type profile (that hour's mean over the past week's days of the same type) p
 correction shaped after how load arises: a linear blend of the known load forecasts and an
 occupancy-gated heating/cooling response to an estimated felt temperature (see `build_model`):
 the interaction of temperature with hour and day type that the linear baseline cannot express.
-The job averages a few such networks trained from different seeds (`train_ensemble`).
+Without a temperature column the response is replaced by occupancy-gated blend weights. The job
+averages a few such networks trained at once from different seeds (`train`).
 
 GPU: `MirroredStrategy` over every visible GPU with mixed precision; CPU: the default strategy,
 with op determinism so a seed gives the same model.
@@ -94,7 +95,7 @@ HEATING_BELOW, COOLING_ABOVE = 15.0, 22.0  # °C: the usual comfort band, where 
 
 
 def build_model(temp_mean: float, temp_std: float, *, width: int = 16, mixed: bool = False,
-                name: str = "energy_load") -> keras.Model:
+                name: str = "energy_load", temperature: bool = True) -> keras.Model:
     """The network (inputs past/future/naive → scaled load for the next HORIZON hours).
 
     Forecast = the day-type profile (the `load_daytype_mean` input: each hour's mean over the past
@@ -114,6 +115,11 @@ def build_model(temp_mean: float, temp_std: float, *, width: int = 16, mixed: bo
     * weighted per hinge by an occupancy gate (hour, day type, holiday, the profile's load at that
       hour, the lead): heating and cooling follow occupancy, and far-ahead estimates deserve less.
 
+    Without a temperature column (`temperature=False`) there is no temperature response: the blend's
+    weights are instead gated by occupancy and the lead (which of last week, the profile and yesterday
+    to trust depends on the hour, the day type and how far ahead), and the temperature inputs (NaN)
+    are never read.
+
     The output layers start at zero, so training starts from the profile. Every input statistic
     (temperature standardisation, the smoothing kernel) lives in the model: the artifact is
     self-contained.
@@ -124,18 +130,17 @@ def build_model(temp_mean: float, temp_std: float, *, width: int = 16, mixed: bo
     naive = keras.Input((HORIZON,), name="naive")
     i_p = FUTURE_FEATURES.index("load_daytype_mean")
     profile = layers.Flatten(name="profile_forecast")(future[..., i_p:i_p + 1])
-    corr = _correction(past, future, naive, temp_mean, temp_std, width=width, policy=policy)
+    corr = _correction(past, future, naive, temp_mean, temp_std, width=width, policy=policy, temperature=temperature)
     out = layers.Add(name="forecast", dtype="float32")([corr, profile])
     model = keras.Model({"past": past, "future": future, "naive": naive}, out, name=name)
-    _set_start_weights(model, width)
+    if temperature:
+        _set_start_weights(model, width)
     return model
 
 
-def _correction(past, future, naive, temp_mean: float, temp_std: float, *, width: int, policy: str):
+def _correction(past, future, naive, temp_mean: float, temp_std: float, *, width: int, policy: str,
+                temperature: bool):
     """The learned correction to the profile (N × HORIZON); see `build_model`."""
-    mean, var = np.zeros(len(PAST_FEATURES)), np.ones(len(PAST_FEATURES))
-    mean[1], var[1] = temp_mean, max(temp_std, 1e-3) ** 2
-    x = layers.Normalization(axis=-1, mean=mean, variance=var, name="standardise")(past)
     f_mean, f_var = np.zeros(len(FUTURE_FEATURES)), np.ones(len(FUTURE_FEATURES))
     for name in ("felt_recent", "temp_day_mean", "felt_daytype_mean"):
         f_mean[FUTURE_FEATURES.index(name)], f_var[FUTURE_FEATURES.index(name)] = temp_mean, max(temp_std, 1e-3) ** 2
@@ -143,12 +148,32 @@ def _correction(past, future, naive, temp_mean: float, temp_std: float, *, width
     f_mean[i_lead], f_var[i_lead] = HORIZON / 48, (HORIZON / 24) ** 2 / 12  # days ahead, about unit scale
     fx = layers.Normalization(axis=-1, mean=f_mean, variance=f_var, name="standardise_future")(future)
     col = lambda name: fx[..., FUTURE_FEATURES.index(name):FUTURE_FEATURES.index(name) + 1]  # noqa: E731
-    raw = lambda name: future[..., FUTURE_FEATURES.index(name):FUTURE_FEATURES.index(name) + 1]  # noqa: E731
 
     # Linear blend of the per-hour load forecasts.
     blend_in = layers.Concatenate(axis=-1, name="blend_inputs")(
         [layers.Reshape((HORIZON, 1), name="last_week_load")(naive), col("load_daytype_mean"), col("load_yesterday")])
     linear = layers.Dense(1, dtype="float32", kernel_initializer="zeros", name="correction_linear")(blend_in)
+
+    # Occupancy: hour, day type, holiday, the profile's load at that hour, the lead.
+    occ_cols = [FUTURE_FEATURES.index(c) for c in ("hour_sin", "hour_cos", "dow_sin", "dow_cos",
+                                                   "load_daytype_mean", "holiday", "lead")]
+    occ = layers.Concatenate(axis=-1, name="occupancy_inputs")([fx[..., i:i + 1] for i in occ_cols])
+    g = layers.Dense(width, activation="relu", dtype=policy, name="occupancy")(occ)
+    if temperature:
+        response = _temperature_response(past, future, g, temp_mean, temp_std, width=width)
+    else:  # the blend's weights per hour, from occupancy and the lead
+        weights = layers.Dense(3, dtype="float32", kernel_initializer="zeros", name="blend_gate")(g)
+        response = keras.ops.sum(layers.Multiply(name="gate_x_blend")([weights, blend_in]), axis=-1, keepdims=True)
+    out = layers.Add(name="correction_sum", dtype="float32")([linear, response])
+    return layers.Flatten(name="correction")(out)
+
+
+def _temperature_response(past, future, g, temp_mean: float, temp_std: float, *, width: int):
+    """Heating and cooling: degree hours of the estimated felt temperature, weighted per hinge by occupancy `g`."""
+    mean, var = np.zeros(len(PAST_FEATURES)), np.ones(len(PAST_FEATURES))
+    mean[1], var[1] = temp_mean, max(temp_std, 1e-3) ** 2
+    x = layers.Normalization(axis=-1, mean=mean, variance=var, name="standardise")(past)
+    raw = lambda name: future[..., FUTURE_FEATURES.index(name):FUTURE_FEATURES.index(name) + 1]  # noqa: E731
 
     # The felt temperature now and the week's mean (a frozen layer: the smoothing kernel and a mean),
     # a learned summary of the week's temperatures, and the hour's felt-temperature estimate (°C).
@@ -169,17 +194,8 @@ def _correction(past, future, naive, temp_mean: float, temp_std: float, *, width
     # Degree hours of that estimate minus those of the felt temperature of the profile's hours.
     hinge = layers.Dense(width, activation="relu", dtype="float32", name="degree_hinges")
     change = layers.Subtract(name="degree_change")([hinge(felt), hinge(raw("felt_daytype_mean"))])
-
-    # Each hinge's response (scaled kWh per degree) from occupancy and the lead.
-    occ_cols = [FUTURE_FEATURES.index(c) for c in ("hour_sin", "hour_cos", "dow_sin", "dow_cos",
-                                                   "load_daytype_mean", "holiday", "lead")]
-    occ = layers.Concatenate(axis=-1, name="occupancy_inputs")([fx[..., i:i + 1] for i in occ_cols])
-    g = layers.Dense(width, activation="relu", dtype=policy, name="occupancy")(occ)
     response = layers.Dense(width, dtype="float32", kernel_initializer="zeros", name="degree_response")(g)
-    temperature = keras.ops.sum(layers.Multiply(name="response_x_degrees")([response, change]), axis=-1,
-                                keepdims=True)
-    out = layers.Add(name="correction_sum", dtype="float32")([linear, temperature])
-    return layers.Flatten(name="correction")(out)
+    return keras.ops.sum(layers.Multiply(name="response_x_degrees")([response, change]), axis=-1, keepdims=True)
 
 
 def _set_start_weights(model: keras.Model, width: int) -> None:
@@ -199,24 +215,49 @@ def _set_start_weights(model: keras.Model, width: int) -> None:
     model.get_layer("degree_hinges").set_weights([sign[None, :].astype(np.float32), (-sign * theta).astype(np.float32)])
 
 
-def compiled_model(train_w: Windows, info: StrategyInfo, *, width: int = 16, learning_rate: float = 1e-3,
-                   weight_decay: float = 1e-4, name: str = "energy_load") -> keras.Model:
-    """The job's network, built under the strategy and compiled as the job trains it (also `make bench`)."""
+def compiled_model(train_w: Windows, info: StrategyInfo, *, members: int = 1, seed: int = 0, width: int = 16,
+                   learning_rate: float = 1e-3, weight_decay: float = 1e-4) -> tuple[keras.Model, list[keras.Model]]:
+    """The job's `members` networks side by side in one Keras model, compiled as the job trains them.
+
+    The joint model's output is (N × members × HORIZON) and its loss each member's own MAE, averaged:
+    every member learns as if alone (its own initial weights, from `seed + 100 k`), but one fit drives
+    them all, so the per-step overhead of Keras is paid once, not once per member. Also `make bench`.
+    Without temperature (NaN in the windows: the source has none) the networks have no temperature response.
+    """
     temp = train_w.past[:, :, 1]
+    temperature = bool(np.isfinite(temp).all())
     with info.strategy.scope():
-        model = build_model(float(temp.mean()), float(temp.std()), width=width, mixed=info.mixed_precision,
-                            name=name)
+        nets = []
+        for k in range(members):
+            keras.utils.set_random_seed(seed + 100 * k)
+            nets.append(build_model(float(temp.mean()) if temperature else 0.0,
+                                    float(temp.std()) if temperature else 1.0, width=width,
+                                    mixed=info.mixed_precision, name=f"energy_load_{k + 1}", temperature=temperature))
+        inputs = {name: keras.Input(t.shape[1:], name=name) for name, t in nets[0].input.items()}
+        stacked = layers.Concatenate(axis=1, name="members", dtype="float32")(
+            [layers.Reshape((1, HORIZON), name=f"member_{k + 1}")(n(inputs)) for k, n in enumerate(nets)])
+        joint = keras.Model(inputs, stacked, name="energy_members")
         opt = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
         if info.mixed_precision:
             opt = keras.optimizers.LossScaleOptimizer(opt)
-        model.compile(optimizer=opt, loss="mean_absolute_error",
-                      weighted_metrics=[keras.metrics.MeanAbsoluteError(name="mae")], jit_compile=False)
-    return model
+        joint.compile(optimizer=opt, loss=_members_mae, jit_compile=False)
+    return joint, nets
+
+
+def _members_mae(y_true, y_pred):
+    """Per window: the mean over members of each member's MAE (members learn independently)."""
+    return keras.ops.mean(keras.ops.abs(y_pred - keras.ops.expand_dims(y_true, 1)), axis=(1, 2))
+
+
+MAX_EPOCHS, PATIENCE, LEARNING_RATE = 40, 6, 1e-3
+# Windows fitted per epoch and validated on, at most: neighbouring origins (3 h apart, hourly in
+# validation) are near-copies, so evenly thinned windows teach nearly as much for a fraction of the time.
+FIT_WINDOWS, VALIDATION_WINDOWS = 5000, 700
 
 
 def default_batch_size(n_windows: int) -> int:
     """About 32 steps an epoch, whatever the history length (per replica)."""
-    return int(np.clip(n_windows // 32, 32, 256))
+    return int(np.clip(n_windows // 32, 32, 128))
 
 
 @dataclass
@@ -234,69 +275,62 @@ class TrainResult:
     validation: dict[str, Any] = field(default_factory=dict)  # what came out: validation MAE, best epochs
 
 
-def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, max_epochs: int = 60,
-          patience: int = 8, batch_size: int | None = None, learning_rate: float = 1e-3, width: int = 16,
-          weight_decay: float = 1e-4, name: str = "energy_load") -> TrainResult:
-    """Fit with early stopping on the validation windows (time-based split), restoring the best epoch.
+MEMBERS = 3  # networks averaged by the job: one network's holdout error moved by up to 9% with its seed
 
-    Windows are weighted by their level, so the loss of scaled values weighs like kWh, the measure the
-    holdout is judged on. The trained weights of the best validation epoch are always the ones used
-    (`best_epoch` >= 1); the profile's own validation MAE (the untrained model) is kept in `validation`
-    next to the best one, so the page shows what training added on validation.
-    `seconds` is the Keras fit alone (the ridge baseline is timed separately by the job).
+
+def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, members: int = MEMBERS,
+          max_epochs: int = MAX_EPOCHS, patience: int = PATIENCE, batch_size: int | None = None,
+          learning_rate: float = LEARNING_RATE, width: int = 16, weight_decay: float = 1e-4) -> TrainResult:
+    """Fit `members` networks from different seeds at once, with early stopping on the validation windows.
+
+    With so little data to validate on, where one network ends up depends on its seed (initial
+    occupancy weights); the mean of a few is a steadier forecast than any one of them, and is the
+    model returned (a single network when `members` is 1). Windows are weighted by their level, so
+    the loss of scaled values weighs like kWh, the measure the holdout is judged on. The weights of
+    the best validation epoch are kept (`best_epoch` >= 1); the profile's own validation MAE (the
+    untrained model) is kept in `validation` next to the trained one, so the page shows what training
+    added. `seconds` is the Keras fit alone.
     """
     set_determinism(seed, gpu=info.name == "mirrored")
+    train_w, val_w = _thin(train_w, FIT_WINDOWS), _thin(val_w, VALIDATION_WINDOWS)
     global_batch = (batch_size or default_batch_size(len(train_w))) * info.replicas
-    model = compiled_model(train_w, info, width=width, learning_rate=learning_rate, weight_decay=weight_decay,
-                           name=name)
+    joint, nets = compiled_model(train_w, info, members=members, seed=seed, width=width,
+                                 learning_rate=learning_rate, weight_decay=weight_decay)
     ds = make_dataset(train_w, global_batch, shuffle=True, seed=seed)
     vds = make_dataset(val_w, 1024 * info.replicas, shuffle=False, seed=seed)
-    stop = keras.callbacks.EarlyStopping(monitor="val_mae", mode="min", patience=patience, restore_best_weights=True)
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=patience, restore_best_weights=True)
     t0 = time.perf_counter()
-    start_val = float(model.evaluate(vds, verbose=0, return_dict=True)["mae"])
     # shuffle=False: the tf.data pipeline shuffles (seeded); Keras would only warn that it ignores it
-    hist = model.fit(ds, validation_data=vds, epochs=max_epochs, callbacks=[stop], verbose=0, shuffle=False)
+    hist = joint.fit(ds, validation_data=vds, epochs=max_epochs, callbacks=[stop], verbose=0, shuffle=False)
     seconds = time.perf_counter() - t0
-    epochs = len(hist.history["loss"])
-    val = hist.history["val_mae"]
+    model = nets[0] if members == 1 else _average(nets, info)
+    epochs, val = len(hist.history["loss"]), [float(v) for v in hist.history["val_loss"]]
     best_epoch = int(np.argmin(val)) + 1
     params = {"lookback": LOOKBACK, "horizon": HORIZON, "width": width, "batch_size": global_batch,
               "learning_rate": learning_rate, "weight_decay": weight_decay, "max_epochs": max_epochs,
-              "patience": patience, "seed": seed, "base": "day-type profile"}
-    history = {"loss": hist.history["mae"], "val_loss": val}
-    return TrainResult(model, epochs, best_epoch, seconds, len(train_w),
-                       len(train_w) * epochs / seconds, {k: [float(v) for v in vs] for k, vs in history.items()},
-                       params, {"mae_profile": start_val, "mae": float(min(val)), "best_epochs": [best_epoch]})
+              "patience": patience, "seed": seed, "base": "day-type profile", "members": members,
+              "member_seeds": [seed + 100 * k for k in range(members)],
+              "temperature": bool(np.isfinite(train_w.past[:, :, 1]).all())}
+    i_p = FUTURE_FEATURES.index("load_daytype_mean")
+    validation = {"mae_profile": _weighted_mae(val_w.future[:, :, i_p].astype(np.float64), val_w),
+                  "mae": _weighted_mae(predict(model, val_w), val_w), "best_epochs": [best_epoch]}
+    history = {"training": [float(v) for v in hist.history["loss"]], "validation": val}
+    return TrainResult(model, epochs, best_epoch, seconds, len(train_w), len(train_w) * epochs / seconds,
+                       history, params, validation)
 
 
-MEMBERS = 5  # networks averaged by the job: one network's holdout error moved by up to 9% with its seed
+def _thin(w: Windows, at_most: int) -> Windows:
+    """Every k-th window (k the smallest step that keeps at most `at_most`), spread evenly over time."""
+    step = -(-len(w) // at_most)
+    return w if step == 1 else w.subset(np.arange(len(w)) % step == 0)
 
 
-def train_ensemble(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, members: int = MEMBERS,
-                   **kwargs: Any) -> TrainResult:
-    """`members` networks trained alike from different seeds, averaged into one Keras model.
-
-    With so little data to validate on, which epoch early stopping keeps and where a network ends up
-    depend on its seed (shuffling order, initial occupancy weights); the mean of a few members is a
-    steadier forecast than any one of them. Epochs and seconds add up over the members; `best_epoch`
-    is the smallest member's (every member uses trained weights); the curves are kept per member.
-    """
-    runs = [train(train_w, val_w, info, seed=seed + 100 * k, name=f"energy_load_{k + 1}", **kwargs)
-            for k in range(members)]
-    if members == 1:
-        return runs[0]
+def _average(nets: list[keras.Model], info: StrategyInfo) -> keras.Model:
+    """One Keras model whose forecast is the mean of the members' (what is stored and scored)."""
     with info.strategy.scope():
-        inputs = {name: keras.Input(t.shape[1:], name=name) for name, t in runs[0].model.input.items()}
-        out = layers.Average(name="forecast_mean", dtype="float32")([r.model(inputs) for r in runs])
-        model = keras.Model(inputs, out, name="energy_load")
-    epochs, seconds = sum(r.epochs for r in runs), sum(r.seconds for r in runs)
-    params = {**runs[0].params, "members": members, "member_seeds": [r.params["seed"] for r in runs]}
-    validation = {"mae_profile": runs[0].validation["mae_profile"], "mae": _weighted_mae(predict(model, val_w), val_w),
-                  "best_epochs": [r.best_epoch for r in runs]}
-    history = {f"member {k + 1} {part}": vs for k, r in enumerate(runs)
-               for part, vs in (("training", r.history["loss"]), ("validation", r.history["val_loss"]))}
-    return TrainResult(model, epochs, min(r.best_epoch for r in runs), seconds, len(train_w),
-                       len(train_w) * epochs / seconds, history, params, validation)
+        inputs = {name: keras.Input(t.shape[1:], name=name) for name, t in nets[0].input.items()}
+        out = layers.Average(name="forecast_mean", dtype="float32")([n(inputs) for n in nets])
+        return keras.Model(inputs, out, name="energy_load")
 
 
 def _weighted_mae(pred: np.ndarray, w: Windows) -> float:
