@@ -1,5 +1,7 @@
 -- Every night's forecasts, kept so that they can be scored once their actuals arrive.
 -- One run date's rows are replaced as a whole, so a rerun of a night is idempotent.
+-- `freq` is the series' frequency that night (it says whether a missing actual sold nothing); a
+-- table from before frequencies existed gets it added as daily, which every forecast then was.
 create table if not exists sales_forecast_history (
     run_date date not null,
     store_id varchar not null,
@@ -13,5 +15,8 @@ create table if not exists sales_forecast_history (
     upper_95 double not null,
     naive double not null,
     scale double,
-    model varchar not null
-)
+    model varchar not null,
+    freq varchar default 'daily'
+);
+
+alter table sales_forecast_history add column if not exists freq varchar default 'daily'

@@ -289,9 +289,11 @@ def test_the_menu_beats_both_baselines_and_stays_above_the_planted_noise(night):
     assert accuracy_failures(model, others, model["oracle"].to_numpy()) == []
 
 
-# The job's 95% intervals under-cover: 0.908 on draw 2 (allowed 0.919-0.981 for its n) and 0.924 on draw 1,
-# just inside. A defect of the sales model's intervals (the sales forecasting issue), not a band to widen:
-# strict, so the mark fails once the intervals are fixed.
+# The published model's 95% intervals under-cover on draw 2: 0.917 (allowed 0.919-0.981 for n_eff 436), and
+# 0.931 on draw 1, inside. Every model member's do on draw 2 (SARIMA 0.915, 0.899 where it was chosen; ETS
+# 0.931; combination 0.933; Theta 0.941) while the planted truth's cover 0.956: Gaussian intervals on log
+# units, given estimated parameters, are too narrow in the tails of these counts. A defect of the sales
+# model's intervals, not a band to widen: strict, so the mark fails once the intervals are fixed.
 UNDER_COVERED = {((7, 2), "95")}  # (draw, level as parametrized)
 
 
@@ -299,7 +301,7 @@ UNDER_COVERED = {((7, 2), "95")}  # (draw, level as parametrized)
 @pytest.mark.parametrize("level", NOMINAL)
 def test_intervals_cover_near_nominal_and_are_not_absurdly_wide(night, level, request):
     if (tuple(request.node.callspec.params["night"]), level) in UNDER_COVERED:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="SARIMA 95% intervals under-cover on draw 2"))
+        request.applymarker(pytest.mark.xfail(strict=True, reason="95% intervals cover 0.917 on draw 2 (< 0.919)"))
     model, _ = _published(night)
     assert model.height > 30 * 3 * 28 * 0.9  # most series score all three origins
     assert interval_failures(model, level) == []

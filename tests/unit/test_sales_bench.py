@@ -23,6 +23,9 @@ def test_bench_sales_reports_every_side_on_the_same_series():
     # the night reuses last night's orders (selected yesterday: nothing is re-selected tonight)
     assert out["reselected_tonight"] == 0
     assert out["mase_naive"] > 0 and out["mase_nightly"] > 0 and isinstance(out["meets_target"], bool)
+    assert out["mase_nightly_by_method"]["model"] == out["mase_nightly"]
+    assert {"sarima", "ets", "theta", "combination", "seasonal_naive", "mean"} <= out["mase_nightly_by_method"].keys()
     peer = out["peer"]  # statsforecast is in the bench extra, which the tests install
     assert peer["series"] == 2 and peer["series_per_s"] > 0 and peer["job_series_per_s"] > 0
     assert all(peer[f"mase_{m}"] > 0 for m in ("AutoARIMA", "AutoETS", "AutoTheta")) and peer["mase_job"] > 0
+    assert peer["mase_job_by_method"]["model"] == peer["mase_job"]

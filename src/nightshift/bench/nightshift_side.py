@@ -2,7 +2,7 @@
 
 Each stage calls the library code the nightly jobs use: `ingest.ingest` (contracts, quarantine,
 hashes, one transaction per month of drops), the marts in `sql/marts/`, `jobs/behavior/ctr.py` for the
-click-through booster, `forecasting.task.run_task` fanned out over a process pool, Polars to write.
+click-through booster, `jobs/sales/task.run_task` fanned out over a process pool, Polars to write.
 
 A night runs the way nightshift runs every night: the warehouse already holds what earlier nights
 loaded (`history`: every drop up to the day before, copied in before the clock starts), so its
@@ -71,14 +71,30 @@ class NightshiftSide:
         self.user_day = self.wh.run_sql("marts/behavior/user_day", run_date=d, days=workload.USER_DAY_DAYS)
         self.impressions = self.wh.run_sql("marts/behavior/impressions", run_date=d, days=workload.CTR_DAYS,
                                            history_days=workload.CTR_HISTORY_DAYS, max_rows=workload.CTR_MAX_ROWS)
-        self.series = self.wh.run_sql("marts/sales/series", run_date=d, history_days=workload.HISTORY_DAYS,
-                                      retire_days=workload.RETIRE_DAYS)
+        self.series = self._sales_series()
         self.checks.update(
             user_day_rows=self.user_day.height, visits=int(self.user_day["visits"].sum()),
             revenue_cents=int(self.user_day["revenue_cents"].sum()), impression_rows=self.impressions.height,
             clicks=int(self.impressions["clicked"].sum()), series_rows=self.series.height,
             units=float(self.series["units"].sum()),
         )
+
+    def _sales_series(self) -> pl.DataFrame:
+        """The sales job's series, gridded at each one's frequency as the job does, cut to the bench's window.
+
+        The SQL reads the job's own (wider) window: a series' grid starts at its first row, so a window
+        cut before gridding would start it at its first row inside the window instead of the window's
+        first day, as a series listed before the window is.
+        """
+        from nightshift.jobs.sales import frequency, job
+
+        history_days, _ = frequency.window_days(None)
+        rows = self.wh.run_sql("marts/sales/series", run_date=self.run_date, history_days=history_days,
+                               retire_days=workload.RETIRE_DAYS).with_columns(job.series_key())
+        freqs, _ = frequency.assign(rows, None)
+        return (frequency.grid(rows, freqs, self.run_date)
+                .filter(pl.col("date") > self.run_date - timedelta(days=workload.HISTORY_DAYS))
+                .sort("store_id", "product_id", "date"))
 
     def train(self) -> None:
         from nightshift.jobs.behavior import ctr
@@ -97,9 +113,11 @@ class NightshiftSide:
                .filter(pl.col("units").list.len() > h).head(self.work.max_series))
         spec = Spec(workload.ORDER, workload.SEASONAL, exog=True)
         tasks, self.actual = [], []
-        for store, product, units, promo in per.iter_rows():  # one task per series, not per row
+        # one task per series, not per row; no backtest origins: one fit of the fixed spec, the pandas side's work
+        for store, product, units, promo in per.iter_rows():
             y, x = np.asarray(units, float), np.asarray(promo, float)
-            tasks.append(SeriesTask(f"{store}/{product}", y[:-h], x[:-h], x[-h:], h, workload.FIT_DAYS, spec=spec))
+            tasks.append(SeriesTask(f"{store}/{product}", y[:-h], x[:-h], x[-h:], h, fit_periods=workload.FIT_DAYS,
+                                    spec=spec))
             self.actual.append(y[-h:])
         mapper = ProcessMapper(self.work.workers) if self.work.workers > 1 else SerialMapper()
         with mapper:

@@ -160,6 +160,40 @@ def test_history_is_replaced_per_run_date_and_scored_against_later_actuals(tmp_p
     assert history.scores(wh, d1).height == 0  # point in time: nothing scored before it existed
 
 
+def _forecast(key: str, freq: str, dates: list[date]) -> pl.DataFrame:
+    store, product = key.split("/")
+    return pl.DataFrame({"store_id": store, "product_id": product, "date": dates,
+                         "horizon": list(range(1, len(dates) + 1)), "mean": 5.0, "lower_80": 4.0, "upper_80": 6.0,
+                         "lower_95": 3.0, "upper_95": 7.0, "naive": 7.0, "scale": 2.0, "model": "x", "freq": freq},
+                        schema_overrides={"horizon": pl.Int32})
+
+
+def test_history_scores_a_missing_actual_as_zero_only_for_a_day(tmp_path):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    # month-end exports; the forecast for March is dated the 28th (offset from a February origin)
+    months = _forecast("S1/M", "monthly", [date(2026, 1, 31), date(2026, 2, 28), date(2026, 3, 28)])
+    days = _forecast("S1/D", "daily", [date(2026, 1, 6), date(2026, 1, 7)])
+    history.record(wh, date(2026, 1, 5), pl.concat([months, days]))
+    sold = [(END - d).days for d in (date(2026, 1, 31), date(2026, 3, 31))]
+    load(wh, pl.concat([_rows(sold, product="M"), _rows([(END - date(2026, 1, 6)).days], product="D")]))
+    s = history.scores(wh, END)
+    # February's month has not arrived: not scored; March's row counts whatever day it is dated;
+    # the daily series' day without a row sold nothing
+    assert s["series"][0] == 2 and s["points"][0] == 2 + 2
+    assert s["mase"][0] == pytest.approx((0.0 + 5 / 2 / 2.0) / 2)
+    assert s["coverage_80"][0] == pytest.approx(3 / 4)
+
+
+def test_history_kept_from_before_frequencies_is_scored_as_daily(tmp_path):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.execute("create table sales_forecast_history (run_date date, store_id varchar, product_id varchar, "
+               "date date, horizon integer, mean double, lower_80 double, upper_80 double, lower_95 double, "
+               "upper_95 double, naive double, scale double, model varchar)")
+    history.record(wh, date(2026, 1, 5), _forecast("S1/D", "daily", [date(2026, 1, 6), date(2026, 1, 7)]).drop("freq"))
+    load(wh, _rows([(END - date(2026, 1, 6)).days], product="D"))
+    assert history.scores(wh, END)["points"].to_list() == [2]  # the day without a row sold nothing
+
+
 def test_state_is_read_from_the_newest_earlier_night(tmp_path):
     spec = Spec((1, 1, 1), (0, 1, 1, 7), True)
     d1, d2 = date(2026, 3, 1), date(2026, 3, 5)

@@ -1,8 +1,8 @@
 """Every night's forecasts, kept in the warehouse and scored once their actuals have arrived.
 
 The table `sales_forecast_history` (created by `sql/state/sales_history_create.sql`) holds one
-row per run date, series and forecast day, with the seasonal naive forecast made the same night
-and the series' MASE scale, so later nights can say how good the forecast really was.
+row per run date, series and forecast period, with the seasonal naive forecast made the same night,
+the series' MASE scale and its frequency, so later nights can say how good the forecast really was.
 """
 
 from __future__ import annotations
@@ -24,9 +24,13 @@ def ensure_table(wh: Warehouse) -> None:
 
 
 def record(wh: Warehouse, run_date: date, rows: pl.DataFrame) -> int:
-    """Replace `run_date`'s stored forecasts with `rows`, atomically (reruns are idempotent)."""
+    """Replace `run_date`'s stored forecasts with `rows`, atomically (reruns are idempotent).
+
+    `rows` has COLUMNS and the series' `freq`; without it the table's default applies (daily).
+    """
     ensure_table(wh)
-    frame = rows.with_columns(pl.lit(run_date).alias("run_date")).select(COLUMNS)
+    cols = [*COLUMNS, "freq"] if "freq" in rows.columns else list(COLUMNS)
+    frame = rows.with_columns(pl.lit(run_date).alias("run_date")).select(cols)
     with wh.transaction() as cur:
         cur.execute(sql_text("state/sales_history_delete"), {"run_date": run_date})
         cur.register("_incoming", frame.to_arrow())

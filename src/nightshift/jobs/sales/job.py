@@ -53,7 +53,7 @@ def run(ctx: JobContext) -> JobResult:
     state.save(ctx.state, d, next_state(results, cache, d))
 
     forecast = forecast_frame(results, last_dates(frame), d)
-    ctx.write_parquet("forecast", forecast.drop("naive", "scale"))
+    ctx.write_parquet("forecast", forecast.drop("naive", "scale", "freq"))
     points = backtest.long_frame(results)
     series_scores = backtest.per_series(points)
     overall = backtest.overall(series_scores)
@@ -155,7 +155,7 @@ def forecast_frame(results: list[SeriesResult], last: dict[str, date], run_date:
             "series": pl.String, "store_id": pl.String, "product_id": pl.String, "date": pl.Date,
             "horizon": pl.Int32, "mean": pl.Float64, "lower_80": pl.Float64, "upper_80": pl.Float64,
             "lower_95": pl.Float64, "upper_95": pl.Float64, "model": pl.String, "kind": pl.String,
-            "reason": pl.String, "naive": pl.Float64, "scale": pl.Float64})
+            "reason": pl.String, "naive": pl.Float64, "scale": pl.Float64, "freq": pl.String})
     sizes = np.array([r.forecast.mean.size for r in results])
     cat = lambda name: np.concatenate([getattr(r.forecast, name) for r in results])  # noqa: E731
     per = lambda values, dtype=object: np.repeat(np.array(values, dtype=dtype), sizes)  # noqa: E731
@@ -171,6 +171,7 @@ def forecast_frame(results: list[SeriesResult], last: dict[str, date], run_date:
         "reason": per([r.reason or "" for r in results]),
         "naive": np.concatenate([r.naive.mean for r in results]),
         "scale": per([r.scale for r in results], float),
+        "freq": per([r.freq for r in results]),
     }).with_columns(pl.col("origin").cast(pl.Date))
     return frame.with_columns(
         frequency.offset(pl.col("origin"), pl.col("horizon"), pl.col("step")).alias("date"),
@@ -178,4 +179,4 @@ def forecast_frame(results: list[SeriesResult], last: dict[str, date], run_date:
         pl.when(pl.col("reason") == "").then(None).otherwise(pl.col("reason")).alias("reason"),
         pl.col("scale").fill_nan(None),
     ).unnest("_k").select("series", "store_id", "product_id", "date", "horizon", "mean", "lower_80", "upper_80",
-                          "lower_95", "upper_95", "model", "kind", "reason", "naive", "scale")
+                          "lower_95", "upper_95", "model", "kind", "reason", "naive", "scale", "freq")
