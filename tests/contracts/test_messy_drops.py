@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -118,7 +118,7 @@ def new_york(monkeypatch):
 
 def test_a_time_zone_aware_parquet_column_is_utc_whatever_the_host_zone(home, new_york):
     assert os.environ["TZ"] == "America/New_York"
-    aware = [datetime(2026, 3, 1, h, tzinfo=timezone.utc) for h in range(24)]
+    aware = [datetime(2026, 3, 1, h, tzinfo=UTC) for h in range(24)]
     folder = _drop(home, "energy")
     _energy(aware).write_parquet(folder / "part-0.parquet")
     _energy([datetime(2026, 3, 1, 12)], meters=["naive"]).write_parquet(folder / "part-1.parquet")  # naive beside
