@@ -115,7 +115,7 @@ def trained_until(metadata: dict[str, Any]) -> Any:
 def compete(registry: ModelRegistry, candidates: list[Candidate], *, judge: Judge, trained_until: Any,
             holdout_after: Callable[[Any], Any], score: Callable[[Any, Any], float],
             save: Callable[[Candidate, dict[str, Any]], ModelVersion], rows: Callable[[Any], int] = len,
-            until: Callable[[dict[str, Any]], Any] | None = None,
+            until: Callable[[dict[str, Any]], Any] = trained_until,
             compatible: Callable[[dict[str, Any]], bool] = lambda metadata: True) -> Selection:
     """Tonight's bake-off on the holdout after `trained_until`, then its winner challenges the champion.
 
@@ -138,8 +138,7 @@ def compete(registry: ModelRegistry, candidates: list[Candidate], *, judge: Judg
                             "bake_off": {e.name: e.value for e in board}, "bake_off_rows": rows(own)})
     formats = {c.fmt.name: c.fmt for c in candidates}
     judged = challenge(registry, version, winner.model, formats, judge=judge, holdout_after=holdout_after,
-                       score=score, rows=rows, compatible=compatible,
-                       **({"until": until} if until is not None else {}))
+                       score=score, rows=rows, until=until, compatible=compatible)
     judged.notes[:0] = notes
     judged.board, judged.judge, judged.bake_off_rows = board, judge, rows(own)
     judged.published = (winner.name if judged.version == version.version
