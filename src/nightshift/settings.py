@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     energy_retrain_every: int = Field(default=1, ge=1)  # nights between trainings; the champion scores the rest
     # sales
     sales_reselect_days: int = Field(default=7, ge=1)  # ARIMA orders are re-selected this often
+    # In periods of each series' own frequency; unset: 28 days, 13 weeks, 12 months or 8 quarters ahead,
+    # and 730 days, 156 weeks, 120 months or 48 quarters of history per fit.
+    sales_horizon: int | None = Field(default=None, ge=1)
+    sales_history: int | None = Field(default=None, ge=8)
+    sales_backtest_origins: int = Field(default=3, ge=1)  # rolling origins scored on the page
     # inventory
     service_level: float = Field(default=0.95, gt=0, lt=1)
     # schedules

@@ -210,3 +210,24 @@ def test_state_is_read_from_the_newest_earlier_night(tmp_path):
     assert not state.needs_selection(entries["a/b"], d1 + timedelta(days=6))
     assert state.needs_selection(entries["a/b"], d1 + timedelta(days=7))
     assert state.needs_selection(None, d2)
+
+
+def test_horizon_history_and_origins_come_from_the_settings_in_each_series_periods():
+    from nightshift.jobs.sales.series import build_tasks
+
+    table = frequency.configured(horizon=6, history=18)
+    assert (table["monthly"].horizon, table["monthly"].history) == (6, 18)
+    assert table["monthly"].season == 12 and frequency.configured()["monthly"].horizon == 12  # defaults kept
+    rows = _series(_months(date(1950, 1, 1), 60), key="S1/M")
+    frame = frequency.grid(rows, {"S1/M": "monthly"}, date(1954, 12, 1), table, origins=4)
+    assert frame.height == 18 + 4 * 6  # trimmed to the history plus the origins' horizons
+    empty = pl.DataFrame(schema={"series": pl.String, "date": pl.Date, "on_promotion": pl.Boolean})
+    (task,) = build_tasks(frame, empty, {}, run_date=date(1954, 12, 1), table=table, origins=4)
+    assert (task.horizon, task.fit_periods, len(task.origins)) == (6, 18, 4)
+
+
+def test_the_settings_refuse_a_history_too_short_to_fit():
+    from nightshift.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="sales_history"):
+        load_settings(sales_history=3)

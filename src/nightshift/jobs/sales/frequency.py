@@ -9,7 +9,7 @@ whatever day of it the export uses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -39,15 +39,23 @@ FREQUENCIES = {f.name: f for f in (
     Frequency("monthly", "mo", 12, False, 12, 120, 3, 24, 31, False),
     Frequency("quarterly", "q", 4, False, 8, 48, 2, 12, 92, False),
 )}
-N_EVAL = 3  # origins scored on the page (the most recent ones)
+N_EVAL = 3  # origins scored on the page (the most recent ones), unless sales_backtest_origins says
 N_SELECT = 2  # older origins each scored origin's model choice is made on
 N_ORIGINS = N_EVAL + N_SELECT
 
 
-def window_days(override: str | None) -> tuple[int, int]:
+def configured(horizon: int | None = None, history: int | None = None) -> dict[str, Frequency]:
+    """The frequencies with the settings' horizon and history (periods of each series' own frequency)
+    in place of the defaults, where set."""
+    return {name: replace(f, horizon=horizon or f.horizon, history=history or f.history)
+            for name, f in FREQUENCIES.items()}
+
+
+def window_days(override: str | None, table: dict[str, Frequency] = FREQUENCIES,
+                origins: int = N_ORIGINS) -> tuple[int, int]:
     """The SQL's history and retirement windows in days, wide enough for any frequency it may see."""
-    freqs = [FREQUENCIES[override]] if override else list(FREQUENCIES.values())
-    return (max((f.history + N_ORIGINS * f.horizon + 1) * f.days for f in freqs),
+    freqs = [table[override]] if override else list(table.values())
+    return (max((f.history + origins * f.horizon + 1) * f.days for f in freqs),
             max(f.retire * f.days for f in freqs))
 
 
@@ -112,7 +120,8 @@ def assign(frame: pl.DataFrame, override: str | None) -> tuple[dict[str, str], l
     return out, unknown
 
 
-def grid(frame: pl.DataFrame, freqs: dict[str, str], run_date: date) -> pl.DataFrame:
+def grid(frame: pl.DataFrame, freqs: dict[str, str], run_date: date, table: dict[str, Frequency] = FREQUENCIES,
+         origins: int = N_ORIGINS) -> pl.DataFrame:
     """Every active series on a regular grid of its own periods, trimmed to the history it needs.
 
     `frame` has one row per series and date (series, store_id, product_id, date, units, on_promotion).
@@ -122,8 +131,8 @@ def grid(frame: pl.DataFrame, freqs: dict[str, str], run_date: date) -> pl.DataF
     """
     f = pl.DataFrame({"series": list(freqs), "freq": list(freqs.values())}, schema={"series": pl.String,
                                                                                   "freq": pl.String})
-    spec = pl.DataFrame([{"freq": v.name, "step": v.step, "keep": v.history + N_ORIGINS * v.horizon,
-                          "retire": v.retire, "zero": v.gap_is_zero} for v in FREQUENCIES.values()])
+    spec = pl.DataFrame([{"freq": v.name, "step": v.step, "keep": v.history + origins * v.horizon,
+                          "retire": v.retire, "zero": v.gap_is_zero} for v in table.values()])
     rows = frame.join(f, on="series").with_columns(pl.col("date").min().over("series").alias("anchor"))
     rows = rows.with_columns(period(pl.col("freq"), pl.col("date"), pl.col("anchor")).alias("p"))
     # several rows in one period (a weekly series exported on varying weekdays) add up

@@ -37,14 +37,17 @@ def run(ctx: JobContext) -> JobResult:
     t0 = time.perf_counter()
     d = ctx.run_date
     override = frequency_override(ctx.settings)
-    history_days, retire_days = frequency.window_days(override)
+    table = frequency.configured(ctx.settings.sales_horizon, ctx.settings.sales_history)
+    origins = ctx.settings.sales_backtest_origins + frequency.N_SELECT
+    history_days, retire_days = frequency.window_days(override, table, origins)
     rows = ctx.sql("series", history_days=history_days, retire_days=retire_days).with_columns(series_key())
     status = ctx.sql("series_status", retire_days=retire_days)
-    future = ctx.sql("future_promotions", horizon=frequency.FREQUENCIES["daily"].horizon)
+    future = ctx.sql("future_promotions", horizon=table["daily"].horizon)
     freqs, unknown = frequency.assign(rows, override)
-    frame = frequency.grid(rows, freqs, d)
+    frame = frequency.grid(rows, freqs, d, table, origins)
     cache_date, cache = state.load(ctx.state, d)
-    tasks = build_tasks(frame, future, cache, run_date=d, reselect_days=ctx.settings.sales_reselect_days)
+    tasks = build_tasks(frame, future, cache, run_date=d, reselect_days=ctx.settings.sales_reselect_days,
+                        table=table, origins=origins)
     t_fit = time.perf_counter()
     with make_mapper(ctx.settings.max_workers, ctx.settings.dask_address) as mapper:
         results: list[SeriesResult] = mapper.map(run_task, tasks)

@@ -7,7 +7,6 @@ from collections import Counter
 import plotly.graph_objects as go
 import polars as pl
 
-from nightshift.jobs.sales.frequency import FREQUENCIES
 from nightshift.jobs.sales.menu import MEMBERS
 from nightshift.jobs.sales.task import SeriesResult
 from nightshift.reporting import charts
@@ -58,7 +57,7 @@ def build_context(*, results: list[SeriesResult], forecast: pl.DataFrame, frame:
         "store_chart": _totals_chart(forecast, "store_id"),
         "product_chart": _totals_chart(forecast, "product_id"),
         "series_charts": _series_charts(forecast, frame),
-        "horizons": ", ".join(sorted({f"{FREQUENCIES[r.freq].horizon} {r.freq} periods" for r in results})),
+        "horizons": ", ".join(sorted({f"{len(r.forecast.mean)} {r.freq} periods" for r in results})),
     }
 
 

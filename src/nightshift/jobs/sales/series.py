@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 
 from nightshift.jobs.sales import backtest, state
-from nightshift.jobs.sales.frequency import FREQUENCIES, N_ORIGINS
+from nightshift.jobs.sales.frequency import FREQUENCIES, N_ORIGINS, Frequency
 from nightshift.jobs.sales.task import SeriesTask
 
 KEY = pl.concat_str("store_id", pl.lit("/"), "product_id").alias("series")
@@ -30,14 +30,16 @@ def future_promotions(future: pl.DataFrame, run_date: date, horizon: int) -> dic
 
 
 def build_tasks(frame: pl.DataFrame, future: pl.DataFrame, cache: dict[str, state.Cached], *, run_date: date,
-                reselect_days: int = state.RESELECT_DAYS) -> list[SeriesTask]:
-    """One task per series in `frame` (series, freq, date, units, on_promotion), sorted by key."""
-    daily = FREQUENCIES["daily"]
+                reselect_days: int = state.RESELECT_DAYS, table: dict[str, Frequency] = FREQUENCIES,
+                origins: int = N_ORIGINS) -> list[SeriesTask]:
+    """One task per series in `frame` (series, freq, date, units, on_promotion), sorted by key;
+    `table` holds each frequency's horizon and history, `origins` the backtest's rolling origins."""
+    daily = table["daily"]
     planned = future_promotions(future, run_date, daily.horizon)
     tasks = []
     for (key,), part in frame.sort("series", "date").partition_by("series", as_dict=True,
                                                                   maintain_order=True).items():
-        freq = FREQUENCIES[part["freq"][0]]
+        freq = table[part["freq"][0]]
         cached = cache.get(key)
         # an order for another season (the series' frequency was changed in the settings) is reselected
         reselect = (state.needs_selection(cached, run_date, reselect_days)
@@ -53,7 +55,7 @@ def build_tasks(frame: pl.DataFrame, future: pl.DataFrame, cache: dict[str, stat
                 spec=None if reselect or cached is None else cached.spec,
                 start_params=None if cached is None else cached.params,
                 backtest_fit=None if reselect or cached is None else cached.backtest,
-                origins=backtest.origins(N_ORIGINS, freq.horizon),
+                origins=backtest.origins(origins, freq.horizon),
                 freq=freq.name,
             )
         )

@@ -21,7 +21,7 @@ import numpy as np
 
 from nightshift.jobs.sales import menu, sarima
 from nightshift.jobs.sales.baselines import Forecast, mean_baseline, seasonal_naive
-from nightshift.jobs.sales.frequency import FREQUENCIES, N_EVAL, N_SELECT, Frequency
+from nightshift.jobs.sales.frequency import FREQUENCIES, N_SELECT, Frequency
 from nightshift.jobs.sales.metrics import mase_scale
 
 DEFAULT_MEMBER = "sarima"  # published when no origin could score the menu (too little history)
@@ -54,7 +54,7 @@ class BacktestOrigin:
     members: dict[str, Forecast]  # the menu members that forecast from this origin
     mean: Forecast
     model: Forecast  # what the nightly pipeline would have published (the choice, or its fallback)
-    scored: bool = False  # one of the N_EVAL most recent origins (the older ones only select)
+    scored: bool = False  # one of the most recent origins, scored on the page (the N_SELECT older only select)
     modelled: bool = False  # the menu ran here (not a series or window too short for models)
     chosen: str | None = None
     fallback: str | None = None
@@ -238,7 +238,7 @@ def _backtest(task: SeriesTask, y_all: np.ndarray, x_all: np.ndarray, freq: Freq
     The smoothing members are cheap enough to refit at every origin.
     """
     cuts = sorted((c for c in task.origins if y_all.size - c >= 1), reverse=True)
-    scored = set(sorted(cuts)[:N_EVAL])
+    scored = set(sorted(cuts)[:max(1, len(task.origins) - N_SELECT)])  # the older N_SELECT only select
     fitted: sarima.Fit | None = None
     out: list[BacktestOrigin] = []
     for cut in cuts:
