@@ -40,7 +40,10 @@ def _home(demo_night, root):
 
 
 def _outputs(build) -> dict[str, pl.DataFrame]:
-    return {str(p.relative_to(build)): pl.read_parquet(p) for p in sorted(build.rglob("*.parquet"))}
+    """The jobs' tables. The shareable tier's copies are left out: its DP releases are noisy by design,
+    drawn afresh in each home (each has its own ledger), and its other tables are the jobs' own."""
+    return {str(p.relative_to(build)): pl.read_parquet(p) for p in sorted(build.rglob("*.parquet"))
+            if p.relative_to(build).parts[0] != "shareable"}
 
 
 def test_night_on_cluster_matches_local(demo_night, client, tmp_path):
@@ -70,12 +73,17 @@ def test_night_on_cluster_matches_local(demo_night, client, tmp_path):
         assert_frame_equal(a[name], b[name], check_exact=False, rel_tol=1e-9)
     from nightshift.registry import ModelRegistry
 
-    def trained_with(settings, job) -> str:
+    def champion_extra(settings, job) -> dict:
         reg = ModelRegistry(settings.models_dir, job)
-        return reg.get(reg.champion()).metadata["extra"]["trained_with"]
+        return reg.get(reg.champion()).metadata["extra"]
 
-    for j in JOBS:
-        assert trained_with(remote, j).startswith("xgboost.dask") and trained_with(local, j) == "xgboost, in this process"
+    # A baseline can win the bake-off (it trains in the job's process, not on Dask); the XGBoost
+    # champions must say where they trained, and at least one job's champion is XGBoost here.
+    boosted = [j for j in JOBS if not champion_extra(local, j).get("baseline")]
+    assert boosted
+    for j in boosted:
+        assert champion_extra(remote, j)["trained_with"].startswith("xgboost.dask")
+        assert champion_extra(local, j)["trained_with"] == "xgboost, in this process"
 
 
 def test_series_forecasts_on_cluster_match_local(client):
