@@ -170,7 +170,12 @@ def _outputs(home: Path) -> tuple[dict, dict[str, pl.DataFrame]]:
     manifest = json.loads((build / "manifest.json").read_text())
     statuses = {j: ("success" if v["status"] == "reused" else v["status"]) for j, v in manifest["jobs"].items()}
     inputs = {t: (v["rows_read"], v["rows_loaded"], v["rows_quarantined"]) for t, v in manifest["inputs"].items()}
-    frames = {str(p.relative_to(build)): pl.read_parquet(p) for p in sorted(build.rglob("*.parquet"))}
+    # The jobs' tables and person-level exports; not the shareable tier's DP copies, which are noisy
+    # by design and drawn afresh in each home (each home has its own privacy ledger).
+    frames = {str(p.relative_to(build)): pl.read_parquet(p) for p in sorted(build.rglob("*.parquet"))
+              if p.relative_to(build).parts[0] != "shareable"}
+    exports = home / "exports" / D.isoformat()
+    frames |= {str(p.relative_to(home)): pl.read_parquet(p) for p in sorted(exports.rglob("*.parquet"))}
     return {"status": manifest["status"], "jobs": statuses, "inputs": inputs}, frames
 
 
