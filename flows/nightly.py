@@ -14,20 +14,20 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from nightshift import alerts, night
+from nightshift import alerts, night, steps
 from nightshift.settings import Settings, load_settings
 
 
 def _transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry only what may pass by itself (`night.is_transient`): I/O errors, a locked file, a timeout."""
+    """Retry only what may pass by itself (`steps.is_transient`): I/O errors, a locked file, a timeout."""
     try:
         state.result()
     except BaseException as e:
-        return night.is_transient(e)
+        return steps.is_transient(e)
     return False
 
 
-RETRY = dict(retries=night.RETRIES, retry_delay_seconds=exponential_backoff(backoff_factor=night.BACKOFF_S),
+RETRY = dict(retries=steps.RETRIES, retry_delay_seconds=exponential_backoff(backoff_factor=steps.BACKOFF_S),
              retry_condition_fn=_transient, cache_policy=NO_CACHE)
 
 

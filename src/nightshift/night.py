@@ -17,43 +17,22 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from nightshift import __version__, alerts, attention, change, ingest, publish, reporting, runs, shareable
 from nightshift.jobs import JOBS, JobContext, get_job, preload
 from nightshift.settings import Settings
 from nightshift.sources import input_stamp, latest_complete_date, latest_drop
+from nightshift.steps import Submit, steps_for
 from nightshift.tables import DAILY_TABLES
-from nightshift.warehouse import Warehouse, WarehouseBusy
+from nightshift.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
-# What may pass by itself and is worth a retry: I/O errors, a locked file, a timeout. Every shell
-# applies this one policy (LocalSteps here, Prefect's task options in flows/).
-TRANSIENT = (OSError, TimeoutError, duckdb.IOException, WarehouseBusy)
-RETRIES = 2
-BACKOFF_S = 2.0
 WAREHOUSE_WAIT_S = 3600.0  # a step in another process waits its turn for the warehouse's write lock
-
-# submit(step, fn, *args) runs `fn(*args)` somewhere and returns a future of its result.
-Submit = Callable[..., Any]
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether a failure may pass by itself (retried), as opposed to a bug or a missing file."""
-    return isinstance(exc, TRANSIENT) and not isinstance(exc, FileNotFoundError | PermissionError)
-
-
-def retry_delays(retries: int = RETRIES) -> list[float]:
-    """Seconds to wait before each retry: exponential back-off."""
-    return [BACKOFF_S * 2**i for i in range(retries)]
-
 
 class NoCompleteDate(RuntimeError):
     """There is no date for which every daily table has data."""
@@ -266,58 +245,6 @@ def write_reports_index(settings: Settings) -> Path:
 def new_attempt(trigger: str) -> dict[str, Any]:
     """A fresh attempt record."""
     return {"run_id": uuid.uuid4().hex[:12], "started": runs.now(), "ended": None, "trigger": trigger}
-
-
-# -- where steps run ---------------------------------------------------------------------------------
-def _with_retries(fn: Callable[..., Any], *args: Any) -> Any:
-    for delay in [*retry_delays(), None]:
-        try:
-            return fn(*args)
-        except Exception as e:
-            if delay is None or not is_transient(e):
-                raise
-            log.warning("%s failed (%s: %s); retrying in %.0f s", fn.__name__, type(e).__name__, e, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
-
-
-class DaskSteps:
-    """`submit` for a night whose steps run on the Dask cluster at `address`, transient failures retried."""
-
-    def __init__(self, address: str):
-        from dask.distributed import Client
-
-        self.client = Client(address)
-
-    def __call__(self, step: str, fn: Callable[..., Any], *args: Any) -> Any:
-        return self.client.submit(_with_retries, fn, *args, pure=False, key=f"{step}-{uuid.uuid4().hex[:8]}")
-
-    def __enter__(self) -> DaskSteps:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.client.close()
-
-
-def steps_for(settings: Settings) -> LocalSteps | DaskSteps:
-    """Where a night's steps run when no shell says: the Dask cluster at `dask_address`, else threads here."""
-    return DaskSteps(settings.dask_address) if settings.dask_address else LocalSteps(settings.max_workers)
-
-
-class LocalSteps:
-    """`submit` for a night in this process: steps on a thread pool, transient failures retried."""
-
-    def __init__(self, max_workers: int):
-        self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="nightshift")
-
-    def __call__(self, step: str, fn: Callable[..., Any], *args: Any) -> Future:
-        return self.pool.submit(_with_retries, fn, *args)
-
-    def __enter__(self) -> LocalSteps:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.pool.shutdown(wait=True)
 
 
 def ingest_step(settings: Settings, run_date: date, tables: list[str] | None = None) -> dict[str, ingest.TableLoad]:
