@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from test_behavior_data import load_frames
 
 from nightshift.demo import SIZES
 from nightshift.demo import events as demo_events
@@ -75,18 +76,6 @@ def test_visit_bins_are_public_and_cover_everyone() -> None:
     assert set(bins) == set(channels.VISIT_BINS)
 
 
-def _load(path: Path, frames: dict):
-    from nightshift.warehouse import Warehouse
-
-    wh = Warehouse(path)
-    for table, col in (("users", "signup_date"), ("events", "ts")):
-        f = frames[table].with_columns(pl.col(col).cast(pl.Date).alias("_partition"))
-        wh.cursor.register("_in", f.to_arrow())
-        wh.cursor.execute({"users": "insert into users select * from _in", "events": "insert into events select * from _in"}[table])
-        wh.cursor.unregister("_in")
-    return wh
-
-
 def _visible_text(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
@@ -98,7 +87,7 @@ def _run_and_render(frames: dict, home: Path, nights: list[date]) -> tuple:
     from nightshift.settings import load_settings
 
     settings = load_settings(home=home)
-    wh = _load(home / "wh.duckdb", frames)
+    wh = load_frames(home / "wh.duckdb", frames)
     results = []
     for night in nights:
         ctx = JobContext("behavior", night, settings, wh, home / f"out-{night}")
