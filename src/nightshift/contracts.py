@@ -14,6 +14,7 @@ from datetime import date
 import polars as pl
 import pyarrow as pa
 
+from nightshift.settings import Settings
 from nightshift.tables import Column, TableSpec, spec
 from nightshift.warehouse import Warehouse
 
@@ -127,6 +128,12 @@ class Plausible:
 
     earliest: date = date(1901, 1, 1)
     max_days_before_drop: int | None = 366
+
+    @classmethod
+    def of(cls, settings: Settings, table: str) -> Plausible:
+        """The settings' window for `table`. A user source splits rows by their own date, so "long
+        before its drop" applies to landing drops only."""
+        return cls(settings.earliest_date, None if table in settings.sources else settings.max_days_before_drop)
 
 
 def check(table: str, raw: pa.Table, warehouse: Warehouse, plausible: Plausible = Plausible()) -> Checked:

@@ -122,10 +122,7 @@ def _load_chunk(settings: Settings, warehouse: Warehouse, batch: list[tuple[Part
     table = out.table
     ok = [part for part, _ in batch]
     raw = one_relation([tb for _, tb in batch])
-    # A user source splits rows by their own date, so "long before its drop" applies to landing drops only.
-    plausible = contracts.Plausible(settings.earliest_date,
-                                    None if table in settings.sources else settings.max_days_before_drop)
-    checked = contracts.check(table, raw, warehouse, plausible)
+    checked = contracts.check(table, raw, warehouse, contracts.Plausible.of(settings, table))
     days = [p.day for p in ok]
     counts = (
         pl.DataFrame({"_partition": days}, schema={"_partition": pl.Date})

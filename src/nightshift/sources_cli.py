@@ -93,9 +93,7 @@ def _recent(settings: Settings, warehouse, table: str, parts: list, failures: in
             counts.add_row(str(part.day), "-", "-", "-", escape(str(e)))
             continue
         raw = raw.append_column("_partition", pa.array([part.day] * raw.num_rows, pa.date32()))
-        plausible = contracts.Plausible(settings.earliest_date,
-                                        None if table in settings.sources else settings.max_days_before_drop)
-        checked = contracts.check(table, raw, warehouse, plausible)
+        checked = contracts.check(table, raw, warehouse, contracts.Plausible.of(settings, table))
         counts.add_row(str(part.day), f"{raw.num_rows:,}", f"{checked.good.height:,}", f"{checked.bad.height:,}",
                        escape("; ".join(f"{Path(f).name}: {r}" for f, r in part.rejected)))
         bad_rows += checked.bad.head(failures).select("_partition", "_reason").rows()
