@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
+from polars.testing import assert_frame_equal
 
 from nightshift import contracts, reporting
 from nightshift.demo import SIZES
@@ -36,6 +37,13 @@ def demo() -> dict:
     return {"inventory": inv["inventory"], "sales": sales["sales"], "truth": inv["_truth"]}
 
 
+@pytest.fixture(scope="module")
+def sold_out(demo: dict) -> pl.DataFrame:
+    """The demo with W01/P0001 sold out on D (nothing of it in transit): tomorrow's list orders it."""
+    hit = (pl.col("date") == D) & (pl.col("warehouse_id") == "W01") & (pl.col("product_id") == "P0001")
+    return demo["inventory"].with_columns(pl.when(hit).then(0).otherwise(pl.col("on_hand")).alias("on_hand"))
+
+
 def _warehouse(path: Path, inventory: pl.DataFrame, sales: pl.DataFrame | None) -> Warehouse:
     wh = Warehouse(path)
     for name, frame in (("inventory", inventory), ("sales", sales)):
@@ -57,9 +65,9 @@ def _run(tmp_path: Path, inventory: pl.DataFrame, sales: pl.DataFrame | None, ru
 
 
 @pytest.fixture(scope="module")
-def night(demo: dict, tmp_path_factory: pytest.TempPathFactory):
+def night(demo: dict, sold_out: pl.DataFrame, tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("inv_night")
-    result, ctx = _run(tmp, demo["inventory"], demo["sales"])
+    result, ctx = _run(tmp, sold_out, demo["sales"])
     return result, ctx
 
 
@@ -120,7 +128,9 @@ def test_job_outputs_orders_and_policy(night) -> None:
     assert (below["order_qty"] == below["order_up_to"] - below["position"]).all()
     assert (ok.filter(pl.col("position") > pl.col("reorder_point"))["order_qty"] == 0).all()
     assert orders.height == (policy["order_qty"] > 0).sum()
-    assert orders.height > 0
+    assert orders.filter(pl.col("warehouse_id") == "W01", pl.col("product_id") == "P0001").height == 1
+    # stock ordered on the nights before D and still in transit counts: it is not ordered again
+    assert policy.filter(pl.col("inbound") > 0, pl.col("on_hand") <= pl.col("reorder_point")).height > 0
     assert orders.select((pl.col("arrives_on") == pl.lit(D) + pl.duration(days=pl.col("lead_time_days"))).all()).item()
     assert ok["stockout_risk"].is_between(0, 1).all()
     # the no-history SKU: a clear status, no numbers invented, nothing ordered
@@ -167,16 +177,62 @@ def test_page_renders_escaped(night) -> None:
     assert "chart-" in html and "&lt;b&gt;P9" in html and "<b>P9" not in html
 
 
-def test_inbound_from_earlier_order_lists(night, tmp_path: Path) -> None:
-    result, ctx = night
+def test_in_transit_counts_what_arrives_after_the_date() -> None:
+    night_1 = pl.DataFrame({"warehouse_id": ["W01", "W01"], "product_id": ["P0002", "P0002"], "order_qty": [40.0, 7.0],
+                            "arrives_on": [D + timedelta(days=2), D]})
+    night_2 = pl.DataFrame({"warehouse_id": ["W01"], "product_id": ["P0002"], "order_qty": [9.0],
+                            "arrives_on": [D + timedelta(days=3)]})
+    assert job.in_transit([night_1, night_2], D).to_dicts() == [
+        {"warehouse_id": "W01", "product_id": "P0002", "inbound": 49.0}]  # what arrives on D is on hand
+    assert job.in_transit([], D).height == 0
+
+
+@pytest.fixture(scope="module")
+def warehouse(demo: dict, sold_out: pl.DataFrame, tmp_path_factory: pytest.TempPathFactory):
+    """The demo in one warehouse: its as-of reads serve every run date."""
+    wh = _warehouse(tmp_path_factory.mktemp("inv_wh") / "wh.duckdb", sold_out, demo["sales"])
+    yield wh
+    wh.close()
+
+
+def _night(home: Path, wh: Warehouse, run_date: date):
+    """One night of the job in `home` (its registry and state store), reading the shared warehouse."""
+    ctx = JobContext("inventory", run_date, load_settings(home=home), wh, home / "out" / run_date.isoformat())
+    result = job.run(ctx, params=FAST)
+    return result, pl.read_parquet(ctx.out_dir / "policy.parquet"), pl.read_parquet(ctx.out_dir / "orders.parquet")
+
+
+def test_a_date_gives_the_same_orders_whether_or_not_the_night_before_ran(warehouse: Warehouse,
+                                                                          tmp_path: Path) -> None:
+    after, fresh = tmp_path / "after", tmp_path / "fresh"
+    _night(after, warehouse, D - timedelta(days=1))
+    # The champion is the declared dependence on earlier nights: the fresh home starts from the same one,
+    # and from nothing else of the night before (a state store, if the job kept one, stays behind).
+    shutil.copytree(after / "models" / "inventory", fresh / "models" / "inventory",
+                    ignore=shutil.ignore_patterns("state"))
+    result, policy, orders = _night(after, warehouse, D)
+    result_fresh, policy_fresh, orders_fresh = _night(fresh, warehouse, D)
+    assert result.models == result_fresh.models
+    assert_frame_equal(policy, policy_fresh)
+    assert_frame_equal(orders, orders_fresh)
+    assert orders.height > 0 and policy["inbound"].sum() > 0  # orders of the nights before D are in transit
+    lead = int(policy["lead_time_days"].max())
+    assert result.context["inbound_nights"] == job.REPLAY_LEAD_TIMES * lead
+    assert result.extra["depends_on_earlier_nights"] == job.DEPENDS_ON_EARLIER_NIGHTS
+    assert "inventory_demand champion" in job.DEPENDS_ON_EARLIER_NIGHTS
+
+
+def test_state_saved_for_other_nights_does_not_change_a_dates_orders(warehouse: Warehouse, tmp_path: Path) -> None:
+    _, policy, orders = _night(tmp_path, warehouse, D)
+    # Order lists as an older version of the job kept them: one from a night before D, and later nights'.
     store = JobState(tmp_path / "models", "inventory")
-    store.save_frame(job.ORDERS, D - timedelta(days=1), pl.DataFrame({
-        "warehouse_id": ["W01", "W01"], "product_id": ["P0002", "P0002"], "order_qty": [40.0, 7.0],
-        "arrives_on": [D + timedelta(days=2), D]}))
-    store.save_frame(job.ORDERS, D, pl.DataFrame({  # tonight's own orders: not inbound for tonight
-        "warehouse_id": ["W01"], "product_id": ["P0002"], "order_qty": [99.0], "arrives_on": [D + timedelta(days=3)]}))
-    inbound, nights = job._inbound(SimpleNamespace(run_date=D, state=store), 5)
-    assert nights == 1 and inbound.to_dicts() == [{"warehouse_id": "W01", "product_id": "P0002", "inbound": 40.0}]
+    everything = policy.select(job.KEYS).with_columns(pl.lit(1000.0).alias("order_qty"),
+                                                      pl.lit(D + timedelta(days=3)).alias("arrives_on"))
+    for day in (D - timedelta(days=1), D + timedelta(days=1), D + timedelta(days=5)):
+        store.save_frame("orders", day, everything)
+    _, policy_again, orders_again = _night(tmp_path, warehouse, D)
+    assert_frame_equal(policy, policy_again)
+    assert_frame_equal(orders, orders_again)
 
 
 def test_contract_rejects_and_job_copes_without_those_rows(demo: dict, tmp_path: Path) -> None:

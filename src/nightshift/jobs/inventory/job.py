@@ -8,6 +8,11 @@ warehouse × SKU for the fill-rate target in settings, tomorrow's order list, an
 last days of actual demand through the policy (and a naive one) to check the service it really gives.
 Series the model cannot score get a clear status instead of a number: too little history →
 empirical quantiles; no demand ever → no forecast, review by hand.
+
+Inbound stock (ordered, not yet received) is our own order lists of the nights before D, replayed
+from the warehouse as of D with tonight's model and rule (`inbound_stock`), never read back from what
+earlier runs stored: a date gives the same orders whether or not the night before ran. What still
+depends on earlier nights is declared in the manifest (`DEPENDS_ON_EARLIER_NIGHTS`).
 """
 
 from __future__ import annotations
@@ -24,11 +29,18 @@ from nightshift.registry import ModelVersion
 from nightshift.selection import Candidate, Judge, compete
 
 JUDGE = Judge("pinball", higher_is_better=False, min_rows=100)  # the one selection rule's terms
-ORDERS = "orders"  # the orders placed each night, in the job's state store
 HOLDOUT_DAYS = 120  # model holdout and policy replay: the last ~4 months, unseen by training
 TRAIN_EVERY = 2  # train on every 2nd origin day: neighbouring lead-time targets overlap almost fully
 SPIKE_FACTOR = 10  # a day above 10x the 28-day median (and 20 units) is flagged as a spike
 KEYS = ["warehouse_id", "product_id"]
+# Nights of order lists replayed for the inbound stock, in lead times: orders from the older lead time
+# have arrived by D, but they fill the pipeline the newer nights' decisions saw.
+REPLAY_LEAD_TIMES = 2
+DEPENDS_ON_EARLIER_NIGHTS = {
+    "inventory_demand champion": "the demand model in use is the registry's champion, left by the nights run before "
+                                 "this one (in a backfill, possibly a later date's); tonight's challenger replaces it "
+                                 "only if it beats it on the holdout (the one selection rule)",
+}
 
 
 def _train_and_register(ctx: JobContext, feat: pl.DataFrame, holdout_days: int,
@@ -86,27 +98,68 @@ def _empirical(feat: pl.DataFrame, rows: pl.DataFrame, as_of: date) -> np.ndarra
     return demand.baseline(feat, rows, as_of)
 
 
-def _inbound(ctx: JobContext, max_lead: int) -> tuple[pl.DataFrame, int]:
-    """Units ordered on the `max_lead` nights before D (kept in the job's state) that arrive after D."""
-    d = ctx.run_date
-    nights = ctx.state.frames(ORDERS, since=d - timedelta(days=max_lead), before=d)
-    if not nights:
-        return pl.DataFrame(schema={"warehouse_id": pl.String, "product_id": pl.String, "inbound": pl.Float64}), 0
-    frame = pl.concat([orders.select(*KEYS, "order_qty", "arrives_on") for _, orders in nights])
-    inbound = (frame.filter(pl.col("arrives_on") > d).group_by(KEYS)
-               .agg(pl.col("order_qty").sum().cast(pl.Float64).alias("inbound")))
-    return inbound, len(nights)
+def order_list(table: pl.DataFrame, d: date) -> pl.DataFrame:
+    """The night's orders: the policy rows with something to order, placed on D + 1, largest value first."""
+    return (table.filter(pl.col("order_qty") > 0)
+            .select(*KEYS, "order_qty", "order_value", "position", "reorder_point", "order_up_to",
+                    "lead_time_days", "stockout_risk")
+            .with_columns(pl.lit(d + timedelta(days=1)).alias("order_date"),
+                          (pl.lit(d) + pl.duration(days=pl.col("lead_time_days"))).alias("arrives_on"))
+            .sort("order_value", descending=True))
+
+
+def in_transit(lists: list[pl.DataFrame], d: date) -> pl.DataFrame:
+    """Units of the order lists of nights before D that arrive after D, per warehouse × SKU."""
+    frame = pl.concat([o.select(*KEYS, "order_qty", "arrives_on") for o in lists]) if lists else pl.DataFrame(
+        schema={"warehouse_id": pl.String, "product_id": pl.String, "order_qty": pl.Float64, "arrives_on": pl.Date})
+    return (frame.filter(pl.col("arrives_on") > d).group_by(KEYS, maintain_order=True)
+            .agg(pl.col("order_qty").sum().cast(pl.Float64).alias("inbound")))
+
+
+def inbound_stock(feat: pl.DataFrame, model: demand.Forecaster | None, d: date, target: float) -> tuple[pl.DataFrame, int]:
+    """Stock in transit at D: the order lists of the nights before D, replayed from the warehouse as of D.
+
+    Each night n gets the list tonight's rule gives on n's rows, with the replayed lists before it as
+    its inbound, from an empty pipeline `REPLAY_LEAD_TIMES` lead times back. The stored lists of
+    earlier runs are not used: they were made with those nights' models and inbound, so they exist or
+    not depending on which nights ran, and D's orders would too. `feat` carries `with_stock`.
+    """
+    first = max(d - timedelta(days=REPLAY_LEAD_TIMES * int(feat["lead_time_days"].max() or 1)), feat["date"].min())
+    window = feat.filter(pl.col("date").is_between(first, d - timedelta(days=1)))
+    # The fallback quantiles from targets complete by the first night: no night sees a later target,
+    # and one computation serves every night.
+    window = window.with_columns(pl.Series("fallback", _empirical(feat, window, first)))
+    lists: list[pl.DataFrame] = []
+    for n in pl.date_range(first, d - timedelta(days=1), eager=True):
+        rows = _night_rows(window, n, in_transit(lists, n))
+        q, source = _quantiles(model, rows, rows["fallback"].to_numpy())
+        lists.append(order_list(_policy_table(rows, q, source, target), n))
+    return in_transit(lists, d), len(lists)
+
+
+def with_stock(feat: pl.DataFrame) -> pl.DataFrame:
+    """Each day with its series' last counted on-hand and the day it was counted (a gap keeps the last count)."""
+    counted_on = pl.when(pl.col("on_hand").is_not_null()).then(pl.col("date"))
+    return feat.with_columns(pl.col("on_hand").forward_fill().over(KEYS, order_by="date").alias("on_hand_now"),
+                             counted_on.forward_fill().over(KEYS, order_by="date").alias("last_seen"))
+
+
+def _night_rows(feat: pl.DataFrame, n: date, inbound: pl.DataFrame) -> pl.DataFrame:
+    """Night n's row per warehouse × SKU, with the units in transit (0 when none)."""
+    return (feat.filter(pl.col("date") == n).join(inbound, on=KEYS, how="left")
+            .with_columns(pl.col("inbound").fill_null(0.0)).sort(KEYS))
 
 
 def plan(feat: pl.DataFrame, model: demand.Forecaster | None, d: date, target: float,
          inbound: pl.DataFrame) -> pl.DataFrame:
     """The policy table: one row per warehouse × SKU as of D, with tomorrow's recommended order."""
-    today = feat.filter(pl.col("date") == d)
-    last_stock = (feat.filter(pl.col("on_hand").is_not_null()).group_by(KEYS)
-                  .agg(pl.col("on_hand").last().alias("on_hand_now"), pl.col("date").max().alias("last_seen")))
-    today = (today.join(last_stock, on=KEYS, how="left").join(inbound, on=KEYS, how="left")
-             .with_columns(pl.col("inbound").fill_null(0.0)).sort(KEYS))
+    today = _night_rows(feat, d, inbound)
     q, source = _quantiles(model, today, _empirical(feat, today, d))
+    return _policy_table(today, q, source, target)
+
+
+def _policy_table(today: pl.DataFrame, q: np.ndarray, source: list[str], target: float) -> pl.DataFrame:
+    """The (s, S) levels, order and risks per row from its lead-time demand quantiles and where they came from."""
     lead = today["lead_time_days"].to_numpy().astype(float)
     pol = policy.policy(q, demand.QUANTILES, lead, today["unit_cost_cents"].to_numpy().astype(float),
                     today["holding_cost_rate"].to_numpy(), today["order_cost_cents"].to_numpy().astype(float), target)
@@ -192,21 +245,15 @@ def run(ctx: JobContext, *, holdout_days: int = HOLDOUT_DAYS, params: dict | Non
     if daily.height == 0:
         raise ValueError(f"inventory: the inventory table has no rows on or before {d}; load it first "
                          "(make run loads the landing zone) or pick a later date")
-    feat = demand.add_features(daily)
+    feat = with_stock(demand.add_features(daily))
     warnings: list[str] = []
     model, quality, models, notes, selections = _train_and_register(ctx, feat, holdout_days, params)
     warnings += notes
-    inbound, nights = _inbound(ctx, int(feat["lead_time_days"].max() or 1))
-    policy = plan(feat, model, d, target, inbound)
-    orders = (policy.filter(pl.col("order_qty") > 0)
-              .select(*KEYS, "order_qty", "order_value", "position", "reorder_point", "order_up_to",
-                      "lead_time_days", "stockout_risk")
-              .with_columns(pl.lit(d + timedelta(days=1)).alias("order_date"),
-                            (pl.lit(d) + pl.duration(days=pl.col("lead_time_days"))).alias("arrives_on"))
-              .sort("order_value", descending=True))
+    transit, nights = inbound_stock(feat, model, d, target)
+    policy = plan(feat, model, d, target, transit)
+    orders = order_list(policy, d)
     ctx.write_parquet("policy", policy)
     ctx.write_parquet("orders", orders)
-    ctx.state.save_frame(ORDERS, d, orders)  # tomorrow's inbound stock
     sim = replay(feat, model, d, target, min(holdout_days, 120))
     if sim is None:
         warnings.append("the policy replay was skipped: no series has a model forecast for the whole window")
@@ -219,7 +266,7 @@ def run(ctx: JobContext, *, holdout_days: int = HOLDOUT_DAYS, params: dict | Non
                         "and no order; set their stock by hand: "
                         + ", ".join(f"{r['warehouse_id']}/{r['product_id']}" for r in skipped.head(10).to_dicts()))
     if nights == 0:
-        warnings.append("no earlier order lists found: inbound (ordered, not yet received) is taken as 0")
+        warnings.append("no night before D to replay: inbound (ordered, not yet received) is taken as 0")
     context = report.context(policy, orders, quality, sim, target, nights)
     summary = {
         "service_target": target,
@@ -239,5 +286,6 @@ def run(ctx: JobContext, *, holdout_days: int = HOLDOUT_DAYS, params: dict | Non
     return JobResult(summary=summary, context=context, models=models, warnings=warnings, selections=selections,
                      headline=headline,
                      extra={"seconds": round(time.perf_counter() - t0, 2), "series": policy.height,
+                            "depends_on_earlier_nights": DEPENDS_ON_EARLIER_NIGHTS,
                             "device": "cuda" if isinstance(model, demand.QuantileDemandModel) and demand.xgb_device() == "cuda"
                             else "cpu"})
