@@ -7,7 +7,7 @@ correction shaped after how load arises: a linear blend of the known load foreca
 occupancy-gated heating/cooling response to an estimated felt temperature (see `build_model`):
 the interaction of temperature with hour and day type that the linear baseline cannot express.
 Without a temperature column the response is replaced by occupancy-gated blend weights. The job
-averages a few such networks trained at once from different seeds (`train`).
+trains one such network (`train` can average several trained at once from different seeds).
 
 GPU: `MirroredStrategy` over every visible GPU with mixed precision; CPU: the default strategy,
 with op determinism so a seed gives the same model.
@@ -249,10 +249,16 @@ def _members_mae(y_true, y_pred):
     return keras.ops.mean(keras.ops.abs(y_pred - keras.ops.expand_dims(y_true, 1)), axis=(1, 2))
 
 
-MAX_EPOCHS, PATIENCE, LEARNING_RATE = 40, 6, 1e-3
+# What one night's training costs is windows x epochs x members (a step's cost grows with its
+# windows, not with the network's width). Measured on the small demo (2 cores, `make bench`, seeds
+# 7/1/2): 3 members over 4,722 windows at 1e-3 with patience 6 took 66 s for a holdout MAE of 4.23 kWh;
+# one network over 2,361 windows at 2e-3 with patience 4 stops after 7-10 epochs, ~12 s, at
+# 3.82-4.04 kWh. A single network's error moves with its seed more than the mean of three, but the
+# bake-off judges it on the holdout like any candidate: a poor draw loses to a baseline, not published.
+MAX_EPOCHS, PATIENCE, LEARNING_RATE = 40, 4, 2e-3
 # Windows fitted per epoch and validated on, at most: neighbouring origins (3 h apart, hourly in
 # validation) are near-copies, so evenly thinned windows teach nearly as much for a fraction of the time.
-FIT_WINDOWS, VALIDATION_WINDOWS = 5000, 700
+FIT_WINDOWS, VALIDATION_WINDOWS = 2500, 700
 
 
 def default_batch_size(n_windows: int) -> int:
@@ -275,7 +281,7 @@ class TrainResult:
     validation: dict[str, Any] = field(default_factory=dict)  # what came out: validation MAE, best epochs
 
 
-MEMBERS = 3  # networks averaged by the job: one network's holdout error moved by up to 9% with its seed
+MEMBERS = 1  # networks averaged by the job (see above: more cost proportionally more seconds)
 
 
 def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, members: int = MEMBERS,
