@@ -18,9 +18,10 @@ def needs_a_look(manifest: dict[str, Any]) -> list[dict[str, str]]:
     """Each item: `text` (a sentence) and `link` (the page or section that explains it)."""
     items = []
     for job, j in manifest["jobs"].items():
-        page = f"{job}.html" if j["status"] in ("success", "reused") or j.get("stale_from") else "#jobs"
+        page = f"{job}.html" if has_page(job, j) else "#jobs"
         if j["status"] == "failed":
-            items.append({"text": f"{job} failed: {j.get('error')}", "link": "#jobs"})
+            where = f" (full traceback in {j['log']})" if j.get("log") else ""
+            items.append({"text": f"{job} failed: {j.get('error')}{where}", "link": page})
         elif j["status"] == "skipped":
             items.append({"text": f"{job} did not run: {j.get('error')}", "link": "#quality"})
         items += [{"text": f"{job}: {w}", "link": page} for w in j.get("warnings", [])]
@@ -36,3 +37,9 @@ def needs_a_look(manifest: dict[str, Any]) -> list[dict[str, str]]:
             items.append({"text": f"table {table}: {bad / read:.0%} of the rows delivered for {manifest['run_date']} "
                                   f"were quarantined ({bad:,} of {read:,})", "link": "#quality"})
     return items
+
+
+def has_page(job: str, record: dict[str, Any]) -> bool:
+    """Whether the night has a page for the job: its report, the last good one, or the page of its failure."""
+    return (record["status"] in ("success", "reused") or bool(record.get("stale_from"))
+            or f"{job}.html" in (record.get("outputs") or []))

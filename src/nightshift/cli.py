@@ -30,19 +30,34 @@ def _options(verbose: Annotated[bool, typer.Option("--verbose", "-v",
     quiet(not verbose)
 
 
+NOISY = ("absl", "tensorflow", "keras", "prefect", "distributed", "py.warnings")
+
+
 def quiet(on: bool) -> None:
-    """Silence (or let through) the libraries' logging; set before they are imported."""
+    """Keep the libraries' logging off the terminal (or let it through); set before they are imported.
+
+    Their loggers stay open at INFO, so the night's log file (`nightshift.nightlog`) keeps every line:
+    only the terminal's handler filters. Python warnings become log records for the same reason.
+    """
     import logging
     import os
-    import warnings
 
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3" if on else "0"
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3" if on else "0"  # C++ lines bypass logging: silenced, not kept
     os.environ["PREFECT_LOGGING_LEVEL"] = "ERROR" if on else "INFO"
-    for name in ("absl", "tensorflow", "keras", "prefect", "distributed", "py.warnings"):
-        logging.getLogger(name).setLevel(logging.ERROR if on else logging.INFO)
-    logging.basicConfig(level=logging.WARNING if on else logging.INFO, format="%(message)s")
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    terminal = logging.StreamHandler()
+    terminal.setFormatter(logging.Formatter("%(message)s"))
+    terminal.setLevel(logging.WARNING if on else logging.INFO)
     if on:
-        warnings.filterwarnings("ignore", module=r"(keras|tensorflow|prefect|absl)(\.|$)")
+        terminal.addFilter(_not_noise)
+    logging.basicConfig(level=logging.INFO, handlers=[terminal])
+
+
+def _not_noise(record) -> bool:
+    """On a quiet terminal the noisy libraries show only errors."""
+    return record.levelno >= 40 or record.name.split(".")[0] not in NOISY
 
 
 DateOpt = Annotated[str | None, typer.Option("--date", help="Run date YYYY-MM-DD (default: latest complete date).")]
@@ -118,6 +133,8 @@ def print_result(result: dict) -> None:
         t.add_row(job, f"[{color}]{j['status']}[/{color}]", f"{j['seconds']:.1f}", _models_in_use(j), escape(j["error"] or ""))
     console.print(t)
     console.print(f"report: [bold]{result['report']}[/bold]")
+    if result.get("log") and any(j["status"] == "failed" for j in result["jobs"].values()):
+        console.print(f"tracebacks: [bold]{result['log']}[/bold]")
     console.print(f"all nights: [bold]{Path(result['report']).parents[1] / 'index.html'}[/bold]")
 
 
@@ -160,6 +177,8 @@ def status(
               f"ended {a.get('ended') or '-'}; rows in {read:,}, quarantined {quarantined:,})")
         for job, j in a.get("jobs", {}).items():
             print(f"    {job}: {j['status']}" + (f" ({j['error']})" if j.get("error") else ""))
+        if a.get("log") and runs.attempt_status(a) != "success":
+            print(f"    log: {a['log']}")
         for table, t in a.get("tables", {}).items():  # skipped folders, rejected files: said, not silent
             for note in [t["problem"]] * bool(t.get("problem")) + t.get("notes", []):
                 print(f"    table {table}: {note}")
@@ -199,7 +218,19 @@ def main() -> None:
     from nightshift.warehouse import WarehouseBroken, WarehouseBusy
 
     try:
-        app()
+        # Not standalone: Click's usage errors come here, to be said in one line like every other error.
+        code = app(standalone_mode=False)
+    except typer.TyperException as e:  # Click's errors (a usage error has the command it is about)
+        ctx = getattr(e, "ctx", None)
+        where = ctx.command_path if ctx else "nightshift"
+        if not e.format_message().strip():  # `nightshift` alone: the help was shown, nothing more to say
+            sys.exit(e.exit_code)
+        console.print(f"[red]{escape(where)}: {escape(e.format_message())}[/red] (see `{escape(where)} --help`)",
+                      soft_wrap=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:  # end of input at a prompt
+        console.print("aborted")
+        sys.exit(1)
     except SettingsError as e:
         console.print(f"[red]settings error:[/red] {escape(str(e))}")
         sys.exit(2)
@@ -212,6 +243,7 @@ def main() -> None:
         console.print(f"[red]cannot write {escape(str(e.filename or ''))}: {escape(e.strerror or str(e))}; "
                       "free disk space or fix the folder's permissions, then run again[/red]")
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)  # typer.Exit(n) comes back as n
 
 
 def _mount() -> None:

@@ -22,7 +22,19 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from nightshift import __version__, alerts, attention, change, ingest, publish, reporting, runs, shareable
+from nightshift import (
+    __version__,
+    alerts,
+    attention,
+    change,
+    ingest,
+    nightlog,
+    publish,
+    reporting,
+    runs,
+    shareable,
+    trends,
+)
 from nightshift.jobs import JOBS, JobContext, get_job, preload
 from nightshift.settings import Settings
 from nightshift.sources import input_stamp, latest_complete_date, latest_drop
@@ -57,6 +69,7 @@ class JobOutcome:
     shareable: list[dict[str, Any]] = field(default_factory=list)  # its files in the shareable tier
     headline: str = ""  # see JobResult.headline
     produced_by: str = ""  # the run whose outputs these are (an earlier one for reused and carried jobs)
+    log: str = ""  # a failed job: the night's log file, which holds its full traceback (nightlog)
 
 
 def job_input_hash(settings: Settings, warehouse: Warehouse, job: str, run_date: date) -> str:
@@ -93,14 +106,25 @@ def run_job(settings: Settings, warehouse: Warehouse, run_date: date, job: str, 
     context = {**result.context}
     if "privacy" in ctx.__dict__:  # the job used the privacy layer: its page shows the Privacy section
         context.setdefault("privacy", ctx.privacy.section())
+    tonight = trends.measures(job, {"status": "success", "summary": result.summary,
+                                    "seconds": time.perf_counter() - start}, _day_rows(loads))
     reporting.write_page(build / f"{job}.html", f"{job}.html.j2", run_date=run_date, job=job,
-                         title=spec.title, warnings=result.warnings, selections=result.selections, **context)
+                         title=spec.title, warnings=result.warnings, selections=result.selections,
+                         answer=result.headline, **context,
+                         trends=trends.job_trends(job, trends.earlier_nights(settings.reports_dir, run_date), run_date,
+                                                  tonight))
     outputs = sorted(str(p.relative_to(build)) for p in (build / job).glob("*")) if (build / job).exists() else []
     releases = ctx.privacy.results if "privacy" in ctx.__dict__ else []
     return JobOutcome(job, "success", time.perf_counter() - start, digest, result.summary, result.models,
                       result.warnings, outputs=[*outputs, f"{job}.html"], extra=result.extra,
                       selections=result.selections, shareable=shareable.collect(build, job, releases, spec.shareable),
                       headline=result.headline)
+
+
+def _day_rows(loads: dict[str, ingest.TableLoad]) -> dict[str, dict[str, int]]:
+    """The date's own drop per table, as the manifest's `inputs` hold it (what `trends.measures` reads)."""
+    return {t: {"day_rows_read": load.day_rows_read, "day_rows_quarantined": load.day_rows_quarantined}
+            for t, load in loads.items()}
 
 
 def failed(job: str, exc: BaseException, seconds: float = 0.0) -> JobOutcome:
@@ -137,6 +161,10 @@ def publish_night(settings: Settings, run_date: date, build: Path, outcomes: lis
             if prev_job.get("status") in ("success", "reused") and _carry_over(settings, run_date, o.job, build):
                 o.stale_from = prev.get("run_id")
                 o.outputs = prev_job.get("outputs", [])
+        if o.status == "failed" and o.produced_by == attempt["run_id"]:
+            o.log = attempt.get("log", "")
+            if not o.stale_from:
+                _failure_page(build, run_date, o)
     status = overall_status(outcomes)
     manifest = {
         "run_date": run_date.isoformat(),
@@ -146,6 +174,7 @@ def publish_night(settings: Settings, run_date: date, build: Path, outcomes: lis
         "started": attempt["started"],
         "finished": runs.now(),
         "trigger": attempt.get("trigger", "manual"),
+        "log": attempt.get("log", ""),
         "inputs": quality,
         "input_hashes": fingerprints,
         "jobs": {o.job: asdict(o) for o in outcomes},
@@ -156,11 +185,19 @@ def publish_night(settings: Settings, run_date: date, build: Path, outcomes: lis
     shareable.write_page(build, run_date, {o.job: o.shareable for o in outcomes if o.shareable
                                            and (o.status in ("success", "reused") or o.stale_from)})
     reporting.write_page(build / "index.html", "run.html.j2", run_date=run_date, manifest=manifest,
+                         job_trends=trends.night_trends(settings.reports_dir, run_date, manifest),
                          root="..", assets="../assets")
     reporting.install_assets(settings.reports_dir)
     publish.swap_in(build, settings.reports_dir / run_date.isoformat())
     write_reports_index(settings)
     return settings.reports_dir / run_date.isoformat() / "index.html"
+
+
+def _failure_page(build: Path, run_date: date, outcome: JobOutcome) -> None:
+    """A failed job with no good page to keep gets a page that says why and names the log file."""
+    reporting.write_page(build / f"{outcome.job}.html", "failed.html.j2", run_date=run_date, job=outcome.job,
+                         title=get_job(outcome.job).title, outcome=outcome)
+    outcome.outputs = [f"{outcome.job}.html"]
 
 
 def _not_in_this_run(settings: Settings, run_date: date, build: Path, prev: dict[str, Any],
@@ -171,7 +208,7 @@ def _not_in_this_run(settings: Settings, run_date: date, build: Path, prev: dict
     for job, record in prev.get("jobs", {}).items():
         if job in ran:
             continue
-        if record["status"] in ("success", "reused") or record.get("stale_from"):
+        if record.get("outputs"):  # a good page, a stale one or a failure page: each stays with its record
             _carry_over(settings, run_date, job, build)
         known = {f.name for f in fields(JobOutcome)}
         kept.append(JobOutcome(**{k: v for k, v in record.items() if k in known},
@@ -276,11 +313,12 @@ class NightResult:
     report: str
     jobs: dict[str, dict[str, Any]]
     alerted: bool = False
+    log: str = ""  # the night's log file (nightlog)
 
     def as_dict(self) -> dict[str, Any]:
         """The result as plain data (what the Prefect flow returns and alerts read)."""
         return {"run_date": self.run_date.isoformat(), "status": self.status, "report": self.report,
-                "jobs": self.jobs, **({"alerted": True} if self.alerted else {})}
+                "jobs": self.jobs, "log": self.log, **({"alerted": True} if self.alerted else {})}
 
 
 def run_night(settings: Settings, run_date: date | None = None, jobs: list[str] | None = None, *,
@@ -300,40 +338,49 @@ def run_night(settings: Settings, run_date: date | None = None, jobs: list[str] 
     run_date = _checked_date(settings, run_date, sorted({t for n in names for t in get_job(n).tables}), names)
     with runs.date_lock(settings, run_date, wait_s=lock_wait_s, purpose=trigger):
         attempt = new_attempt(trigger)
-        attempt["input_stamp"] = input_stamp(settings, run_date)
-        runs.save_attempt(settings, run_date, attempt)
-        publish.sweep_orphans(settings.reports_dir, run_date.isoformat())
-        build = publish.new_build_dir(settings.reports_dir, run_date.isoformat())
-        progress(f"{run_date}: loading the tables")
-        loads = submit("ingest", ingest_step, settings, run_date).result()
-        progress(_loaded(loads))
-        # Only jobs that will run import their libraries: a skipped energy job never loads TensorFlow.
-        preload([n for n in names if all(loads[t].usable for t in get_job(n).tables if t in loads)])
-        futures = {j: submit(f"job {j}", job_step, settings, run_date, j, build, loads, force) for j in names}
-        for job, future in futures.items():
-            future.add_done_callback(lambda f, job=job: progress(_finished(job, f)))
-        progress(f"running {', '.join(names)}")
-        outcomes = [_outcome(j, fut) for j, fut in futures.items()]
-        with Warehouse.open(settings, wait_s=WAREHOUSE_WAIT_S) as wh:
-            prints = table_fingerprints(wh, run_date, list(loads))
-            quality = data_quality(wh, run_date, loads)
-        report = submit("publish", publish_step, settings, run_date, build, outcomes, attempt, prints,
-                        quality).result()
-        progress(f"published {report}")
-        attempt.update(ended=runs.now(), status=overall_status(outcomes), report=report,
-                       jobs={o.job: {"status": o.status, "seconds": round(o.seconds, 2), "error": o.error,
-                                     "input_hash": o.input_hash, "selections": o.selections} for o in outcomes},
-                       tables={t: {"read": q["rows_read"], "loaded": q["rows_loaded"],
-                                   "quarantined": q["rows_quarantined"], "problem": q["problem"],
-                                   "notes": [e for e in q["errors"] if e != q["problem"]]}
-                               for t, q in quality.items()})
-        runs.save_attempt(settings, run_date, attempt)
+        attempt["log"] = str(nightlog.log_path(settings, run_date, attempt["run_id"]))
+        with nightlog.night_log(Path(attempt["log"])):
+            _run_locked(settings, run_date, names, submit, force, attempt, progress)
+    report = attempt["report"]
     log.info("night of %s: %s — %s", run_date, attempt["status"], report)
-    result = NightResult(run_date, attempt["status"], report, attempt["jobs"])
+    result = NightResult(run_date, attempt["status"], report, attempt["jobs"], log=attempt["log"])
     if result.status != "success":
         alerts.on_result(settings, result.as_dict(), trigger)
         result.alerted = True
     return result
+
+
+def _run_locked(settings: Settings, run_date: date, names: list[str], submit: Submit, force: bool,
+                attempt: dict[str, Any], progress: Callable[[str], None]) -> None:
+    """The night under its date's lock: ingest, the jobs, publish; `attempt` is filled in and saved."""
+    attempt["input_stamp"] = input_stamp(settings, run_date)
+    runs.save_attempt(settings, run_date, attempt)
+    publish.sweep_orphans(settings.reports_dir, run_date.isoformat())
+    build = publish.new_build_dir(settings.reports_dir, run_date.isoformat())
+    progress(f"{run_date}: loading the tables")
+    loads = submit("ingest", ingest_step, settings, run_date).result()
+    progress(_loaded(loads))
+    # Only jobs that will run import their libraries: a skipped energy job never loads TensorFlow.
+    preload([n for n in names if all(loads[t].usable for t in get_job(n).tables if t in loads)])
+    futures = {j: submit(f"job {j}", job_step, settings, run_date, j, build, loads, force) for j in names}
+    for job, future in futures.items():
+        future.add_done_callback(lambda f, job=job: progress(_finished(job, f)))
+    progress(f"running {', '.join(names)}")
+    outcomes = [_outcome(j, fut) for j, fut in futures.items()]
+    with Warehouse.open(settings, wait_s=WAREHOUSE_WAIT_S) as wh:
+        prints = table_fingerprints(wh, run_date, list(loads))
+        quality = data_quality(wh, run_date, loads)
+    report = submit("publish", publish_step, settings, run_date, build, outcomes, attempt, prints,
+                    quality).result()
+    progress(f"published {report}")
+    attempt.update(ended=runs.now(), status=overall_status(outcomes), report=report,
+                   jobs={o.job: {"status": o.status, "seconds": round(o.seconds, 2), "error": o.error,
+                                 "input_hash": o.input_hash, "selections": o.selections} for o in outcomes},
+                   tables={t: {"read": q["rows_read"], "loaded": q["rows_loaded"],
+                               "quarantined": q["rows_quarantined"], "problem": q["problem"],
+                               "notes": [e for e in q["errors"] if e != q["problem"]]}
+                           for t, q in quality.items()})
+    runs.save_attempt(settings, run_date, attempt)
 
 
 def _checked_date(settings: Settings, run_date: date | None, tables: list[str], names: list[str]) -> date:
@@ -373,5 +420,5 @@ def _outcome(job: str, future: Any) -> JobOutcome:
     try:
         return future.result()
     except Exception as e:  # one job's failure must not stop the night
-        log.error("job %s failed: %s", job, e)
+        log.error("job %s failed: %s", job, e, exc_info=e)  # the whole traceback, for the night's log file
         return failed(job, e)

@@ -43,7 +43,7 @@ def show_ledger(home: Path | None = None, as_of: str | None = None, releases: bo
     for col, justify in (("dataset", "left"), ("unit", "left"), ("window", "left"), ("budget ε", "right"),
                          ("spent ε", "right"), ("left ε", "right"), ("releases", "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    notes = []
+    notes, deltas = [], []
     for name, asked_budget in settings.privacy_budgets.items():
         asked = Limit.of(asked_budget)
         limit = in_force(entries, name, asked)
@@ -57,19 +57,29 @@ def show_ledger(home: Path | None = None, as_of: str | None = None, releases: bo
         table.add_row(name, ", ".join(units) or "—", f"{use.window_start} … {use.window_end}",
                       f"{limit.epsilon:g}", f"{use.spent:.4g}",
                       f"[{style}]{left:.4g}[/{style}]" if style else f"{left:.4g}", str(use.releases))
+        if use.delta_spent:  # a line of its own: the table already fills a narrow terminal
+            deltas.append(f"{name}: δ {use.delta_spent:.2g} spent in this window by DP key selections "
+                          "(the chance that a value held by a handful of people was named)")
     console.print(table)
+    for line in deltas:
+        console.print(escape(line))
     for note in notes:
         console.print(f"[yellow]{escape(note)}[/yellow]")
     if rows.is_empty():
         console.print("No releases recorded yet: nothing has been spent.")
     elif releases:
         detail = Table(title="Charged releases")
-        for col in ("run date", "dataset", "job", "release", "ε", "release id", "charged at"):
+        for col in ("run date", "dataset", "job", "release", "ε", "δ", "release id", "charged at"):
             detail.add_column(col)
         for r in rows.iter_rows(named=True):  # one row per charged release: the ledger itself
             detail.add_row(str(r["run_date"]), r["dataset"], r["job"], r["release_name"], f"{r['epsilon']:g}",
-                           r["release_id"][:12], r["charged_at"])
+                           _delta(r["delta"]), r["release_id"][:12], r["charged_at"])
         console.print(detail)
+
+
+def _delta(delta: float) -> str:
+    """δ as spent by DP key selections; a pure-ε release shows a dash, not a misleading 0."""
+    return f"{delta:.2g}" if delta else "—"
 
 
 @app.callback(invoke_without_command=True)
@@ -98,6 +108,30 @@ def verify_command(home: Path = HOME) -> None:
         raise typer.Exit(1) from None
     head = entries[-1].hash if entries else "none"
     console.print(f"ledger OK: {len(entries)} entries, head {head}; anchor: {escape(store.anchor_text())}")
+
+
+@app.command("readable")
+def readable_command(run_date: str = typer.Option(..., "--date", help="The night to measure, YYYY-MM-DD"),
+                     home: Path = HOME) -> None:
+    """Per release charged on a night: its cells and how many are unreadable (suppressed, or not above ±)."""
+    from nightshift.privacy.readability import night
+
+    _, store = _open(home)
+    day = parse_date(run_date, "--date")
+    rows = night(store, day)
+    table = Table(title=f"Readable cells of the releases charged on {day}")
+    for col in ("job", "release", "ε", "δ", "cells", "unreadable", "readable"):
+        table.add_column(col)
+    for r in rows.iter_rows(named=True):
+        table.add_row(r["job"], r["release"], f"{r['epsilon']:.4g}", _delta(r["delta"]), str(r["cells"]),
+                      str(r["unreadable"]), _share(r["cells"] - r["unreadable"], r["cells"]))
+    cells, bad = int(rows["cells"].sum()), int(rows["unreadable"].sum())
+    table.add_row("all", "", "", "", str(cells), str(bad), _share(cells - bad, cells))
+    console.print(table)
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part} ({part / whole:.0%})" if whole else "—"
 
 
 @app.command("raise-budget")

@@ -77,10 +77,22 @@ class Budget(BaseModel):
     window_days: int = Field(default=365, gt=0)
 
 
+# ε 12 per person per 365 days per dataset (about 1 a month); why this number: docs/PRIVACY.md.
 DEFAULT_BUDGETS = {
-    "users": Budget(epsilon=40.0),
-    "applicants": Budget(epsilon=40.0),
-    "households": Budget(epsilon=40.0),
+    "users": Budget(epsilon=12.0),
+    "applicants": Budget(epsilon=12.0),
+    "households": Budget(epsilon=12.0),
+}
+
+# Public key lists (`privacy_public_keys.<list>`): values a DP release may use as keys because they were
+# decided without looking at anyone's rows (a campaign catalogue, service regions). The defaults are
+# the demo's lists; declare your own, or leave a list out to have its keys chosen by DP key selection
+# (see nightshift.privacy.keys). Values outside a list are counted in one "other" cell.
+# (Energy's DP release pools all regions, so it needs no region list: see docs/PRIVACY.md.)
+PUBLIC_KEY_LISTS = ("campaigns", "loan_regions")
+DEMO_PUBLIC_KEYS = {
+    "campaigns": [f"cmp_{i:02d}" for i in range(1, 11)],
+    "loan_regions": ["north", "south", "east", "west", "central"],
 }
 
 
@@ -107,6 +119,8 @@ class Settings(BaseSettings):
     warehouse_memory_limit: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")
     # privacy
     privacy_budgets: dict[str, Budget] = Field(default_factory=lambda: dict(DEFAULT_BUDGETS))
+    privacy_public_keys: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEMO_PUBLIC_KEYS.items()})
     # models
     champion_margin: float = Field(default=0.002, ge=0)  # a challenger must beat the champion by this
     # energy
@@ -155,6 +169,19 @@ class Settings(BaseSettings):
                         f"({', '.join(names)}); write their_name = \"our_name\" to rename, or "
                         f"our_name = \"SQL expression\" to compute one"
                     )
+        return v
+
+    @field_validator("privacy_public_keys")
+    @classmethod
+    def _known_key_lists(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, values in v.items():
+            if name not in PUBLIC_KEY_LISTS:
+                raise SettingsError(f"privacy_public_keys: unknown list {name!r}; known lists: "
+                                    f"{', '.join(PUBLIC_KEY_LISTS)} (leave one out to select its keys with DP)")
+            if not values or len(set(values)) != len(values) or "other" in values:
+                raise SettingsError(f"privacy_public_keys.{name}: needs distinct values, none of them 'other' "
+                                    "(values outside the list are counted as 'other'); leave the list out "
+                                    "to select its keys with DP")
         return v
 
     @field_validator("jobs")

@@ -4,7 +4,9 @@ A night's reports are in two tiers. The *team* pages (`reports/<D>/*.html`) may 
 the team owns the raw data. The *shareable* tier holds only
 
 - differential-privacy releases, byte for byte the noisy tables stored in the privacy ledger
-  (`kind: dp`, with their release id), and
+  (`kind: dp`, with their release id),
+- declared post-processing of such a release (`kind: dp-post`: a function of the stored noisy table
+  only, e.g. the loans model's AUC and calibration from its DP band x outcome histogram), and
 - outputs about things that are not people (`kind: non-person`: sales forecasts, inventory orders),
   as each job declares in its registration (`Job.shareable`).
 
@@ -15,7 +17,9 @@ owner-only exports (`exports/<D>/`).
 
 from __future__ import annotations
 
+import importlib
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,15 @@ from nightshift import publish, reporting
 
 FOLDER = "shareable"
 PREVIEW_ROWS = 200  # rows of a table shown on the page; the Parquet file has them all
+# DP releases whose post-processing is published too: release name -> the module whose POST_PROCESSING
+# maps an output name to a function of the release's stored noisy table (and of nothing else).
+POST_PROCESSED = {"loans_model_quality": "nightshift.jobs.loans.quality"}
+
+
+def post_processing(release: str) -> dict[str, Callable[[pl.DataFrame], pl.DataFrame]]:
+    """The declared post-processing of a release (empty for most)."""
+    module = POST_PROCESSED.get(release)
+    return importlib.import_module(module).POST_PROCESSING if module else {}
 
 
 def collect(build: Path, job: str, releases: list[Any], non_person: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -38,6 +51,12 @@ def collect(build: Path, job: str, releases: list[Any], non_person: tuple[str, .
         publish.write_parquet_atomic(r.table, folder / name)
         entries.append({"file": f"{job}/{name}", "kind": "dp", "release": r.name, "release_id": r.release_id,
                         "dataset": r.dataset, "as_of": str(r.run_date), "stale": r.stale})
+        for output, derive in post_processing(r.name).items():
+            derived = f"{r.name}_{output}.parquet"
+            publish.write_parquet_atomic(derive(r.table), folder / derived)
+            entries.append({"file": f"{job}/{derived}", "kind": "dp-post", "release": r.name, "output": output,
+                            "release_id": r.release_id, "dataset": r.dataset, "as_of": str(r.run_date),
+                            "stale": r.stale})
     for output in non_person:
         source = build / job / f"{output}.parquet"
         if source.exists():

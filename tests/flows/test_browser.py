@@ -226,6 +226,12 @@ def test_every_page_renders_cleanly_offline(published: Path) -> None:
     for job in JOBS:
         assert all(report[f"2026-03-01_{job}"]["charts"]), f"the {job} page has a chart without SVG"
         assert report[f"2026-03-01_{job}"]["charts"], f"the {job} page has no chart"
+    # each page leads with its answer; how it was computed is folded below it
+    for job, answer, folded in (("sales", "The outlook per store and product", "How tonight's forecasts were made"),
+                                ("energy", "Peak load per region on", "How the candidates were trained"),
+                                ("inventory", "Order list for tomorrow", "Tonight in numbers")):
+        text = report[f"2026-03-01_{job}"]["text"]
+        assert answer in text and folded in text and text.index(answer) < text.index(folded), job
     partial, failed = report["2026-02-28_index"]["text"], report["2026-02-27_index"]["text"]
     assert "Needs a look" in partial and "energy did not run: table energy: no data for 2026-02-28" in partial
     assert "energy did not run" in failed

@@ -4,6 +4,7 @@ output about non-people, or a declared constant; anything else is a leak.
 `untraced(settings, run_date)` returns the problems (empty when the tier is clean):
 - a file in `reports/<D>/shareable/` that its manifest does not declare;
 - a DP table that differs from the release stored in the privacy ledger under its id;
+- a post-processed table that differs from its declared function of that stored release;
 - a non-person table from a job that did not declare that output shareable;
 - a column naming a person anywhere in the tier;
 - a number in the page that is in none of the traced tables and is no declared constant.
@@ -21,7 +22,7 @@ from nightshift import __version__
 from nightshift.jobs import JOBS
 from nightshift.privacy import ledger
 from nightshift.privacy.store import Store
-from nightshift.shareable import PREVIEW_ROWS
+from nightshift.shareable import PREVIEW_ROWS, post_processing
 
 PERSON_COLUMNS = {"user_id", "applicant_id", "application_id", "customer", "customer_id", "meter_id", "event_id"}
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?")
@@ -83,6 +84,12 @@ def _trace(job: str, entry: dict, frame: pl.DataFrame, store: Store) -> list[str
         stored = ledger.find(store, entry["release_id"])
         if stored is None or not stored.table.equals(frame):
             problems.append(f"{entry['file']}: not the release {entry['release_id']} stored in the privacy ledger")
+    elif entry["kind"] == "dp-post":
+        stored = ledger.find(store, entry["release_id"])
+        derive = post_processing(entry["release"]).get(entry["output"])
+        if stored is None or derive is None or not derive(stored.table).equals(frame):
+            problems.append(f"{entry['file']}: not the declared post-processing {entry['output']!r} of the release "
+                            f"{entry['release_id']} stored in the privacy ledger")
     elif entry["kind"] != "non-person" or entry["output"] not in JOBS[job].shareable:
         problems.append(f"{entry['file']}: {job} does not declare {entry.get('output')!r} a non-person output")
     return problems

@@ -1,8 +1,10 @@
 """The neighbour audit on every release shape the jobs use, and on each planted privacy bug.
 
-Shapes: counts, distinct counts, counts with sums (channel_day), a sum with a negative bound, means
-at a fine resolution (segment_profiles, energy) and a one-row-per-unit histogram (visits_histogram),
-each over several cells. The added unit has more than K rows, in every declared cell and in one
+Shapes: counts, distinct counts, counts with sums (channel_window), a sum with a negative bound, means
+at a fine resolution (loans portfolio, energy) and a one-row-per-unit histogram (visits_histogram),
+each over several cells; and the DP key selection (thresholded noisy distinct counts, (ε, δ)-DP),
+audited against its declared ε and δ, which must fail when the threshold ignores δ, when the counts
+are kept without noise, or when K values per unit are not bounded. The added unit has more than K rows, in every declared cell and in one
 undeclared cell, with values far beyond the bound of larger magnitude: the worst case for K, for the
 clip bounds and for the cells. The audit must pass on the real code and fail on each planted bug.
 """
@@ -17,10 +19,10 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
-from dp_audit import audit, numpy_sampler, opendp_sampler
+from dp_audit import audit, audit_selection, numpy_sampler, numpy_selector, opendp_sampler, opendp_selector
 from scipy import stats
 
-from nightshift.privacy import Count, Mean, Release, Sum, bounding, layer
+from nightshift.privacy import Count, KeySelection, Mean, Release, Sum, bounding, keys, layer
 from nightshift.privacy.spec import Query
 
 CELLS = ["search", "social", "email"]
@@ -159,4 +161,68 @@ def test_audit_with_the_releases_own_opendp_noise(cur, monkeypatch, bug):
     shape = SHAPES["count"]
     declare = BUGS[bug][0](monkeypatch, shape) if bug else declared(shape)
     verdict = audit(cur, declare, *neighbours(shape), sampler=opendp_sampler, n=20_000)
+    assert verdict.passed is (bug is None), verdict
+
+
+# -- the key selection shape ----------------------------------------------------------------------------
+SELECTION = KeySelection("key_selection", "users", "user_id", "g", "campaigns", max_keys_per_unit=1,
+                         epsilon=EPSILON, delta=1e-6)
+# The added unit: alone in a value nobody else has (the δ case: it must not be named), or in every common
+# value (more values than K: the bound on values per unit, and each kept count, must absorb it).
+SELECTION_UNITS = {"rare": ["zz"] * 3, "common": CELLS * 3}
+
+
+def selection_neighbours(unit: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    base, _ = neighbours(SHAPES["count"])
+    where = SELECTION_UNITS[unit]
+    added = pl.DataFrame({"user_id": [10_000] * len(where), "g": where, "x": [0.0] * len(where),
+                          "y": [0.0] * len(where)})
+    return base, pl.concat([base, added])
+
+
+def threshold_without_delta(monkeypatch):
+    # The smallest threshold OpenDP accepts, whatever δ it costs: one person's value gets named.
+    monkeypatch.setattr(keys, "threshold", lambda selection: int(selection.max_keys_per_unit))
+
+
+def kept_without_noise(monkeypatch):
+    monkeypatch.setattr(keys, "select", lambda selection, counts, at: {k: v for k, v in counts.items() if v >= at})
+
+
+def values_per_unit_unbounded(monkeypatch):
+    _patch_bounding_sql(monkeypatch, "partition by unit order by", "partition by unit, cell order by")
+
+
+SELECTION_BUGS = {"threshold_without_delta": (threshold_without_delta, "rare"),
+                  "values_per_unit_unbounded": (values_per_unit_unbounded, "common")}
+
+
+@pytest.mark.parametrize("unit", list(SELECTION_UNITS))
+def test_key_selection_passes_the_audit(cur, unit):
+    verdict = audit_selection(cur, SELECTION, *selection_neighbours(unit), selector=numpy_selector(1))
+    assert verdict.passed, verdict
+
+
+@pytest.mark.parametrize("bug", list(SELECTION_BUGS))
+def test_each_planted_key_selection_bug_fails_the_audit(cur, monkeypatch, bug):
+    plant, unit = SELECTION_BUGS[bug]
+    plant(monkeypatch)
+    verdict = audit_selection(cur, SELECTION, *selection_neighbours(unit), selector=numpy_selector(1))
+    assert not verdict.passed, f"the audit missed {bug}: {verdict}"
+
+
+def test_key_selection_kept_without_noise_fails_the_audit(cur, monkeypatch):
+    # Through the layer's own `keys.select` (a few hundred draws suffice: the outputs never overlap).
+    kept_without_noise(monkeypatch)
+    verdict = audit_selection(cur, SELECTION, *selection_neighbours("common"), selector=opendp_selector, n=300)
+    assert not verdict.passed, verdict
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("bug", "unit"), [(None, "rare"), (None, "common"), ("threshold_without_delta", "rare"),
+                                           ("kept_without_noise", "common")])
+def test_key_selection_audit_with_opendps_own_threshold_mechanism(cur, monkeypatch, bug, unit):
+    if bug:
+        {"threshold_without_delta": threshold_without_delta, "kept_without_noise": kept_without_noise}[bug](monkeypatch)
+    verdict = audit_selection(cur, SELECTION, *selection_neighbours(unit), selector=opendp_selector, n=3_000)
     assert verdict.passed is (bug is None), verdict

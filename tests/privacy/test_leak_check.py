@@ -32,7 +32,7 @@ def test_the_shareable_tier_of_a_demo_night_traces_every_number(night):
     root = night.reports_dir / D.isoformat() / "shareable"
     kinds = {e["kind"] for entries in json.loads((root / "manifest.json").read_text())["files"].values()
              for e in entries}
-    assert kinds == {"dp", "non-person"}
+    assert kinds == {"dp", "dp-post", "non-person"}
     assert untraced(night, D) == []
     team = (night.reports_dir / D.isoformat() / "loans.html").read_text()
     assert "Team tier" in team and "shareable/index.html" in team

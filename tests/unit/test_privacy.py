@@ -139,7 +139,7 @@ def test_section_and_template_show_spend_budget_moe_and_suppressions(wh, tmp_pat
     sec = layer.section()
     assert sec["epsilon_spent"] == 1.0
     assert sec["budgets"] == [{"dataset": "users", "budget": 1.5, "window_days": 365, "window_start": "2025-03-02",
-                               "window_end": "2026-03-01", "spent": 1.0, "left": 0.5}]
+                               "window_end": "2026-03-01", "spent": 1.0, "left": 0.5, "delta_spent": 0.0}]
     assert {m["name"]: m["moe"] for m in sec["releases"][0]["measures"]}["avg_rev"] == "per row"
     html = environment().from_string('{% import "_privacy.html.j2" as p %}{{ p.privacy_section(privacy) }}').render(
         privacy=sec)

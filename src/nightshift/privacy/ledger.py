@@ -52,6 +52,7 @@ class WindowUse:
     window_end: date
     spent: float
     releases: int
+    delta_spent: float = 0.0  # the δ of key selections in the window (recorded, not budgeted)
 
 
 def window_use(entries: list[Entry], dataset: str, run_date: date, window_days: int) -> WindowUse:
@@ -61,16 +62,16 @@ def window_use(entries: list[Entry], dataset: str, run_date: date, window_days: 
     fullest window can be slid right until it starts at a release date or at `run_date`; the
     trailing window is a candidate too, and wins ties (it is the one people expect to see).
     """
-    near = [(date.fromisoformat(e.data["run_date"]), e.data["epsilon"]) for e in _charges(entries)
-            if e.data["dataset"] == dataset]
-    near = [(d, eps) for d, eps in near if abs((d - run_date).days) < window_days]
+    near = [(date.fromisoformat(e.data["run_date"]), e.data["epsilon"], e.data.get("delta", 0.0))
+            for e in _charges(entries) if e.data["dataset"] == dataset]
+    near = [(d, eps, delta) for d, eps, delta in near if abs((d - run_date).days) < window_days]
 
     def use(start: date) -> WindowUse:
         end = start + timedelta(days=window_days - 1)
-        inside = [eps for d, eps in near if start <= d <= end]
-        return WindowUse(start, end, math.fsum(inside), len(inside))
+        inside = [(eps, delta) for d, eps, delta in near if start <= d <= end]
+        return WindowUse(start, end, math.fsum(e for e, _ in inside), len(inside), math.fsum(d for _, d in inside))
 
-    starts = sorted({run_date - timedelta(days=window_days - 1), run_date, *(d for d, _ in near if d <= run_date)})
+    starts = sorted({run_date - timedelta(days=window_days - 1), run_date, *(d for d, _, _ in near if d <= run_date)})
     return max(map(use, starts), key=lambda u: u.spent)  # max keeps the first: the trailing window wins ties
 
 
@@ -140,6 +141,7 @@ class Charge:
     privacy_unit: str
     epsilon: float
     asked: Limit  # the budget the settings ask for
+    delta: float = 0.0  # > 0 only for (ε, δ) releases: a DP key selection (nightshift.privacy.keys)
 
 
 def check(entries: list[Entry], charge: Charge) -> Limit:
@@ -175,7 +177,7 @@ def commit(store: Store, charge: Charge, table: pl.DataFrame, meta: dict[str, An
         store.append(entries, [{
             "kind": "charge", "release_id": charge.release_id, "job": charge.job, "release": charge.release_name,
             "run_date": charge.run_date.isoformat(), "dataset": charge.dataset, "unit": charge.privacy_unit,
-            "epsilon": charge.epsilon, "budget": limit.epsilon, "window_days": limit.window_days,
+            "epsilon": charge.epsilon, "delta": charge.delta, "budget": limit.epsilon, "window_days": limit.window_days,
             "input_hash": charge.input_hash, "meta": meta, "at": now, **saved,
         }])
     return Stored(charge.release_id, charge.run_date, charge.epsilon, table, meta), True
@@ -185,8 +187,8 @@ def ledger_rows(source: Any) -> pl.DataFrame:
     """Every charge in the ledger, oldest first."""
     rows = [{"run_date": date.fromisoformat(d["run_date"]), "dataset": d["dataset"], "privacy_unit": d["unit"],
              "job": d["job"], "release_name": d["release"], "epsilon": float(d["epsilon"]),
-             "release_id": d["release_id"], "charged_at": d["at"]}
+             "delta": float(d.get("delta", 0.0)), "release_id": d["release_id"], "charged_at": d["at"]}
             for d in (e.data for e in _charges(store_of(source).entries()))]
     schema = {"run_date": pl.Date, "dataset": pl.String, "privacy_unit": pl.String, "job": pl.String,
-              "release_name": pl.String, "epsilon": pl.Float64, "release_id": pl.String, "charged_at": pl.String}
+              "release_name": pl.String, "epsilon": pl.Float64, "delta": pl.Float64, "release_id": pl.String, "charged_at": pl.String}
     return pl.DataFrame(rows, schema=schema)

@@ -65,6 +65,10 @@ class Release:
     # to its window (the frame passed in: one day, the last 28 days, ...), across all cells together.
     max_rows_per_unit: int = 1
     epsilon: float = 0.1
+    # key column -> the public list its values come from (`privacy_public_keys.<list>` or that list's DP
+    # key selection, see nightshift.privacy.keys); the layer refuses values the list does not hold.
+    # Key columns not named here hold code constants: the calendar, the channel enum, fixed bins.
+    public_lists: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Raise ValueError naming what is wrong with the declaration."""
@@ -81,6 +85,9 @@ class Release:
                                                                   if isinstance(m, Mean)]
         if len(set(out_cols)) != len(out_cols) or taken & set(out_cols):
             raise ValueError(f"{where}: measure names must be unique and differ from key/unit columns")
+        for col in self.public_lists:
+            if col not in self.keys:
+                raise ValueError(f"{where}: public list given for {col!r}, which is not a key column")
         for col, values in self.keys.items():
             if len(values) == 0 or len(set(values)) != len(values):
                 raise ValueError(f"{where}: key {col!r} needs a non-empty list of distinct public values")

@@ -20,13 +20,17 @@ STATIC = Path(str(resources.files(__package__) / "static"))  # package data: CSS
 @cache
 def environment() -> jinja2.Environment:
     """The template environment: autoescape on for every template, undefined variables are errors."""
-    return jinja2.Environment(
+    from nightshift.reporting.charts import sparkline  # charts imports Plotly: only once a page is drawn
+
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader(__package__, "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals["sparkline"] = sparkline  # numbers in, escaped SVG out (see charts.sparkline)
+    return env
 
 
 def render(template: str, **context: Any) -> str:
@@ -41,6 +45,9 @@ def render(template: str, **context: Any) -> str:
         "run_date": None,
         "root": "..",
         "assets": "../assets",
+        "trends": [],  # trends.Trend list: the job's small trends across nights, in base.html.j2
+        "job_trends": {},  # the night page: per job, its trends
+        "answer": "",  # JobResult.headline: the page's answer in a sentence, first on the page
     }
     return environment().get_template(template).render(**{**base, **context})
 

@@ -1,4 +1,5 @@
-"""Charts for report pages: Plotly figures serialised to JSON and drawn by the local plotly.min.js.
+"""Charts for report pages: Plotly figures serialised to JSON and drawn by the local plotly.min.js,
+and tiny inline SVG sparklines (no script: a page shows them even before Plotly loads).
 
 A job builds `plotly.graph_objects` figures (or uses the shortcuts below) and passes them to its
 template as `Chart`s; the `chart` macro in `_macros.html.j2` places them. No CDN: the page loads
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
+from markupsafe import Markup, escape
 
 _ids = itertools.count()
 
@@ -82,3 +84,24 @@ def scatter(x: Sequence, y: Sequence, title: str = "", x_title: str = "", y_titl
     fig.update_xaxes(title=x_title or None)
     fig.update_yaxes(title=y_title or None)
     return chart(fig, title)
+
+
+def sparkline(x: Sequence[float], y: Sequence[float], label: str = "", width: int = 96, height: int = 20) -> Markup:
+    """A small inline SVG line of `y` over `x` (numbers; x spaced as given), tonight's point marked.
+
+    Only numbers go into the markup; the label is escaped into the tooltip, so the result is safe to
+    place unescaped in a template.
+    """
+    pad = 2.5  # room for the end dot inside the box
+    x0, y0 = min(x), min(y)
+    sx = (width - 2 * pad) / ((max(x) - x0) or 1)
+    sy = (height - 2 * pad) / ((max(y) - y0) or 1)
+    flat = max(y) == y0  # a constant series is drawn along the middle, not the floor
+    pts = [(pad + (a - x0) * sx, height / 2 if flat else height - pad - (b - y0) * sy) for a, b in zip(x, y, strict=True)]
+    line = " ".join(f"{a:.1f},{b:.1f}" for a, b in pts)
+    return Markup(
+        f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(label)}"><title>{escape(label)}</title>'
+        f'<polyline points="{line}" fill="none" stroke="currentColor" stroke-width="1.5"/>'
+        f'<circle cx="{pts[-1][0]:.1f}" cy="{pts[-1][1]:.1f}" r="2.2" fill="currentColor"/></svg>'
+    )

@@ -2,8 +2,9 @@
 
 Why: a noisy number is released once and then only re-served. The daily trend is the sequence of
 the one-day releases each night made (never re-noised: re-noising the same day would let anyone
-average the noise away and would cost ε again), and window aggregates are re-used between their
-weekly releases. Nothing here draws noise or writes to the ledger; it only reads what was stored.
+average the noise away and would cost ε again); window aggregates are re-served between their
+releases by the privacy layer itself (`PrivacyLayer.release_every`). Nothing here draws noise or
+writes to the ledger; it only reads what was stored.
 """
 
 from __future__ import annotations
@@ -31,21 +32,3 @@ def stored_series(cur: Any, job: str, name: str, run_date: date, days: int, colu
         parts.append(t.filter(pl.col("day") == night).select(columns))
     return pl.concat(parts) if parts else None
 
-
-def latest(cur: Any, job: str, name: str, run_date: date, columns: list[str], k: int) -> Any:
-    """The newest stored release of `job`/`name` on or before `run_date` of the same shape (or None).
-
-    Same shape: tonight's output columns and the same contribution bound K, so a release of an older
-    declaration is never passed off as tonight's.
-    """
-    if not ledger.has_tables(cur):
-        return None
-    last = ledger.last_good(cur, job, name, run_date)
-    if last is None or not set(columns) <= set(last.table.columns) or last.meta.get("k") != k:
-        return None
-    return last
-
-
-def due(last: Any, run_date: date, cadence_days: int) -> bool:
-    """Whether a window release is due tonight: none yet, tonight's own, or the last is a cadence old."""
-    return last is None or last.run_date == run_date or (run_date - last.run_date).days >= cadence_days

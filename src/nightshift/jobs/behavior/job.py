@@ -25,6 +25,7 @@ from nightshift.jobs import JobContext, JobResult
 from nightshift.jobs.behavior import channels, ctr, recommendations, report, segments
 from nightshift.modeling import has_gpu
 from nightshift.modeling.xgb import xgb_device
+from nightshift.privacy.keys import fold_other
 
 WINDOW_DAYS = 90  # trends, segment features and recommendations look back this far
 CTR_DAYS = 60  # impressions the click model learns from (history features look back further)
@@ -32,6 +33,15 @@ CTR_HISTORY_DAYS = 120
 CTR_MAX_ROWS = 1_000_000  # a hash sample beyond this: enough rows for a stable model, bounded time
 ACTIVE_DAYS = 28  # users seen in the last 28 days get personal recommendations
 TOP_N = 10
+
+
+# What tonight's answer takes from nights run before it (the manifest says so: not point in time).
+DEPENDS_ON_EARLIER_NIGHTS = {
+    "ctr champion": "click-through is scored by the registry's champion, which tonight's challenger "
+                    "replaces only if it beats it on the holdout",
+    "segment ids": "matched to the centroids saved by the last night before D, so a segment keeps "
+                   "its id",
+}
 
 
 def _segments(ctx: JobContext, features: pl.DataFrame, warnings: list[str]) -> segments.Segmentation | None:
@@ -103,13 +113,16 @@ def run(ctx: JobContext) -> JobResult:
     lap("recommendations")
 
     # -- aggregates about people: the privacy layer only --------------------------------------------
-    frames = channels.person_frames(ctx.sql, features, seg.labels if seg else None)
-    campaigns = sorted(frames["campaign_window"]["campaign_id"].unique().to_list())
+    frames = channels.person_frames(ctx.sql)
     eps = channels.epsilons(ctx.settings)
-    decl = channels.declarations(eps, ctx.run_date, campaigns or ["none"], sorted(seg.centroids) if seg else [0])
-    if not campaigns:
-        frames.pop("campaign_window")
+    # The campaign keys: the declared catalogue, or a DP key selection made with the release it keys (every
+    # CADENCES nights; in between the stored selection is served, so the stored release is re-served too).
+    campaigns = ctx.privacy.public_keys(channels.campaign_selection(eps), frames["campaign_window"],
+                                        every=channels.CADENCES["campaign_keys"])
+    frames["campaign_window"] = fold_other(frames["campaign_window"], "campaign_id", campaigns)
+    decl = channels.declarations(eps, ctx.run_date, campaigns)
     released = channels.release_all(ctx.privacy, decl, frames)
+    ctx.privacy.coarsened.append(channels.COARSENED)
     warnings += [f"privacy budget refused {r}" for r in released.refused]
     t = released.tables
     series = channels.trend(ctx.warehouse.cursor, ctx.job, ctx.run_date, WINDOW_DAYS)
@@ -118,22 +131,26 @@ def run(ctx: JobContext) -> JobResult:
     table = channels.channel_table(t)
     best = channels.best_channel(table)
     camp = channels.campaign_table(t, model["predicted"] if model else None)
-    seg_rows, seg_chart = report.segment_rows(t.get("segment_profiles"), t.get("segment_channels"), segments.describe, WINDOW_DAYS)
+    seg_rows, seg_chart = report.segment_rows(segments.profiles(seg, features) if seg else None, segments.describe,
+                                              WINDOW_DAYS)
     context: dict[str, Any] = {
         "window_days": WINDOW_DAYS,
         "agg_days": channels.AGG_DAYS,
         "retention_days": channels.RETENTION_DAYS,
         "cadence_days": channels.CADENCE_DAYS,
+        "campaign_cadence_days": channels.CAMPAIGN_CADENCE_DAYS,
         "window_as_of": report.window_as_of(ctx.run_date, released.carried.get("channel_window"), channels.AGG_DAYS),
-        "carried": [{"release": k, "released on": d.isoformat(), "ε of that release": round(e, 4)}
-                    for k, (d, e) in released.carried.items()],
+        "campaigns_as_of": report.window_as_of(ctx.run_date, released.carried.get("campaign_window"),
+                                               channels.AGG_DAYS),
+        "carried": [{"release": k, "released on": d.isoformat()} for k, d in released.carried.items()],
         "night_epsilon": channels.night_epsilon(ctx.settings),
+        "campaign_keys": "declared" if ctx.settings.privacy_public_keys.get("campaigns") else "selected",
         "epsilons": {k: round(v, 4) for k, v in eps.items()},
         "best_channel": best,
         "channel_rows": report.channel_rows(table),
         "channel_charts": report.channel_charts(table),
         "trend_charts": report.trend_charts(series, ctx.run_date, WINDOW_DAYS),
-        "trend_nights": report.nights_shown(series.get("channel_day")),
+        "trend_nights": report.nights_shown(series.get("day_totals")),
         "histogram_chart": report.histogram_chart(t.get("visits_histogram"), channels.VISIT_BINS),
         "campaign_rows": report.campaign_rows(camp),
         "campaign_chart": report.campaign_chart(camp),
@@ -146,7 +163,7 @@ def run(ctx: JobContext) -> JobResult:
         "recs": None,
     }
     summary: dict[str, Any] = {"best_channel": best, "epsilon_night": round(channels.night_epsilon(ctx.settings), 5),
-                              "trend_nights": report.nights_shown(series.get("channel_day"))}
+                              "trend_nights": report.nights_shown(series.get("day_totals"))}
     models: dict[str, str] = {}
     selections: dict[str, dict[str, Any]] = {}
     if model:
@@ -183,7 +200,7 @@ def run(ctx: JobContext) -> JobResult:
         f"campaign rates {summary['ctr_baseline_log_loss']:.3f})." if model else "")
     return JobResult(summary=summary, context=context, models=models, warnings=warnings, selections=selections,
                      headline=headline,
-                     extra={"timings_s": timings, "device": xgb_device() if has_gpu() else "cpu"})
+                     extra={"timings_s": timings, "device": xgb_device() if has_gpu() else "cpu", "depends_on_earlier_nights": DEPENDS_ON_EARLIER_NIGHTS})
 
 
 def _r(v: float | None) -> float | None:

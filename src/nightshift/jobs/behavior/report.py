@@ -13,9 +13,8 @@ import plotly.graph_objects as go
 import polars as pl
 
 from nightshift.reporting import charts
-from nightshift.tables import CHANNELS
 
-PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3")
+COLOUR = "#636efa"
 AVG_NIGHTS = 7  # the trend line averages the stored releases of this many nights
 AVG_MIN_NIGHTS = 4  # ... drawn once at least this many of them ran
 
@@ -37,48 +36,37 @@ def nights_shown(day_series: pl.DataFrame | None) -> int:
     return 0 if day_series is None else day_series["day"].n_unique()
 
 
-def window_as_of(run_date: date, carried: tuple[date, float] | None, agg_days: int) -> dict[str, Any]:
+def window_as_of(run_date: date, carried: date | None, agg_days: int) -> dict[str, Any]:
     """The dates of the window aggregates shown: tonight's release, or the stored one re-served."""
-    made = carried[0] if carried else run_date
+    made = carried or run_date
     return {"released": made.isoformat(), "start": (made - timedelta(days=agg_days - 1)).isoformat(),
             "end": made.isoformat(), "carried": bool(carried)}
 
 
 def trend_charts(series: dict[str, pl.DataFrame | None], run_date: date, days: int) -> list[charts.Chart]:
-    """Daily trends per channel from the stored nightly releases, each point with its ± as an error bar.
+    """Daily active users (all channels) from the stored nightly releases, each point with its ± as an error bar.
 
     Every calendar day of the window is on the x axis; a day whose night did not run (no stored
     release) is a gap in the line, never filled in.
     """
+    daily = series.get("day_totals")
+    if daily is None:
+        return []
     calendar = pl.DataFrame({"day": [run_date - timedelta(days=i) for i in range(days - 1, -1, -1)]})
-    daily, new_users = series.get("channel_day"), series.get("new_users_day")
-    specs = []
-    if daily is not None:
-        specs += [(daily, "active_users", "Active users per day", 1.0), (daily, "visits", "Visits per day", 1.0),
-                  (daily, "purchases", "Purchases per day", 1.0),
-                  (daily, "revenue_cents", "Revenue per day (currency units)", 0.01)]
-    if new_users is not None:
-        specs.append((new_users, "new_users", "New users per day (by signup channel)", 1.0))
-    out = []
-    for frame, col, title, scale in specs:
-        fig = go.Figure()
-        for i, ch in enumerate(CHANNELS):
-            colour = PALETTE[i % len(PALETTE)]
-            part = calendar.join(frame.filter(pl.col("channel") == ch), on="day", how="left").sort("day")
-            x = [d.isoformat() for d in part["day"]]
-            fig.add_trace(go.Scatter(
-                x=x, y=(part[col].cast(pl.Float64) * scale).to_list(), mode="markers", name=ch, legendgroup=ch,
-                marker=dict(size=5, color=colour),
-                error_y=dict(type="data", array=(part[f"{col}_moe"] * scale).to_list(), thickness=0.6, width=2),
-            ))
-            # Averaging stored releases is post-processing (free): independent noise shrinks ~1/sqrt(n).
-            avg = part[col].cast(pl.Float64).rolling_mean(window_size=AVG_NIGHTS, min_samples=AVG_MIN_NIGHTS) * scale
-            fig.add_trace(go.Scatter(x=x, y=avg.to_list(), mode="lines", name=f"{ch} ({AVG_NIGHTS}-night average)",
-                                     legendgroup=ch, showlegend=False, connectgaps=False,
-                                     line=dict(color=colour, width=2)))
-        fig.update_xaxes(range=[calendar["day"][0].isoformat(), run_date.isoformat()])
-        out.append(charts.chart(fig, f"{title} — nightly releases ± 95%; line: {AVG_NIGHTS}-night average"))
-    return out
+    part = calendar.join(daily, on="day", how="left").sort("day")
+    x = [d.isoformat() for d in part["day"]]
+    value = part["active_users"].cast(pl.Float64)
+    fig = go.Figure([
+        go.Scatter(x=x, y=value.to_list(), mode="markers", name="nightly release", marker=dict(size=5, color=COLOUR),
+                   error_y=dict(type="data", array=part["active_users_moe"].to_list(), thickness=0.6, width=2)),
+        # Averaging stored releases is post-processing (free): independent noise shrinks ~1/sqrt(n).
+        go.Scatter(x=x, y=value.rolling_mean(window_size=AVG_NIGHTS, min_samples=AVG_MIN_NIGHTS).to_list(),
+                   mode="lines", name=f"{AVG_NIGHTS}-night average", connectgaps=False,
+                   line=dict(color=COLOUR, width=2)),
+    ])
+    fig.update_xaxes(range=[calendar["day"][0].isoformat(), run_date.isoformat()])
+    return [charts.chart(fig, f"Active users per day, all channels — nightly releases ± 95%; line: "
+                              f"{AVG_NIGHTS}-night average")]
 
 
 def channel_charts(table: pl.DataFrame | None) -> list[charts.Chart]:
@@ -117,8 +105,7 @@ def channel_rows(table: pl.DataFrame | None) -> list[dict[str, Any]]:
         rows.append({
             "channel": r["channel"],
             "users": pm(r["users"], r["users_moe"], 0),
-            "visits": pm(r["visits"], r["visits_moe"], 0),
-            "purchases": pm(r["purchases"], r["purchases_moe"], 0),
+            "buyers": pm(r["purchased"], r["purchased_moe"], 0),
             "conversion": pm(r["conversion"], r["conversion_moe"]),
             "revenue per user": pm(r["revenue_per_user_cents"], r["revenue_per_user_cents_moe"], 2, 0.01),
             "7-day retention": pm(r.get("retention_7d"), r.get("retention_7d_moe")),
@@ -179,29 +166,20 @@ def calibration_rows(calib: pl.DataFrame) -> list[dict[str, Any]]:
              "observed": _num(r["observed_rate"], 4), "gap": _num(r["gap"], 4)} for r in calib.iter_rows(named=True)]
 
 
-def segment_rows(seg: pl.DataFrame | None, seg_ch: pl.DataFrame | None, describe: Any,
+def segment_rows(seg: pl.DataFrame | None, describe: Any,
                  window_days: int) -> tuple[list[dict[str, Any]], charts.Chart | None]:
-    """Segment profiles in plain words from noisy means, sizes with ±, and a size chart."""
+    """Segment profiles in plain words from exact averages (team page only), and a size chart."""
     if seg is None:
         return [], None
-    top: dict[int, str] = {}
-    if seg_ch is not None:
-        for s, part in seg_ch.group_by("segment"):
-            best = part.sort("users", descending=True).row(0, named=True)
-            top[int(s[0])] = best["channel"] if best["users"] > best["users_moe"] else None
     rows = []
-    for r in seg.sort("segment").iter_rows(named=True):
-        profile = {"recency_days": r["recency_days"], "sessions": r["sessions"], "revenue": r["revenue"],
-                   "purchases": r["purchases"]}
+    for r in seg.iter_rows(named=True):
+        profile = {k: r[k] for k in ("recency_days", "sessions", "revenue", "purchases")}
         rows.append({
-            "segment": r["segment"], "in plain words": describe(profile, window_days, top.get(int(r["segment"]))),
-            "users": pm(r["users"], r["users_moe"], 0),
-            "days since last visit": pm(r["recency_days"], r["recency_days_moe"], 1),
-            "visits": pm(r["sessions"], r["sessions_moe"], 1),
-            "purchases": pm(r["purchases"], r["purchases_moe"], 2),
-            "revenue per user": pm(r["revenue"], r["revenue_moe"], 2),
+            "segment": r["segment"], "in plain words": describe(profile, window_days, r["top_channel"]),
+            "users": r["users"], "days since last visit": _num(r["recency_days"], 1),
+            "visits": _num(r["sessions"], 1), "purchases": _num(r["purchases"], 2),
+            "revenue per user": _num(r["revenue"], 2),
         })
-    s = seg.sort("segment")
-    chart = charts.bar([f"segment {i}" for i in s["segment"]], {"users": s["users"].to_list()},
-                       "Segment sizes (noisy)", "users", errors={"users": s["users_moe"].to_list()})
+    chart = charts.bar([f"segment {i}" for i in seg["segment"]], {"users": seg["users"].to_list()},
+                       "Segment sizes", "users")
     return rows, chart

@@ -3,7 +3,11 @@
 k is chosen by silhouette (on a sample, to stay fast) within `K_RANGE`. Segment ids are kept
 stable across nights: tonight's centroids are matched to the last saved centroids before the run
 date by a minimum-cost assignment (Hungarian method), so "segment 2" means the same kind of user
-tomorrow. Centroids are saved in raw feature units (the scaler changes nightly) under
+tomorrow.
+
+Segments are fitted on the users they describe, so a segment id is not a public key: one user more
+or less can move every centroid and every other user's label. Their profiles (`profiles`) are
+therefore exact, team-only figures: never released through the privacy layer, never shareable. Centroids are saved in raw feature units (the scaler changes nightly) under
 the job's state store (`nightshift.state`, name "segments"); they never go into a report.
 """
 
@@ -120,6 +124,17 @@ def _segment(users: pl.DataFrame, previous: dict[int, list[float]] | None, seed:
     centroids = {ids[i]: [float(v) for v in raw[i]] for i in range(k)}
     matched = len(set(ids) & set(previous or {}))
     return Segmentation(labels, centroids, k, scores, matched)
+
+
+def profiles(seg: Segmentation, users: pl.DataFrame) -> pl.DataFrame:
+    """Exact per-segment size and averages, and each segment's most common main channel (team page only)."""
+    main = pl.concat_list(SHARES).list.arg_max().replace_strict(dict(enumerate(CHANNELS)), return_dtype=pl.String)
+    rows = seg.labels.join(users, on="user_id").with_columns(main.alias("channel"),
+                                                               revenue=pl.col("revenue_cents") / 100)
+    return rows.group_by("segment").agg(
+        pl.len().alias("users"), pl.col("recency_days").mean(), pl.col("sessions").mean(),
+        pl.col("purchases").mean(), pl.col("revenue").mean(), pl.col("channel").mode().first().alias("top_channel"),
+    ).sort("segment")
 
 
 def load_previous(store: JobState, run_date: date) -> tuple[dict[int, list[float]] | None, str | None]:

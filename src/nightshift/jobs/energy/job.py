@@ -27,6 +27,15 @@ RECENT_DAYS = 7  # gaps this close to D feed tonight's forecast inputs: warn abo
 COVERAGE_K_SE = 2.0  # the page warns when coverage is further than this many sampling errors from nominal
 
 
+# What tonight's answer takes from nights run before it (the manifest says so: not point in time).
+DEPENDS_ON_EARLIER_NIGHTS = {
+    "energy_load champion": "forecasts come from the registry's champion, which tonight's challenger "
+                            "replaces only if it beats it on the holdout",
+    "training cadence": "with energy_retrain_every > 1, whether tonight trains depends on the last "
+                        "night that trained (its state)",
+}
+
+
 def run(ctx: JobContext) -> JobResult:
     """Fit (or score with the champion), judge, forecast and report for one run date."""
     t_start = time.perf_counter()
@@ -73,7 +82,7 @@ def run(ctx: JobContext) -> JobResult:
     forecast = _forecast_frame(series, live, candidates.forecast(model, live), interval.pop("live_half"), start, version)
     ctx.write_parquet("forecast", forecast)
 
-    privacy_rows, privacy_warn = report.privacy_releases(ctx, series.regions)
+    privacy_rows, privacy_warn = report.privacy_releases(ctx)
     warnings += privacy_warn
     every = ctx.settings.energy_retrain_every
     cadence = {"trained": trains, "every": every, "last_trained": str(last_trained) if last_trained else None,
@@ -101,8 +110,9 @@ def run(ctx: JobContext) -> JobResult:
                "published": published, "trained": trains, "holdout_coverage": interval["holdout_coverage"],
                "regions": len(series.regions), "model_version": version}
     return JobResult(summary=summary, context=context, models={"energy_load": version}, warnings=warnings,
-                     extra={**_extra(fitted, clean, trains), "interval": interval},
-                     selections={"energy_load": judged.verdict()} if judged else {})
+                     extra={**_extra(fitted, clean, trains), "interval": interval, "depends_on_earlier_nights": DEPENDS_ON_EARLIER_NIGHTS},
+                     selections={"energy_load": judged.verdict()} if judged else {},
+                     headline=report.headline(context["peaks"], published, hold_mae[published]))
 
 
 def _features(series: dataset.Series) -> list[str]:

@@ -10,13 +10,15 @@ the champion, scoring always uses the champion, and the page names the candidate
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from nightshift.jobs import JobContext, JobResult
-from nightshift.jobs.loans import report
+from nightshift.jobs.loans import quality, report
 from nightshift.jobs.loans.features import Split, data_hash, time_split
 from nightshift.jobs.loans.model import LOANS_FORMAT, LOGISTIC_FORMAT, PlattScaled, fit_logistic, fit_model
 from nightshift.modeling import metrics
@@ -28,8 +30,21 @@ log = logging.getLogger(__name__)
 PENDING_DAYS = 30  # an application with no outcome row this long after applying is still undecided
 METRIC = "auc"  # the champion/challenger metric (higher is better); settings.champion_margin applies
 JUDGE = Judge(METRIC, higher_is_better=True, min_rows=100)
-PORTFOLIO_EPSILON = 0.1
-PORTFOLIO_MAX_ROWS = 1  # K: applications one applicant may contribute per night (more are sampled away)
+# Privacy: the `applicants` budget is spent in weekly releases (one every CADENCE_DAYS nights, re-served
+# in between), each saving up a week's share: a year holds at most ceil(window_days / CADENCE_DAYS) of
+# them, so the shares below (adding up to 1) keep a year of nights inside the budget.
+CADENCE_DAYS = 7
+SHARES = {"loans_portfolio": 0.25, "loans_portfolio_bands": 0.25, "loans_model_quality": 0.4, "loan_region_keys": 0.1}
+COARSENED = ("Portfolio: pending applications per region and, separately, per risk band, counts only: region × "
+             "band cells and a region's mean predicted risk held fewer applications than their noise.")
+PORTFOLIO_MAX_ROWS = 1  # K: applications one applicant may contribute to a release (more are sampled away)
+
+
+# What tonight's answer takes from nights run before it (the manifest says so: not point in time).
+DEPENDS_ON_EARLIER_NIGHTS = {
+    "default_model champion": "applications are scored by the registry's champion, which tonight's "
+                              "challenger replaces only if it beats it on the holdout",
+}
 
 
 def run(ctx: JobContext) -> JobResult:
@@ -72,9 +87,11 @@ def run(ctx: JobContext) -> JobResult:
         if r["flagged"]:
             warnings.append(f"drift: {r['feature']} has PSI {r['psi']:.2f} (> {report.PSI_FLAG}) between the training "
                             "window and tonight's applications")
-    portfolio, portfolio_note = _portfolio(ctx, to_score, p, scoring_model)
-    if portfolio_note:
-        warnings.append(portfolio_note)
+    eps = epsilons(ctx.settings)
+    portfolio, portfolio_note = _portfolio(ctx, to_score, p, eps)
+    dp_quality = _quality(ctx, compare, p_hold, eps)
+    ctx.privacy.coarsened += [COARSENED, quality.COARSENED]
+    warnings += [n for n in (portfolio_note, dp_quality.get("note")) if n]
 
     context = {
         "scoring_version": scoring_version, "published": judged.published, "absent_features": absent, "challenger_version": judged.decision.challenger,
@@ -87,7 +104,8 @@ def run(ctx: JobContext) -> JobResult:
         "metrics_rows": report.metric_rows(y_cmp, preds), "band_rows": report.band_table(y_cmp, p_hold),
         "calibration_rows": cal_rows, "label_lag_rows": ctx.sql("label_lag").to_dicts(),
         "importance_rows": imp_rows, "drift_rows": drift_rows, "psi_flag": report.PSI_FLAG,
-        "portfolio_rows": portfolio, "bands": [{"band": b, "from": lo} for b, lo in report.BANDS],
+        "portfolio_rows": portfolio, "dp_quality": dp_quality, "cadence_days": CADENCE_DAYS,
+        "epsilons": {k: round(v, 4) for k, v in eps.items()}, "bands": [{"band": b, "from": lo} for b, lo in report.BANDS],
         "charts": {
             "roc": report.roc_chart(y_cmp, preds), "calibration": cal_chart,
             "distribution": report.score_distribution(y_cmp, p_hold, p),
@@ -104,7 +122,7 @@ def run(ctx: JobContext) -> JobResult:
                 f"{summary['holdout_auc']:.3f}; logistic baseline {summary['baseline_auc']:.3f})"
                 + (f"; mean probability of default {summary['mean_probability']:.1%}." if len(p) else "."))
     return JobResult(summary=summary, context=context, models={"default_model": scoring_version}, headline=headline,
-                     warnings=warnings, extra={"device": xgb_device(), "challenger": judged.decision.challenger},
+                     warnings=warnings, extra={"device": xgb_device(), "challenger": judged.decision.challenger, "depends_on_earlier_nights": DEPENDS_ON_EARLIER_NIGHTS},
                      selections={"default_model": judged.verdict()})
 
 
@@ -158,24 +176,54 @@ def _decidable_rows(rows: pl.DataFrame) -> int:
     return rows.height if rows["defaulted"].n_unique() == 2 else 0
 
 
-def _portfolio(ctx: JobContext, scored: pl.DataFrame, p: np.ndarray, model: PlattScaled) -> tuple[list[dict], str | None]:
-    """Applications and expected defaults per region and band, released through the privacy layer."""
-    from nightshift.privacy import Count, Release, Sum
+def epsilons(settings: Any) -> dict[str, float]:
+    """ε per weekly release: its share of the budget over the most weekly releases a window can hold."""
+    b = settings.privacy_budgets["applicants"]
+    week = float(b.epsilon) / math.ceil(float(b.window_days) / CADENCE_DAYS)
+    return {name: week * share for name, share in SHARES.items()}
 
-    regions = model.encoder.levels.get("region") or ["other"]
-    known = [r for r in regions if r != "other"]
+
+def _portfolio(ctx: JobContext, scored: pl.DataFrame, p: np.ndarray,
+               eps: dict[str, float]) -> tuple[dict[str, list[dict]], str | None]:
+    """Pending applications per region and per risk band, released through the privacy layer.
+
+    Regions come from the public list `privacy_public_keys.loan_regions` (or a DP key selection, made
+    with the weekly release, when it is not declared); any other region is counted as "other". Risk
+    bands are the fixed cut-points. Coarsened on purpose (`COARSENED`): two one-way tables of counts,
+    weekly, instead of region x band cells with a mean risk each, which were below their noise.
+    """
+    from nightshift.privacy import Count, KeySelection, Release
+    from nightshift.privacy.keys import fold_other
+
     frame = scored.select("applicant_id", "region").with_columns(
-        pl.when(pl.col("region").is_in(known)).then(pl.col("region")).otherwise(pl.lit("other")).alias("region"),
-        pl.Series("risk_band", report.band_of(p) if len(p) else np.array([], str)),
-        pl.Series("probability_default", p),
-    )
-    release = Release(
-        name="loans_portfolio", dataset="applicants", unit="applicant_id",
-        keys={"region": list(regions), "risk_band": [b for b, _ in report.BANDS]},
-        measures=[Count("applications"), Sum("expected_defaults", "probability_default", 0.0, 1.0, resolution=0.01)],
-        max_rows_per_unit=PORTFOLIO_MAX_ROWS, epsilon=PORTFOLIO_EPSILON,
-    )
-    res = ctx.privacy.release(release, frame)
-    if res.refused:
-        return [], f"portfolio aggregates not published: {res.refused}"
-    return res.table.to_dicts(), None
+        pl.Series("risk_band", report.band_of(p) if len(p) else [], dtype=pl.String))
+    selection = KeySelection("loan_region_keys", "applicants", "applicant_id", "region", "loan_regions",
+                             epsilon=eps["loan_region_keys"])
+    regions = ctx.privacy.public_keys(selection, frame, every=CADENCE_DAYS)
+    releases = {
+        "regions": Release("loans_portfolio", "applicants", "applicant_id", {"region": regions},
+                           [Count("applications")], max_rows_per_unit=PORTFOLIO_MAX_ROWS, epsilon=eps["loans_portfolio"],
+                           public_lists={"region": "loan_regions"}),
+        "bands": Release("loans_portfolio_bands", "applicants", "applicant_id",
+                         {"risk_band": [b for b, _ in report.BANDS]}, [Count("applications")],
+                         max_rows_per_unit=PORTFOLIO_MAX_ROWS, epsilon=eps["loans_portfolio_bands"]),
+    }
+    folded = fold_other(frame, "region", regions)
+    out, notes = {}, []
+    for part, release in releases.items():
+        res = ctx.privacy.release_every(release, folded, CADENCE_DAYS)
+        out[part] = [] if res.table is None else res.table.to_dicts()
+        if res.refused:
+            notes.append(f"{release.name}: {res.refused}")
+    return out, (f"portfolio aggregates: {'; '.join(notes)}" if notes else None)
+
+
+def _quality(ctx: JobContext, holdout: pl.DataFrame, p_hold: np.ndarray, eps: dict[str, float]) -> dict[str, Any]:
+    """The model's AUC and calibration on the holdout, from a DP band x outcome histogram (`quality`)."""
+    res = ctx.privacy.release_every(quality.declaration(eps["loans_model_quality"]),
+                                    quality.frame(holdout, p_hold), CADENCE_DAYS)
+    if res.table is None:
+        return {"note": f"DP model quality not published: {res.refused}"}
+    return {"as_of": res.run_date, "headline": quality.headline(res.table).to_dicts()[0],
+            "calibration": quality.calibration(res.table).to_dicts(),
+            "note": f"DP model quality: {res.refused}" if res.refused else None}

@@ -23,6 +23,13 @@ from nightshift.jobs.sales.parallel import make_mapper
 from nightshift.jobs.sales.series import build_tasks
 from nightshift.jobs.sales.task import SeriesResult, run_task
 
+# What tonight's answer takes from nights run before it (the manifest says so: not point in time).
+DEPENDS_ON_EARLIER_NIGHTS = {
+    "sarima orders": "each series' order and starting parameters come from the last state saved "
+                     "before D (re-selected every sales_reselect_days)",
+    "past forecast scores": "only nights that ran stored forecasts to score against their actuals",
+}
+
 
 def frequency_override(settings) -> str | None:
     """`frequency` under `[sources.sales]`, when the user set one."""
@@ -32,7 +39,7 @@ def frequency_override(settings) -> str | None:
 
 def run(ctx: JobContext) -> JobResult:
     """Forecast, backtest and score tonight's sales series."""
-    from nightshift.jobs.sales.report import build_context
+    from nightshift.jobs.sales.report import build_context, headline
 
     t0 = time.perf_counter()
     d = ctx.run_date
@@ -94,10 +101,11 @@ def run(ctx: JobContext) -> JobResult:
         context=context,
         models={"sarima": f"state {cache_date.isoformat()}" if cache_date else "cold start"},
         warnings=warnings,
+        headline=headline(context, summary),
         extra={"device": "cpu", "workers": workers, "fit_seconds": round(fit_seconds, 2),
                "seconds": round(seconds, 2), "orders_selected": selected,
                "fit_cpu_seconds": round(sum(r.cpu_seconds for r in results), 2),
-               "warm_starts": sum(r.warm for r in results)},
+               "warm_starts": sum(r.warm for r in results), "depends_on_earlier_nights": DEPENDS_ON_EARLIER_NIGHTS},
     )
 
 

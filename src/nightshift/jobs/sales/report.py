@@ -52,12 +52,13 @@ def build_context(*, results: list[SeriesResult], forecast: pl.DataFrame, frame:
         "fallbacks": [{"series": r.key, "kind": r.kind, "model": r.forecast.model, "reason": r.reason}
                       for r in results if r.reason],
         "model_mix": [{"model": m, "series": n} for m, n in Counter(r.forecast.model for r in results).most_common()],
-        "by_store": _totals(forecast, "store_id"),
-        "by_product": _totals(forecast, "product_id"),
-        "store_chart": _totals_chart(forecast, "store_id"),
-        "product_chart": _totals_chart(forecast, "product_id"),
+        "by_store": _totals(forecast, frame, "store_id"),
+        "by_product": _totals(forecast, frame, "product_id"),
+        "store_chart": _totals_chart(forecast, frame, "store_id"),
+        "product_chart": _totals_chart(forecast, frame, "product_id"),
+        "outlook": _outlook(forecast, frame),
         "series_charts": _series_charts(forecast, frame),
-        "horizons": ", ".join(sorted({f"{len(r.forecast.mean)} {r.freq} periods" for r in results})),
+        "horizons": ", ".join(sorted({f"{len(r.forecast.mean)} {_PERIOD[r.freq]}s" for r in results})),
     }
 
 
@@ -99,26 +100,75 @@ def _over_time_chart(past: pl.DataFrame) -> charts.Chart | None:
                        title="Earlier nights' forecasts, scored on actuals known tonight", y_title="MASE / share")
 
 
-def _totals(forecast: pl.DataFrame, by: str) -> list[dict]:
+def _per_series(forecast: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
+    """Per series: units forecast over its horizon (with 80% bounds) and units sold in as many periods just
+    before it. A period whose sales are unknown (a missing week, month or quarter) counts at the mean of
+    the known ones in that span, so a gap is neither zero nor a drop."""
+    ahead = forecast.group_by("series", "store_id", "product_id").agg(
+        pl.col("mean").sum().alias("next"), pl.col("lower_80").sum(), pl.col("upper_80").sum(),
+        pl.len().alias("periods"))
+    before = (frame.sort("series", "date").join(ahead.select("series", "periods"), on="series")
+              .filter(pl.int_range(pl.len()).reverse().over("series") < pl.col("periods"))
+              .group_by("series").agg((pl.col("units").mean() * pl.col("periods").first()).alias("before")))
+    return ahead.join(before, on="series", how="left")
+
+
+def _totals(forecast: pl.DataFrame, frame: pl.DataFrame, by: str) -> list[dict]:
+    """The outlook per store (or product): forecast units against the same span just before, and the change."""
     if forecast.is_empty():
         return []
+    name = by.removesuffix("_id")
     return (
-        forecast.group_by(by)
-        .agg(pl.col("mean").sum().round(0).alias("forecast_units"),
-             pl.col("lower_80").sum().round(0).alias("sum_of_lower_80"),
-             pl.col("upper_80").sum().round(0).alias("sum_of_upper_80"),
-             pl.col("series").n_unique().alias("series"))
+        _per_series(forecast, frame).group_by(by)
+        .agg(pl.col("next").sum(), pl.col("before").sum(), pl.col("lower_80").sum(), pl.col("upper_80").sum(),
+             pl.len().alias("series"))
         .sort(by)
+        .select(pl.col(by).alias(name), pl.col("next").round(0).alias("forecast units"),
+                pl.col("before").round(0).alias("units in the span before"),
+                _change_pct(pl.col("next"), pl.col("before")).alias("change (%)"),
+                pl.col("lower_80").round(0).alias("sum of lower 80% bounds"),
+                pl.col("upper_80").round(0).alias("sum of upper 80% bounds"), "series")
         .to_dicts()
     )
 
 
-def _totals_chart(forecast: pl.DataFrame, by: str) -> charts.Chart | None:
-    rows = _totals(forecast, by)
+def _change_pct(now: pl.Expr, then: pl.Expr) -> pl.Expr:
+    """The change in percent, one decimal; none where there was nothing before to compare with."""
+    return pl.when(then > 0).then(((now / then - 1) * 100).round(1)).otherwise(None)
+
+
+def _outlook(forecast: pl.DataFrame, frame: pl.DataFrame) -> dict:
+    """The whole outlook in three numbers for the headline: units ahead, units before, series."""
+    if forecast.is_empty():
+        return {"next": 0.0, "before": None, "series": 0}
+    per = _per_series(forecast, frame)
+    before = per["before"].sum()
+    return {"next": float(per["next"].sum()), "before": float(before) if before else None, "series": per.height}
+
+
+def headline(context: dict, summary: dict) -> str:
+    """The sales answer in a sentence: units ahead against the span before, and how good past forecasts were."""
+    o = context["outlook"]
+    if not o["series"]:
+        return "No sales series to forecast tonight."
+    rel = o["next"] / o["before"] - 1 if o["before"] else None
+    change = "" if rel is None else f", {abs(rel):.1%} {'above' if rel > 0 else 'below'} the same span just before"
+    quality = (f"; in the backtest their error was {summary['mase']:.2f} times that of repeating last season "
+               "(MASE)" if summary.get("mase") is not None else "")
+    return (f"{o['next']:,.0f} units forecast over the next {context['horizons']} across {o['series']:,} "
+            f"store × product series{change}{quality}.")
+
+
+def _totals_chart(forecast: pl.DataFrame, frame: pl.DataFrame, by: str) -> charts.Chart | None:
+    rows = _totals(forecast, frame, by)
     if not rows:
         return None
-    return charts.bar([r[by] for r in rows], {"forecast units": [r["forecast_units"] for r in rows]},
-                      title=f"Total forecast units over the horizon by {by.replace('_id', '')}", y_title="units")
+    name = by.removesuffix("_id")
+    return charts.bar([r[name] for r in rows], {"forecast units": [r["forecast units"] for r in rows],
+                                                "units in the span before": [r["units in the span before"]
+                                                                             for r in rows]},
+                      title=f"Forecast units over the horizon by {name}, against the span just before",
+                      y_title="units")
 
 
 def _series_charts(forecast: pl.DataFrame, frame: pl.DataFrame) -> list[charts.Chart]:

@@ -1,0 +1,54 @@
+"""A log file per night: `<home>/logs/<D>/<run_id>.log`, with every log line of the run and full tracebacks.
+
+The terminal stays quiet (see `cli.quiet`): the libraries' own lines (TensorFlow's Python side, Keras,
+Prefect, Python warnings) and nightshift's INFO lines land here instead, so a failed job's page can
+name one file that explains it. TensorFlow's C++ lines bypass Python's logging and are silenced, not kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+from nightshift.settings import Settings
+
+FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(threadName)s] %(message)s"
+
+
+def log_path(settings: Settings, run_date: date, run_id: str) -> Path:
+    """Where the night of `run_date`, run `run_id`, writes its log."""
+    return settings.home / "logs" / run_date.isoformat() / f"{run_id}.log"
+
+
+@contextmanager
+def night_log(path: Path) -> Iterator[Path]:
+    """Send every INFO-and-above record of this process to `path` while the night runs.
+
+    The root logger must pass INFO for the file to get it; handlers that were there before keep
+    showing only what they showed (they get the root's old level), so the terminal is unchanged.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    root = logging.getLogger()
+    old_level = root.level
+    lowered = [h for h in root.handlers if h.level == logging.NOTSET] if old_level > logging.INFO else []
+    for h in lowered:
+        h.setLevel(old_level)
+    root.setLevel(min(old_level, logging.INFO))
+    root.addHandler(handler)
+    try:
+        yield path
+    except Exception:
+        logging.getLogger(__name__).exception("the night stopped")  # its traceback belongs in the file too
+        raise
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+        root.setLevel(old_level)
+        for h in lowered:
+            h.setLevel(logging.NOTSET)
