@@ -420,5 +420,5 @@ def _outcome(job: str, future: Any) -> JobOutcome:
     try:
         return future.result()
     except Exception as e:  # one job's failure must not stop the night
-        log.error("job %s failed: %s", job, e, exc_info=e)  # the whole traceback, for the night's log file
+        nightlog.record_traceback(f"job {job} failed: {e}", e)
         return failed(job, e)

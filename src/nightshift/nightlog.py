@@ -16,6 +16,14 @@ from pathlib import Path
 from nightshift.settings import Settings
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(threadName)s] %(message)s"
+# Tracebacks go to the night's file only: the terminal shows the one-line error and names the file.
+TRACEBACKS = logging.getLogger("nightshift.tracebacks")
+TRACEBACKS.propagate = False
+
+
+def record_traceback(message: str, exc: BaseException) -> None:
+    """Write `message` and the whole traceback of `exc` to the night's log file (not the terminal)."""
+    TRACEBACKS.error(message, exc_info=exc)
 
 
 def log_path(settings: Settings, run_date: date, run_id: str) -> Path:
@@ -41,12 +49,14 @@ def night_log(path: Path) -> Iterator[Path]:
         h.setLevel(old_level)
     root.setLevel(min(old_level, logging.INFO))
     root.addHandler(handler)
+    TRACEBACKS.addHandler(handler)
     try:
         yield path
-    except Exception:
-        logging.getLogger(__name__).exception("the night stopped")  # its traceback belongs in the file too
+    except Exception as exc:
+        record_traceback("the night stopped", exc)
         raise
     finally:
+        TRACEBACKS.removeHandler(handler)
         root.removeHandler(handler)
         handler.close()
         root.setLevel(old_level)

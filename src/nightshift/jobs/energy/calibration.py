@@ -12,8 +12,9 @@ count: what a user of tonight's forecast could have checked.
 The holdout's coverage is measured the same way, origin by origin: each holdout forecast gets the
 interval calibrated on forecast hours observed before it was made (validation forecasts, then earlier
 holdout forecasts), so the coverage the page reports is out of sample, whichever model is published.
-On the small demo's holdout (2026-11-28) this covers 90.1% for the network, 91.1% for ridge and 89.9%
-for seasonal naive; the plain quantile of the last four weeks' residuals covered 77.5% to 85.6%.
+On the small demo's holdout (2026-11-28) this covered 90.1% for the network, 91.1% for ridge and 89.9%
+for seasonal naive, and 89.8% for the one network trained since; the plain quantile of the last four
+weeks' residuals covered 77.5% to 85.6%.
 """
 
 from __future__ import annotations
