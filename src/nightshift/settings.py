@@ -255,7 +255,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _warn_unknown(env_keys: set[str]) -> None:
     """A NIGHTSHIFT_* variable that is no setting is most likely a typo: say so rather than ignore it."""
-    known = set(Settings.model_fields) | {"config"}
+    # NIGHTSHIFT_RUN_TOKEN: set by a run for its children (nightshift.lifeline), not by users
+    known = set(Settings.model_fields) | {"config", "run_token"}
     for key in sorted(k for k in env_keys - known if not k.startswith("alert_")):  # ALERT_*: set for alert hooks
         log.warning("NIGHTSHIFT_%s is not a setting and is ignored (settings: %s)", key.upper(),
                     ", ".join(sorted(Settings.model_fields)))

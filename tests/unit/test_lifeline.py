@@ -30,3 +30,14 @@ def test_a_child_carrying_the_runs_token_is_ended_after_the_run_dies():
 
 def test_without_a_token_nothing_is_scanned():
     assert lifeline._carrying("") == []
+
+
+def test_the_runs_token_is_not_taken_for_a_mistyped_setting(monkeypatch, caplog, tmp_path):
+    from nightshift.settings import load_settings
+
+    monkeypatch.setenv(lifeline.TOKEN, "run-a")
+    monkeypatch.setenv("NIGHTSHIFT_SEEED", "3")  # the control: a real typo is still named
+    with caplog.at_level("WARNING"):
+        load_settings(home=tmp_path)
+    assert "NIGHTSHIFT_SEEED is not a setting" in caplog.text
+    assert lifeline.TOKEN not in caplog.text
