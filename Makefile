@@ -93,6 +93,7 @@ lint: setup ## Check the code with ruff
 bench: setup ## Benchmark nightshift against a pandas baseline, side by side (SCALE=small|medium|large)
 	$(BIN)/python -m nightshift.bench --scale $(SCALE)
 
-clean: ## Remove generated data, reports, models and the virtual environment
-	rm -rf data reports/20* reports/.builds reports/assets reports/index.html models/* .prefect $(VENV) .bin
+clean: ## Remove generated data, reports, models, logs, exports and the virtual environment (the privacy ledger too)
+	rm -rf data reports/20* reports/.builds reports/assets reports/index.html reports/.privacy-anchor.json \
+		models/* logs exports .prefect $(VENV) .bin
 	@git checkout -- models reports 2>/dev/null || true

@@ -101,6 +101,7 @@ def run_job(settings: Settings, warehouse: Warehouse, run_date: date, job: str, 
         _carry_over(settings, run_date, job, build)
         out = JobOutcome(**{**prev_job, "status": "reused", "seconds": time.perf_counter() - start})
         return out
+    preload([job])  # only a job that computes imports its libraries: a reused energy job never loads TensorFlow
     ctx = JobContext(job=job, run_date=run_date, settings=settings, warehouse=warehouse, out_dir=build / job)
     result = spec.run(ctx)
     context = {**result.context}
@@ -360,8 +361,6 @@ def _run_locked(settings: Settings, run_date: date, names: list[str], submit: Su
     progress(f"{run_date}: loading the tables")
     loads = submit("ingest", ingest_step, settings, run_date).result()
     progress(_loaded(loads))
-    # Only jobs that will run import their libraries: a skipped energy job never loads TensorFlow.
-    preload([n for n in names if all(loads[t].usable for t in get_job(n).tables if t in loads)])
     futures = {j: submit(f"job {j}", job_step, settings, run_date, j, build, loads, force) for j in names}
     for job, future in futures.items():
         future.add_done_callback(lambda f, job=job: progress(_finished(job, f)))

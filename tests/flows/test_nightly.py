@@ -71,6 +71,21 @@ def test_an_unchanged_rerun_reuses_the_work_and_swaps_the_report_atomically(nigh
     assert (settings.reports_dir / D.isoformat() / "loans.html").is_file()
 
 
+def test_a_reused_job_does_not_import_its_libraries(night):
+    """An unchanged re-run in a fresh process: every job is reused and XGBoost (loans') is never loaded."""
+    import subprocess
+    import sys
+
+    settings, _, _, _ = night
+    code = ("import sys; from nightshift.night import run_night; from nightshift.settings import load_settings; "
+            f"r = run_night(load_settings(), __import__('datetime').date.fromisoformat('{D}'), ['loans', 'inventory']); "
+            "print(sorted({j['status'] for j in r.jobs.values()}), 'xgboost' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "NIGHTSHIFT_HOME": str(settings.home)},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "['reused'] False", out.stdout
+
+
 def test_status_shows_the_night(night, monkeypatch):
     from typer.testing import CliRunner
 

@@ -8,6 +8,7 @@ its page is `reporting/templates/<name>.html.j2`. Adding a job is that folder pl
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -59,18 +60,24 @@ JOBS: dict[str, Job] = {
 }
 
 
+_IMPORTING = threading.Lock()
+
+
 def preload(names: list[str]) -> None:
-    """Import the jobs' modules one after another before they run in parallel threads.
+    """Import the jobs' modules, one thread at a time, before they run.
 
     Two threads importing the same heavy package at once (xgboost, sklearn) can see it half
-    initialised; importing up front, in one thread, avoids that.
+    initialised; the lock makes jobs running in parallel threads import one after another. Called
+    by a job about to compute, so a reused or skipped job never pays for its libraries (an unchanged
+    re-run of a date does not load TensorFlow).
     """
-    for dep in ("plotly.graph_objects", "sklearn.metrics"):
-        importlib.import_module(dep)
-    for name in names:
-        for dep in get_job(name).imports:
+    with _IMPORTING:
+        for dep in ("plotly.graph_objects", "sklearn.metrics"):
             importlib.import_module(dep)
-        importlib.import_module(f"nightshift.jobs.{name}.job")
+        for name in names:
+            for dep in get_job(name).imports:
+                importlib.import_module(dep)
+            importlib.import_module(f"nightshift.jobs.{name}.job")
 
 
 class UnknownJob(KeyError):
