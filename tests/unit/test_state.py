@@ -37,3 +37,31 @@ def test_frames_are_read_for_a_window_of_earlier_nights(tmp_path) -> None:
         store.save_frame("t", date(2026, 3, k), pl.DataFrame({"k": [k]}))
     got = store.frames("t", since=date(2026, 3, 2), before=date(2026, 3, 5))
     assert [d.day for d, _ in got] == [2, 3, 4] and [f["k"][0] for _, f in got] == [2, 3, 4]
+
+
+def test_strangers_in_the_folder_are_skipped_not_the_end_of_the_listing(tmp_path) -> None:
+    store = JobState(tmp_path, "job")
+    folder = tmp_path / "job" / "state" / "x"
+    for k in range(1, 7):  # strangers between the nights: whatever order the folder lists them in
+        store.save("x", date(2026, 3, k), {"k": k})
+        (folder / f"notes-{k}.json").write_text("{}")
+    (folder / "2026-13-01.json").write_text("{}")  # not a date either
+    assert [d.day for d, _ in store._dated("x", ".json")] == [1, 2, 3, 4, 5, 6]
+    assert store.latest("x", before=date(2026, 3, 7)) == (date(2026, 3, 6), {"k": 6})
+
+
+def test_a_night_pruned_by_another_writer_meanwhile_is_not_an_error(tmp_path, monkeypatch) -> None:
+    store = JobState(tmp_path, "job")
+    for k in range(1, 4):
+        store.save("x", date(2026, 3, k), {"k": k})
+    listed = store._dated
+
+    def racing(name: str, suffix: str):
+        out = listed(name, suffix)
+        out[0][1].unlink()  # another writer pruned the oldest night between our listing and our unlink
+        return out
+
+    monkeypatch.setattr(store, "_dated", racing)
+    store.save("x", date(2026, 3, 4), {"k": 4}, keep=2)
+    assert sorted(p.name for p in (tmp_path / "job" / "state" / "x").glob("2026-*")) == [
+        "2026-03-03.json", "2026-03-04.json"]
