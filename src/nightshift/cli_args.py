@@ -14,6 +14,15 @@ from nightshift.settings import Settings, SettingsError, load_settings
 console = Console()
 
 
+def _flag_label(option: typer.core.TyperOption, ctx) -> str | None:
+    """Typer 0.29 labels an on/off flag `<bool>` in help, as if it took a value: show the flag alone."""
+    return "" if option.is_flag else _typer_label(option, ctx)
+
+
+_typer_label = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flag_label  # every command's help: --force, --json, --help
+
+
 def read_settings() -> Settings:
     """The settings, or a clean exit that says what is wrong with them."""
     try:

@@ -41,3 +41,14 @@ def test_a_command_that_ends_well_exits_0(home, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main()
     assert exit_.value.code == 0 and "nothing has run yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [["run"], ["backfill"], ["status"], ["privacy"], ["demo"]])
+def test_help_shows_flags_as_plain_flags(monkeypatch, capsys, command):
+    """`--force`, `--json`, `--help` take no value, and the help says so (no `<bool>` beside them)."""
+    monkeypatch.setattr(sys, "argv", ["nightshift", *command, "--help"])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and "--help" in out
+    assert "<bool>" not in out, out
