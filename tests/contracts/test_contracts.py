@@ -73,6 +73,9 @@ def test_enum_and_duplicates(wh):
     assert checked.good["event_id"].to_list() == ["e1"]
     assert sorted(checked.bad["_rule"].to_list()) == sorted(
         ["duplicate row", "unknown value in channel", "duplicate key", "unknown user_id"])
+    reasons = dict(zip(checked.bad["_rule"].to_list(), checked.bad["_reason"].to_list(), strict=True))
+    assert reasons["unknown value in channel"] == (
+        "column channel: telepathy is not one of organic, search, social, email, partner, referral")
 
 
 def test_duplicate_key_across_days_keeps_the_first_delivery(wh):
@@ -162,3 +165,86 @@ def test_missing_drop_makes_the_table_unusable_for_that_date(tmp_path):
         loads = ingest.ingest(settings, wh, D, ["sales", "loans"])
     assert not loads["sales"].usable and "no data for 2026-03-01" in loads["sales"].problem
     assert loads["loans"].usable
+
+
+def _as_sent(rows: list[dict]) -> pa.Table:
+    """Rows as a CSV source sends them: every value text."""
+    text = [{k: (None if v is None else str(v).lower() if isinstance(v, bool) else str(v)) for k, v in r.items()}
+            for r in rows]
+    return frame(text)
+
+
+def test_blank_and_short_text_values_are_judged_by_what_was_sent(wh):
+    checked = contracts.check("sales", _as_sent([sales_rows(), sales_rows(product_id="p2", units="x"),
+                                                  sales_rows(product_id="p3", units="  ")]), wh)
+    assert checked.good["product_id"].to_list() == ["p1"]
+    bad = checked.bad.select("_row", "_rule", "_reason", "units").to_dicts()
+    assert bad == [
+        # one character is a value sent (a wrong type), not a missing one
+        {"_row": 1, "_rule": "wrong type in units", "_reason": "column units: x is not a valid BIGINT", "units": "x"},
+        # blanks are no value: a null in a required column, and the raw value kept as null, not ""
+        {"_row": 2, "_rule": "null in required column units", "_reason": "column units is null but required",
+         "units": None},
+    ]
+
+
+def test_duplicates_in_a_batch_of_several_drops_given_newest_first(wh):
+    day, drop1, drop2 = date(2026, 2, 27), date(2026, 2, 27), date(2026, 2, 28)
+    rows = [(sales_rows(date=day, units=5), drop2), (sales_rows(date=day, product_id="p2"), drop2),
+            (sales_rows(date=day), drop1), (sales_rows(date=day, units=9), drop1), (sales_rows(date=day), drop1)]
+    raw = pl.DataFrame([r for r, _ in rows]).with_columns(pl.Series("_partition", [p for _, p in rows]))
+    checked = contracts.check("sales", raw.to_arrow(), wh)
+    assert checked.good.select("product_id", "units", "_partition").to_dicts() == [
+        {"product_id": "p1", "units": 3, "_partition": drop1}, {"product_id": "p2", "units": 3, "_partition": drop2}]
+    assert checked.bad.select("_partition", "_row", "_rule", "_reason").to_dicts() == [
+        {"_partition": drop1, "_row": 3, "_rule": "duplicate key",
+         "_reason": "key (date, store_id, product_id) appears more than once in the drop"},
+        {"_partition": drop1, "_row": 4, "_rule": "duplicate row", "_reason": "an identical row appears earlier in the drop"},
+        {"_partition": drop2, "_row": 0, "_rule": "duplicate key across days",
+         "_reason": "key already delivered in the drop of 2026-02-27"},
+    ]
+
+
+def test_plausible_window_of_landing_drops_and_of_user_sources(tmp_path):
+    settings = load_settings(home=tmp_path, sources={"sales": {"path": "s.csv"}}, max_days_before_drop=30,
+                             earliest_date=date(2000, 1, 1))
+    assert contracts.Plausible.of(settings, "sales") == contracts.Plausible(date(2000, 1, 1), None)
+    assert contracts.Plausible.of(settings, "loans") == contracts.Plausible(date(2000, 1, 1), 30)
+
+
+def test_text_is_trimmed_enums_lower_cased_and_blank_optional_text_null(wh):
+    users = pl.DataFrame([{"user_id": 1, "signup_date": D, "signup_channel": "email", "country": "DE", "age_band": None}])
+    wh.cursor.register("u", users.with_columns(pl.lit(D).alias("_partition")).to_arrow())
+    wh.cursor.execute("insert into users select * from u")
+    ev = {"event_id": " e1 ", "user_id": 1, "ts": datetime(2026, 3, 1, 10), "event_type": "visit", "channel": " EMAIL ",
+          "campaign_id": "  ", "device": "Tablet", "product_id": "P-7a", "revenue_cents": None}
+    checked = contracts.check("events", frame([ev]), wh)
+    assert checked.bad.height == 0
+    got = checked.good.select("event_id", "channel", "campaign_id", "device", "product_id").row(0, named=True)
+    assert got == {"event_id": "e1", "channel": "email", "campaign_id": None, "device": "tablet", "product_id": "P-7a"}
+
+
+def test_meter_readings_are_kept_to_the_hour(wh):
+    row = {"ts": datetime(2026, 3, 1, 10, 17, 42), "meter_id": "m1", "region": "north", "kwh": 1.5,
+           "temperature_c": 10.0, "is_holiday": False}
+    checked = contracts.check("energy", frame([row]), wh)
+    assert checked.good["ts"].to_list() == [datetime(2026, 3, 1, 10)]
+
+
+def test_rows_dated_before_the_earliest_plausible_date(wh):
+    earliest = date(2026, 2, 1)
+    rows = [sales_rows(date=earliest), sales_rows(date=date(2026, 1, 31), product_id="p2")]
+    checked = contracts.check("sales", frame(rows), wh, contracts.Plausible(earliest, 366))
+    assert checked.good["date"].to_list() == [earliest]  # the earliest date itself is plausible
+    assert checked.bad.select("_rule", "_reason").to_dicts() == [{
+        "_rule": "date before the earliest plausible date",
+        "_reason": "date 2026-01-31 is before 2026-02-01 (set earliest_date in nightshift.toml if it is real)"}]
+
+
+def test_rows_dated_long_before_their_drop(wh):
+    rows = [sales_rows(date=date(2026, 1, 30)), sales_rows(date=date(2026, 1, 29), product_id="p2")]
+    checked = contracts.check("sales", frame(rows), wh, contracts.Plausible(date(1901, 1, 1), 30))
+    assert checked.good["date"].to_list() == [date(2026, 1, 30)]  # exactly 30 days before the drop is allowed
+    assert checked.bad.select("_rule", "_reason").to_dicts() == [{
+        "_rule": "dated long before its drop",
+        "_reason": "date 2026-01-29 is more than 30 days before the drop date 2026-03-01 (max_days_before_drop)"}]
