@@ -55,7 +55,7 @@ def forget_command(
     """Remove one night's published outputs and its run records (the privacy ledger is kept: what was
     released stays spent). The date can then be run again like one that never ran."""
     from nightshift import runs
-    from nightshift.night import write_reports_index
+    from nightshift.night_pages import write_reports_index
 
     settings = read_settings()
     day = parse_date(date_)
