@@ -18,6 +18,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from nightshift.cadence import DEFAULT as DEFAULT_CADENCE
+from nightshift.cadence import JOBS as RETRAINED_JOBS
+from nightshift.cadence import Cadence
 from nightshift.tables import TABLES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -123,8 +126,8 @@ class Settings(BaseSettings):
         default_factory=lambda: {k: list(v) for k, v in DEMO_PUBLIC_KEYS.items()})
     # models
     champion_margin: float = Field(default=0.002, ge=0)  # a challenger must beat the champion by this
-    # energy
-    energy_retrain_every: int = Field(default=1, ge=1)  # nights between trainings; the champion scores the rest
+    # When energy and sales train: "nightly", "weekly" (default) or "monthly"; they score every night.
+    retrain: dict[str, Cadence] = Field(default_factory=dict)
     # sales
     sales_reselect_days: int = Field(default=7, ge=1)  # ARIMA orders are re-selected this often
     # In periods of each series' own frequency; unset: 28 days, 13 weeks, 12 months or 8 quarters ahead,
@@ -183,6 +186,19 @@ class Settings(BaseSettings):
                                     "(values outside the list are counted as 'other'); leave the list out "
                                     "to select its keys with DP")
         return v
+
+    @field_validator("retrain")
+    @classmethod
+    def _retrained_jobs(cls, v: dict[str, Cadence]) -> dict[str, Cadence]:
+        for name in v:
+            if name not in RETRAINED_JOBS:
+                raise SettingsError(f"retrain: {name!r} has no training cadence; jobs with one: "
+                                    f"{', '.join(RETRAINED_JOBS)} (the others train every night)")
+        return v
+
+    def cadence(self, job: str) -> Cadence:
+        """How often `job` trains (`[retrain]`, default weekly)."""
+        return self.retrain.get(job, DEFAULT_CADENCE)
 
     @field_validator("jobs")
     @classmethod

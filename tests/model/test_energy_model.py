@@ -12,7 +12,7 @@ too short to show it per case). The published model is whichever candidate (netw
 profile, seasonal naive) won the holdout, so it is never worse there than the best baseline. The
 interval's holdout coverage must be within sampling error of nominal (per case, and pooled) and its
 width between the noise's own and an absurd one. Every check is also run on a degraded model that
-must fail it. The cadence (`energy_retrain_every`) is checked on two nights of its own.
+must fail it. The training cadence (`[retrain] energy`) is checked on two nights of its own.
 
 Sampling error: holdout forecasts overlap (a forecast each midnight for the next 168 hours) and errors
 within a day share that day's weather, so the independent units are whole target days of the holdout
@@ -373,17 +373,20 @@ def test_second_night_runs_champion_challenger(night):
 
 
 def test_between_training_nights_the_champion_scores_alone(runs, tmp_path):
-    """energy_retrain_every = 3: the first night trains and judges, the next one only scores with the champion."""
+    """Weekly training: the first night of the week trains and judges, the next one only scores with its model."""
     from nightshift.jobs import JobContext
     from nightshift.jobs.energy import job
     from nightshift.settings import load_settings
 
     wh = runs("draw1", END)["wh"]
-    settings = load_settings(home=tmp_path, seed=7, energy_retrain_every=3)
+    settings = load_settings(home=tmp_path, seed=7, retrain={"energy": "weekly"})
+    assert END.weekday() >= 1  # the two nights fall in one week (Monday to Sunday)
     first = job.run(JobContext("energy", END - timedelta(days=1), settings, wh, tmp_path / "first"))
     second = job.run(JobContext("energy", END, settings, wh, tmp_path / "second"))
+    monday = END - timedelta(days=END.weekday())
     assert first.extra["trained"] and first.selections and first.context["cadence"]["next_training"] == str(
-        END + timedelta(days=2))
+        monday + timedelta(days=7))
+    assert second.context["cadence"]["last_trained"] == str(END - timedelta(days=1))
     assert not second.extra["trained"] and second.selections == {} and "epochs" not in second.extra
     assert second.models["energy_load"] == first.models["energy_load"]  # the champion scored tonight's data
     assert second.context["published"].endswith(f"(champion {first.models['energy_load']})")

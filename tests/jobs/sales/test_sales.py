@@ -80,9 +80,11 @@ def test_the_next_night_starts_from_the_state_and_reuses_the_backtest_parameters
     from nightshift.jobs.sales import state
 
     settings, wh, _ = night
+    settings = load_settings(home=settings.home, max_workers=1, retrain={"sales": "nightly"})
     before = END - timedelta(days=1)
     first = job.run(JobContext("sales", before, settings, wh, out_dir=tmp_path / "before"))
     res = job.run(JobContext("sales", END, settings, wh, out_dir=tmp_path / "tonight"))
+    assert res.summary["trained"] and res.context["cadence"]["cadence"] == "nightly"
     published_sarima = sum(res.summary["models"].get(m, 0) for m in ("sarima", "combination"))
     assert res.extra["orders_selected"] == 0 and res.extra["warm_starts"] == published_sarima
     _, kept = state.load(JobState(settings.models_dir, "sales"), END)  # what the night before saved
@@ -91,3 +93,26 @@ def test_the_next_night_starts_from_the_state_and_reuses_the_backtest_parameters
     for key, entry in now.items():  # tonight reuses the backtest's SARIMA parameters (no re-selection)
         assert entry.backtest[0] == kept[key].backtest[0]
         np.testing.assert_array_equal(entry.backtest[1], kept[key].backtest[1])
+
+
+def test_between_training_nights_each_series_refits_the_member_its_training_night_chose(night, tmp_path):
+    """Weekly training: Monday backtests and chooses; Tuesday skips the backtest, publishes each series'
+    Monday choice refitted on Tuesday's data, and shows Monday's scores."""
+    settings, wh, _ = night
+    monday = END - timedelta(days=1)
+    assert monday.weekday() == 0 and settings.cadence("sales") == "weekly"
+    first = job.run(JobContext("sales", monday, settings, wh, out_dir=tmp_path / "monday"))
+    res = job.run(JobContext("sales", END, settings, wh, out_dir=tmp_path / "tuesday"))
+    assert first.summary["trained"] and not res.summary["trained"]
+    assert res.context["cadence"] == {"cadence": "weekly", "trained": False, "last_trained": str(monday),
+                                      "next_training": str(monday + timedelta(days=7))}
+    assert res.extra["orders_selected"] == 0
+    chosen = {r["series"]: r["published"] for r in first.context["menu"]}
+    assert {r["series"]: r["published"] for r in res.context["menu"]} == chosen
+    assert res.context["overall"] == first.context["overall"]  # Monday's backtest, not run again
+    monday_fc = pl.read_parquet(tmp_path / "monday" / "forecast.parquet")
+    tuesday_fc = pl.read_parquet(tmp_path / "tuesday" / "forecast.parquet")
+    assert tuesday_fc["date"].min() == monday_fc["date"].min() + timedelta(days=1)  # refitted and forecast from tonight
+    # A rerun of Monday trains again (it reads only state from before Monday), whatever Tuesday saved.
+    again = job.run(JobContext("sales", monday, settings, wh, out_dir=tmp_path / "monday2"))
+    assert again.summary["trained"] and again.summary == first.summary

@@ -3,26 +3,26 @@
 The network competes with ridge, the day-type profile and seasonal naive under the one selection
 rule (`nightshift.selection.compete`): the best by holdout MAE is tonight's challenger, stored in the
 registry with its own format (a baseline champion has a version too) and judged against the champion.
-On nights the cadence (`energy_retrain_every`) skips training, the champion scores alone.
+Between training nights (`[retrain] energy`, `nightshift.cadence`) the model chosen on the period's
+training night scores alone.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from nightshift import cadence
 from nightshift.jobs import JobContext
 from nightshift.jobs.energy import baselines, candidates, dataset
-from nightshift.registry import ModelLoadError, ModelVersion
+from nightshift.registry import ModelLoadError, ModelVersion, RegistryError
 from nightshift.selection import Candidate, Judge, Selection, by_format, compete
 
 METRIC = "holdout_mae_kwh"
 MIN_COMPARE_ORIGINS = 3  # fewer unseen holdout forecasts per region than this and the champion is kept
-TRAINED = "trained"  # state name: the nights the network was trained
 
 
 @dataclass
@@ -96,25 +96,22 @@ def select(ctx: JobContext, fitted: Fitted, series: dataset.Series, split: datas
                    until=_fit_end, compatible=lambda meta: meta.get("features") == features)
 
 
-def training_night(ctx: JobContext, features: list[str]) -> tuple[bool, date | None, Any]:
-    """Whether tonight trains (the cadence), the last training night, and the champion if it scores alone.
-
-    Every `energy_retrain_every` nights the candidates are fitted and judged; between those nights the
-    champion scores tonight's data. A champion that is missing, does not load or was fed other inputs
-    than tonight's makes tonight a training night.
+def training_night(ctx: JobContext, features: list[str]) -> tuple[cadence.Plan, Any]:
+    """Tonight's part in the training cadence (`[retrain] energy`), and the model it scores with if it
+    does not train: the one the period's training night chose, loaded by its version (a later night's
+    champion never scores an earlier date). A model that is missing, does not load or was fed other
+    inputs than tonight's makes tonight a training night.
     """
-    every = ctx.settings.energy_retrain_every
-    last = ctx.state.latest(TRAINED, before=ctx.run_date)
-    last_day = last[0] if last else None
-    if every == 1 or last_day is None or (ctx.run_date - last_day).days >= every:
-        return True, last_day, None
+    plan = cadence.plan(ctx.state, ctx.settings.cadence("energy"), ctx.run_date)
+    if plan.trains:
+        return plan, None
     try:
-        champion = ctx.registry.load_champion(by_format(candidates.FORMATS))
-    except ModelLoadError:
-        return True, last_day, None
-    if champion.metadata.get("features") != features:
-        return True, last_day, None
-    return False, last_day, champion
+        model = ctx.registry.load(str((plan.kept or {}).get("version")), by_format(candidates.FORMATS))
+    except (ModelLoadError, RegistryError):
+        model = None
+    if model is None or model.metadata.get("features") != features:
+        return replace(plan, trains=True, kept=None), None
+    return plan, model
 
 
 def fit_end_hour(series: dataset.Series, split: dataset.Split):

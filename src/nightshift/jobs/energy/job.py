@@ -7,8 +7,8 @@ without temperature is modelled from calendar and load history) → sliding wind
 on GPUs, default strategy on CPU), ridge, day-type profile, seasonal naive (`bakeoff`) → the best on
 the holdout challenges the champion (`nightshift.selection`) → forecast from midnight after D with
 a rolling conformal interval for the model in use (`calibration`) → household aggregates through
-the privacy layer → the page. Every `energy_retrain_every` nights the candidates are fitted; the
-nights between, the champion scores alone.
+the privacy layer → the page. The candidates are fitted on the training nights of the cadence
+(`[retrain] energy`, weekly by default); the nights between, the model chosen then scores alone.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 
+from nightshift import cadence
 from nightshift.jobs import JobContext, JobResult
 from nightshift.jobs.energy import bakeoff, baselines, calibration, candidates, dataset, report
 
@@ -31,8 +32,8 @@ COVERAGE_K_SE = 2.0  # the page warns when coverage is further than this many sa
 DEPENDS_ON_EARLIER_NIGHTS = {
     "energy_load champion": "forecasts come from the registry's champion, which tonight's challenger "
                             "replaces only if it beats it on the holdout",
-    "training cadence": "with energy_retrain_every > 1, whether tonight trains depends on the last "
-                        "night that trained (its state)",
+    "training cadence": "between training nights ([retrain] energy), the model the period's training "
+                        "night chose scores (its state)",
 }
 
 
@@ -50,11 +51,12 @@ def run(ctx: JobContext) -> JobResult:
     warnings = _gap_warnings(gaps, ctx)
     features = _features(series)
 
-    trains, last_trained, champion = bakeoff.training_night(ctx, features)
+    plan, champion = bakeoff.training_night(ctx, features)
+    trains = plan.trains
     if trains:
         fitted = bakeoff.fit(train_w, val_w, seed=ctx.settings.seed)
         judged = bakeoff.select(ctx, fitted, series, split, hold_w, features)
-        ctx.state.save(bakeoff.TRAINED, ctx.run_date, {"version": judged.version})
+        cadence.record(ctx.state, ctx.run_date, {"version": judged.version})
         model, version, published, shown = judged.model, judged.version, judged.published, fitted.candidates
         warnings += judged.notes
     else:
@@ -84,12 +86,8 @@ def run(ctx: JobContext) -> JobResult:
 
     privacy_rows, privacy_warn = report.privacy_releases(ctx)
     warnings += privacy_warn
-    every = ctx.settings.energy_retrain_every
-    cadence = {"trained": trains, "every": every, "last_trained": str(last_trained) if last_trained else None,
-               "next_training": str(ctx.run_date + timedelta(days=every)) if trains else
-               str(last_trained + timedelta(days=every))}
     context = {
-        "model_version": version, "published": published, "cadence": cadence,
+        "model_version": version, "published": published, "cadence": plan.page(ctx.run_date),
         "temperature": series.has_temperature,
         "training": _training_rows(fitted, len(train_w), time.perf_counter() - t_start),
         "split": _split_info(series, split),

@@ -12,22 +12,28 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import date
+from dataclasses import replace
+from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
 
+from nightshift import cadence
 from nightshift.jobs import JobContext, JobResult
 from nightshift.jobs.sales import backtest, frequency, history, state
 from nightshift.jobs.sales.parallel import make_mapper
 from nightshift.jobs.sales.series import build_tasks
-from nightshift.jobs.sales.task import SeriesResult, run_task
+from nightshift.jobs.sales.task import SeriesResult, run_task, winner
+
+BACKTEST = "backtest"  # state name: a training night's per-series backtest scores
 
 # What tonight's answer takes from nights run before it (the manifest says so: not point in time).
 DEPENDS_ON_EARLIER_NIGHTS = {
     "sarima orders": "each series' order and starting parameters come from the last state saved "
                      "before D (re-selected every sales_reselect_days)",
     "past forecast scores": "only nights that ran stored forecasts to score against their actuals",
+    "training cadence": "between training nights ([retrain] sales), each series publishes the member its "
+                        "period's training night chose, with that night's backtest scores",
 }
 
 
@@ -53,8 +59,9 @@ def run(ctx: JobContext) -> JobResult:
     freqs, unknown = frequency.assign(rows, override)
     frame = frequency.grid(rows, freqs, d, table, origins)
     cache_date, cache = state.load(ctx.state, d)
+    plan, carried = _cadence(ctx)
     tasks = build_tasks(frame, future, cache, run_date=d, reselect_days=ctx.settings.sales_reselect_days,
-                        table=table, origins=origins)
+                        table=table, origins=origins, kept=None if plan.trains else plan.kept["series"])
     t_fit = time.perf_counter()
     with make_mapper(ctx.settings.max_workers, ctx.settings.dask_address) as mapper:
         results: list[SeriesResult] = mapper.map(run_task, tasks)
@@ -64,8 +71,13 @@ def run(ctx: JobContext) -> JobResult:
 
     forecast = forecast_frame(results, last_dates(frame), d)
     ctx.write_parquet("forecast", forecast.drop("naive", "scale", "freq"))
-    points = backtest.long_frame(results)
-    series_scores = backtest.per_series(points)
+    series_scores = backtest.per_series(backtest.long_frame(results))
+    if plan.trains:
+        _record_choices(ctx, results, series_scores)
+    else:  # the training night's scores, for the series that kept its choice
+        kept = sorted(t.key for t in tasks if t.member is not None)
+        series_scores = pl.concat([carried.filter(pl.col("series").is_in(kept)), series_scores]).sort(
+            "series", "method")
     overall = backtest.overall(series_scores)
     scorecard = backtest.wide(series_scores)
     ctx.write_parquet("backtest", series_scores)
@@ -88,12 +100,14 @@ def run(ctx: JobContext) -> JobResult:
         **{f"mase_{m}": _get(by, m, "mase") for m in backtest.METHODS if m != "model"},
         "coverage_80": _get(by, "model", "coverage_80"),
         "coverage_95": _get(by, "model", "coverage_95"),
+        "trained": plan.trains,
     }
     seconds = time.perf_counter() - t0
     context = build_context(
         results=results, forecast=forecast, frame=frame, status=status, overall=overall, scorecard=scorecard,
         past=past, summary=summary, timings={"total_s": seconds, "fit_s": fit_seconds,
                                                          "workers": workers},
+        cadence=plan.page(d),
     )
     selected = sum(r.selected for r in results)
     return JobResult(
@@ -107,6 +121,28 @@ def run(ctx: JobContext) -> JobResult:
                "fit_cpu_seconds": round(sum(r.cpu_seconds for r in results), 2),
                "warm_starts": sum(r.warm for r in results), "depends_on_earlier_nights": DEPENDS_ON_EARLIER_NIGHTS},
     )
+
+
+def _cadence(ctx: JobContext) -> tuple[cadence.Plan, pl.DataFrame | None]:
+    """Tonight's part in the training cadence (`[retrain] sales`) and, between training nights, the
+    training night's per-series backtest scores (missing: tonight trains)."""
+    plan = cadence.plan(ctx.state, ctx.settings.cadence("sales"), ctx.run_date)
+    if plan.trains:
+        return plan, None
+    night = plan.last_trained
+    saved = ctx.state.frames(BACKTEST, since=night, before=night + timedelta(days=1)) if night else []
+    if not saved or "series" not in (plan.kept or {}):
+        return replace(plan, trains=True, kept=None), None
+    return plan, saved[0][1]
+
+
+def _record_choices(ctx: JobContext, results: list[SeriesResult], series_scores: pl.DataFrame) -> None:
+    """A training night: each series' chosen member and backtest scores, for the nights until the next."""
+    chosen = {r.key: {"member": winner(r.scores), "freq": r.freq,
+                      "scores": {k: v for k, v in r.scores.items() if np.isfinite(v)}}
+              for r in results if r.scores}
+    cadence.record(ctx.state, ctx.run_date, {"series": chosen})
+    ctx.state.save_frame(BACKTEST, ctx.run_date, series_scores)
 
 
 def series_key() -> pl.Expr:
@@ -144,7 +180,8 @@ def next_state(results: list[SeriesResult], cache: dict[str, state.Cached], d: d
         if r.spec is not None and "sarima" not in r.failures:
             selected_on = d if r.selected or prev is None else prev.selected_on
             params = np.asarray(r.params) if r.params is not None else (None if prev is None else prev.params)
-            out[r.key] = state.Cached(r.spec, selected_on, params, r.backtest_fit)
+            kept = prev.backtest if prev is not None and not r.selected else None  # a night without backtest
+            out[r.key] = state.Cached(r.spec, selected_on, params, r.backtest_fit or kept)
         elif prev is not None:
             out[r.key] = prev
     return out

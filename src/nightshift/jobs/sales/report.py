@@ -19,7 +19,7 @@ HISTORY_SHOWN = 120  # periods of actuals drawn before each forecast
 
 def build_context(*, results: list[SeriesResult], forecast: pl.DataFrame, frame: pl.DataFrame,
                   status: pl.DataFrame, overall: pl.DataFrame, scorecard: pl.DataFrame, past: pl.DataFrame,
-                  summary: dict, timings: dict) -> dict:
+                  summary: dict, timings: dict, cadence: dict) -> dict:
     """Everything `sales.html.j2` shows, as plain rows and `Chart`s (no person-level data here)."""
     kinds = Counter(r.kind for r in results)
     headline = {
@@ -43,6 +43,7 @@ def build_context(*, results: list[SeriesResult], forecast: pl.DataFrame, frame:
     }
     return {
         "headline": headline,
+        "cadence": cadence,
         "overall": overall.with_columns(pl.col(pl.Float64).round(4)).to_dicts(),
         "over_time": past.with_columns(pl.col(pl.Float64).round(4)).to_dicts(),
         "over_time_chart": _over_time_chart(past),

@@ -25,6 +25,7 @@ from nightshift.jobs.sales.frequency import FREQUENCIES, N_SELECT, Frequency
 from nightshift.jobs.sales.metrics import mase_scale
 
 DEFAULT_MEMBER = "sarima"  # published when no origin could score the menu (too little history)
+NEEDS_ORDER = ("sarima", "combination")  # the members that forecast with a SARIMA order
 
 
 @dataclass
@@ -42,6 +43,10 @@ class SeriesTask:
     origins: tuple[int, ...] = ()  # backtest cut points, in periods before the last one
     backtest_fit: tuple[sarima.Spec, np.ndarray] | None = None  # kept from an earlier night (see state)
     freq: str = "daily"
+    # Between training nights (nightshift.cadence): the member the training night chose, and its
+    # backtest scores; the backtest is not run again and the member is refitted on tonight's data.
+    member: str | None = None
+    kept_scores: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -137,10 +142,14 @@ def run_task(task: SeriesTask) -> SeriesResult:
                           mase_scale(filled, freq.season), freq=task.freq)
     if result.reason is None:
         s = menu.prepare(y, task.horizon, freq.yearly)
-        _select_order(task, s, x, freq, result)
-        result.backtest = _backtest(task, y_all, x_all, freq, result)
-        result.scores = _scores(result.backtest, task.horizon, None)
-        _publish(task, s, x, freq, result, _winner(result.scores))
+        if task.member is None or task.member in NEEDS_ORDER:
+            _select_order(task, s, x, freq, result)
+        if task.member is None:
+            result.backtest = _backtest(task, y_all, x_all, freq, result)
+            result.scores = _scores(result.backtest, task.horizon, None)
+        else:
+            result.scores = dict(task.kept_scores)
+        _publish(task, s, x, freq, result, task.member or winner(result.scores))
     else:
         result.backtest = _backtest(task, y_all, x_all, freq, result)
     result.seconds = time.perf_counter() - t0
@@ -302,7 +311,7 @@ def _scores(origins: list[BacktestOrigin], horizon: int, before: int | None) -> 
     return out
 
 
-def _winner(scores: dict[str, float]) -> str:
+def winner(scores: dict[str, float]) -> str:
     """The member with the lowest score (the menu's order breaks ties); the default without scores."""
     finite = {k: v for k, v in scores.items() if np.isfinite(v)}
     return min(finite, key=lambda k: (finite[k], menu.MEMBERS.index(k))) if finite else DEFAULT_MEMBER
@@ -310,7 +319,7 @@ def _winner(scores: dict[str, float]) -> str:
 
 def _choose(origin: BacktestOrigin, origins: list[BacktestOrigin], horizon: int) -> None:
     """The member the pipeline would have published from this origin, chosen on older origins only."""
-    origin.chosen = _winner(_scores(origins, horizon, origin.cut))
+    origin.chosen = winner(_scores(origins, horizon, origin.cut))
     if origin.chosen in origin.members:
         origin.model = origin.members[origin.chosen]
     else:

@@ -1,0 +1,77 @@
+"""When a job trains: every night, weekly or monthly (`[retrain]` in the settings); it scores every night.
+
+A training night fits the job's candidates and judges them on a holdout; the nights after it, up
+to the next training night, score tonight's data with what that night chose. The first night a job
+runs in each period trains: the first of each ISO week (Monday to Sunday) for `weekly`, of each
+calendar month for `monthly`. A night also trains when nothing was trained earlier in its period
+(a fresh home, a backfill that starts mid-week) or what was trained cannot be used.
+
+Which night trained is read from the job's state store for dates before D only, so a night scores
+with the model of its own period's training night, never one trained on later data, and a backfill
+run in date order makes the same choices as the nightly runs of those dates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from nightshift.state import JobState
+
+Cadence = Literal["nightly", "weekly", "monthly"]
+CADENCES: tuple[str, ...] = ("nightly", "weekly", "monthly")
+DEFAULT: Cadence = "weekly"
+JOBS = ("energy", "sales")  # the jobs whose training costs enough to be worth a cadence
+NAME = "trained"  # state name: one entry per training night, with what it chose
+KEEP = 60  # training nights kept in the state store
+
+
+def period_start(cadence: str, day: date) -> date:
+    """The first day of the period `day` falls in."""
+    if cadence == "weekly":
+        return day - timedelta(days=day.weekday())
+    if cadence == "monthly":
+        return day.replace(day=1)
+    return day
+
+
+def next_training(cadence: str, day: date) -> date:
+    """The first day of the period after `day`'s: the next night that trains."""
+    if cadence == "weekly":
+        return period_start(cadence, day) + timedelta(days=7)
+    if cadence == "monthly":
+        return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return day + timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Tonight's part in the cadence: train or score, and with what a training night left."""
+
+    cadence: str
+    trains: bool
+    last_trained: date | None  # the newest training night before tonight
+    kept: dict[str, Any] | None  # what that night saved, when tonight scores with it
+
+    def page(self, run_date: date) -> dict[str, Any]:
+        """What the job's page says about it."""
+        return {"cadence": self.cadence, "trained": self.trains,
+                "last_trained": str(run_date if self.trains else self.last_trained),
+                "next_training": str(next_training(self.cadence, run_date))}
+
+
+def plan(store: JobState, cadence: str, run_date: date) -> Plan:
+    """Whether tonight trains: yes on the first night of each period, or when no training night
+    earlier in the period left anything."""
+    found = store.latest(NAME, before=run_date)
+    last = found[0] if found else None
+    if cadence == "nightly" or last is None or last < period_start(cadence, run_date):
+        return Plan(cadence, True, last, None)
+    return Plan(cadence, False, last, found[1])
+
+
+def record(store: JobState, run_date: date, payload: dict[str, Any]) -> None:
+    """Remember that tonight trained, with what later nights of the period score with."""
+    store.save(NAME, run_date, payload, keep=KEEP)

@@ -1,0 +1,64 @@
+"""The training cadence: which nights train, and what the nights between read (point in time)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from nightshift import cadence
+from nightshift.settings import SettingsError, load_settings
+from nightshift.state import JobState
+
+MONDAY = date(2026, 11, 23)
+
+
+@pytest.mark.parametrize(("kind", "day", "start", "following"), [
+    ("nightly", date(2026, 11, 25), date(2026, 11, 25), date(2026, 11, 26)),
+    ("weekly", MONDAY, MONDAY, date(2026, 11, 30)),
+    ("weekly", date(2026, 11, 29), MONDAY, date(2026, 11, 30)),  # Sunday ends the ISO week
+    ("monthly", date(2026, 11, 30), date(2026, 11, 1), date(2026, 12, 1)),
+    ("monthly", date(2026, 12, 31), date(2026, 12, 1), date(2027, 1, 1)),
+    ("monthly", date(2027, 1, 31), date(2027, 1, 1), date(2027, 2, 1)),
+])
+def test_periods_and_the_next_training_night(kind, day, start, following):
+    assert cadence.period_start(kind, day) == start
+    assert cadence.next_training(kind, day) == following
+
+
+def test_the_first_night_of_each_period_trains_and_the_rest_score_with_it(tmp_path):
+    store = JobState(tmp_path, "energy")
+    assert cadence.plan(store, "weekly", MONDAY + timedelta(days=2)).trains  # nothing trained yet: train
+    cadence.record(store, MONDAY + timedelta(days=2), {"version": "v1"})
+    for offset in (3, 4, 5, 6):  # the rest of that week scores with Wednesday's model
+        p = cadence.plan(store, "weekly", MONDAY + timedelta(days=offset))
+        assert not p.trains and p.kept == {"version": "v1"} and p.last_trained == MONDAY + timedelta(days=2)
+    assert cadence.plan(store, "weekly", MONDAY + timedelta(days=7)).trains  # next Monday
+    assert cadence.plan(store, "nightly", MONDAY + timedelta(days=3)).trains
+    assert not cadence.plan(store, "monthly", date(2026, 11, 30)).trains
+    assert cadence.plan(store, "monthly", date(2026, 12, 1)).trains
+
+
+def test_a_night_never_reads_a_training_night_after_it(tmp_path):
+    store = JobState(tmp_path, "sales")
+    cadence.record(store, MONDAY + timedelta(days=1), {"version": "later"})
+    assert cadence.plan(store, "weekly", MONDAY + timedelta(days=1)).trains  # a rerun of that night trains again
+    assert cadence.plan(store, "weekly", MONDAY).trains  # a backfill of the day before never sees it
+    assert cadence.plan(store, "weekly", MONDAY).last_trained is None
+
+
+def test_the_page_says_when_it_trained_and_when_it_trains_next(tmp_path):
+    store = JobState(tmp_path, "sales")
+    cadence.record(store, MONDAY, {})
+    assert cadence.plan(store, "weekly", MONDAY + timedelta(days=1)).page(MONDAY + timedelta(days=1)) == {
+        "cadence": "weekly", "trained": False, "last_trained": "2026-11-23", "next_training": "2026-11-30"}
+    assert cadence.plan(store, "weekly", MONDAY).page(MONDAY)["last_trained"] == "2026-11-23"
+
+
+def test_settings_name_the_cadence_per_job_and_refuse_others(tmp_path):
+    s = load_settings(home=tmp_path, retrain={"sales": "monthly"})
+    assert s.cadence("sales") == "monthly" and s.cadence("energy") == cadence.DEFAULT == "weekly"
+    with pytest.raises(SettingsError, match="retrain: 'loans' has no training cadence"):
+        load_settings(home=tmp_path, retrain={"loans": "weekly"})
+    with pytest.raises(SettingsError, match="nightly"):
+        load_settings(home=tmp_path, retrain={"energy": "daily"})
