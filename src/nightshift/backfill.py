@@ -6,6 +6,7 @@ it again continues where it stopped.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated, Literal
@@ -16,8 +17,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nightshift import lifeline, runs
+from nightshift import estimate, lifeline, runs
 from nightshift.cli_args import parse_date, parse_jobs, prefect_env, read_settings
+from nightshift.jobs import JOBS
 from nightshift.settings import Settings
 
 Mode = Literal["missing", "failed", "all"]
@@ -89,25 +91,40 @@ def backfill_command(
     except ValueError as e:
         console.print(f"[red]{escape(str(e))}[/red]")
         raise typer.Exit(2) from None
+    todo = [p for p in steps if p.run]
+    run_jobs = names or s.jobs or list(JOBS)
+    trainers = estimate.cadence_jobs(run_jobs)
+    kinds = estimate.will_train(s, trainers, [p.day for p in todo])
+    pace = estimate.past_pace(s, run_jobs, trainers)
     t = Table("date", "action", "why", title=f"backfill {first} → {last} (mode={mode})")
     for p in steps:
-        t.add_row(p.day.isoformat(), "run" if p.run else "skip", p.why)
+        action = ("run, trains" if kinds[p.day] else "run, scores") if p.run and trainers else (
+            "run" if p.run else "skip")
+        t.add_row(p.day.isoformat(), action, p.why)
     console.print(t)
-    todo = [p for p in steps if p.run]
+    if todo:
+        trains = sum(kinds.values())
+        console.print(f"{len(todo)} to run ({trains} training {_nights(trains)} for {', '.join(trainers) or 'none'}, "
+                      f"{len(todo) - trains} scoring); estimated {estimate.describe(pace.left(list(kinds.values())))}"
+                      + (" at this home's past pace" if pace.left(list(kinds.values())) is not None else ""))
     if dry_run or not todo:
         console.print("dry run: nothing was run" if dry_run else "nothing to do")
         return
     prefect_env(s)
     lifeline.start()  # the run's children (process pools, Prefect's server) end with it, even on kill -9
     from nightshift import night
+    from nightshift.jobs.sales.parallel import kept_pools
 
     done = failed = 0
+    skipped = len(steps) - len(todo)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as bar:
-        task = bar.add_task("backfill", total=len(steps))
-        bar.advance(task, len(steps) - len(todo))
-        for p in todo:
-            bar.update(task, description=f"{p.day} (done {done}, failed {failed}, skipped {len(steps) - len(todo)})")
+                  TextColumn("{task.fields[left]}"), console=console) as bar, kept_pools():
+        task = bar.add_task("backfill", total=len(todo), left="")
+        for i, p in enumerate(todo):
+            left = pace.left([kinds[q.day] for q in todo[i:]])
+            bar.update(task, description=f"{p.day} (done {done}, failed {failed}, skipped {skipped})",
+                       left=f"{estimate.describe(left)} left" if left is not None else "")
+            started = time.perf_counter()
             try:
                 result = night.run_night(s, p.day, names, force=force, trigger="backfill")
                 ok = result.status == "success"
@@ -117,9 +134,15 @@ def backfill_command(
             except Exception as e:  # keep going: the status shows the failed date
                 console.print(f"[red]{p.day}: {escape(str(e))}[/red]")
                 ok = False
+            if ok:
+                pace.now[kinds[p.day]].append(time.perf_counter() - started)
             done += ok
             failed += not ok
             bar.advance(task)
-        bar.update(task, description=f"done {done}, failed {failed}, skipped {len(steps) - len(todo)}")
+        bar.update(task, description=f"done {done}, failed {failed}, skipped {skipped}", left="")
     if failed:
         raise typer.Exit(1)
+
+
+def _nights(n: int) -> str:
+    return "night" if n == 1 else "nights"

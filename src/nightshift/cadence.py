@@ -13,17 +13,21 @@ run in date order makes the same choices as the nightly runs of those dates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from nightshift.jobs import JobContext
     from nightshift.state import JobState
 
 Cadence = Literal["nightly", "weekly", "monthly"]
 CADENCES: tuple[str, ...] = ("nightly", "weekly", "monthly")
 DEFAULT: Cadence = "weekly"
-JOBS = ("energy", "sales")  # the jobs whose training costs enough to be worth a cadence
+JOBS = ("behavior", "sales", "loans", "inventory", "energy")  # behavior: its click-through model
 NAME = "trained"  # state name: one entry per training night, with what it chose
 KEEP = 60  # training nights kept in the state store
 
@@ -75,3 +79,23 @@ def plan(store: JobState, cadence: str, run_date: date) -> Plan:
 def record(store: JobState, run_date: date, payload: dict[str, Any]) -> None:
     """Remember that tonight trained, with what later nights of the period score with."""
     store.save(NAME, run_date, payload, keep=KEEP)
+
+
+def tonight(ctx: JobContext, loader: Callable[[Path], Any],
+            usable: Callable[[dict[str, Any]], bool] = lambda metadata: True) -> tuple[Plan, Any]:
+    """Tonight's plan for a job with one model, and the model it scores with when it does not train:
+    the version its period's training night chose (saved as `{"version": ...}`), loaded by version so
+    that a later night's champion never scores an earlier date. A version that is gone, does not load
+    or is not `usable` (fed other inputs than tonight's) makes tonight a training night."""
+    from nightshift.registry import RegistryError
+
+    found = plan(ctx.state, ctx.settings.cadence(ctx.job), ctx.run_date)
+    if found.trains:
+        return found, None
+    try:
+        model = ctx.registry.load(str((found.kept or {}).get("version")), loader)
+    except RegistryError:
+        model = None
+    if model is None or not usable(model.metadata):
+        return replace(found, trains=True, kept=None), None
+    return found, model

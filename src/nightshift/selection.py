@@ -142,7 +142,7 @@ def compete(registry: ModelRegistry, candidates: list[Candidate], *, judge: Judg
     judged.notes[:0] = notes
     judged.board, judged.judge, judged.bake_off_rows = board, judge, rows(own)
     judged.published = (winner.name if judged.version == version.version
-                        else _candidate_name(judged.champion.metadata if judged.champion else {}, judged.version))
+                        else candidate_name(judged.champion.metadata if judged.champion else {}, judged.version))
     return judged
 
 
@@ -163,7 +163,8 @@ def _bake_off(candidates: list[Candidate], holdout: Any, judge: Judge, score: Ca
                                           not e.baseline, order[e.name]))
 
 
-def _candidate_name(metadata: dict[str, Any], version: str) -> str:
+def candidate_name(metadata: dict[str, Any], version: str) -> str:
+    """The name a stored version competed under (`champion <version>` when it has none)."""
     return (metadata.get("extra") or {}).get("candidate") or f"champion {version}"
 
 

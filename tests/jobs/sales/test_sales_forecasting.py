@@ -191,3 +191,31 @@ def test_mappers_keep_order_and_limit_blas_to_one_thread():
     with ProcessMapper(2, preload=("nightshift.jobs.sales.parallel",)) as mapper:
         assert mapper.map(abs, [-3, -1, -2, 5]) == [3, 1, 2, 5]
         assert set(mapper.map(blas_threads, range(4))) == {1}
+
+
+def test_a_backfill_starts_its_pool_once_and_replaces_one_that_broke():
+    import os
+    import signal
+
+    from nightshift.jobs.sales import parallel
+
+    with parallel.kept_pools():
+        with parallel.make_mapper(2) as night1:
+            pids = set(night1.map(_pid, range(8)))
+        with parallel.make_mapper(2) as night2:  # the next night: the same workers, not a fresh pool
+            assert set(night2.map(_pid, range(8))) <= pids
+            os.kill(next(iter(pids)), signal.SIGKILL)
+            assert night2.map(abs, [-1, -2]) == [1, 2]  # a dead worker: a new pool, the work still done
+        pool = parallel._KEPT[2]._pool  # noqa: SLF001 - the pool to be closed when the block ends
+    assert parallel._KEPT is None  # noqa: SLF001
+    assert pool._shutdown_thread  # noqa: SLF001 - closed at the end of the backfill
+    with parallel.make_mapper(2) as alone:  # outside a backfill each night owns (and closes) its pool
+        assert isinstance(alone, parallel.ProcessMapper)
+
+
+def _pid(_: object) -> int:
+    import os
+    import time
+
+    time.sleep(0.05)  # both workers get some of the work
+    return os.getpid()

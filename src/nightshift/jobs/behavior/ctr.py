@@ -115,6 +115,7 @@ def _load_rate(directory: Path) -> CampaignRate:
 
 
 RATE_FORMAT = FnFormat("ctr-campaign-rate", _save_rate, _load_rate)
+FORMATS = {f.name: f for f in (CTR_FORMAT, RATE_FORMAT)}
 
 
 def split(rows: pl.DataFrame, run_date: date) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -181,7 +182,21 @@ def fit_and_register(rows: pl.DataFrame, run_date: date, registry: Any, *, round
     ev["calibration"] = mm.calibration_table(holdout["clicked"].to_numpy(), judged.model.predict(holdout), bins=10)
     return {"evaluation": ev, "version": judged.decision.challenger, "decision": judged.decision,
             "scorer": judged.model, "scorer_version": judged.version, "holdout": holdout, "baseline": baseline,
-            "train_rows": train_rows.height, "notes": judged.notes, "selection": judged}
+            "train_rows": train_rows.height, "notes": judged.notes, "selection": judged,
+            "published": judged.published, "model_label": "XGBoost"}
+
+
+def score_kept(rows: pl.DataFrame, run_date: date, kept: Any, published: str) -> dict[str, Any]:
+    """Between training nights: the training night's model (`kept`, loaded from the registry) and
+    tonight's campaign rates, both scored on tonight's holdout; nothing is trained or judged."""
+    train_rows, holdout = split(rows, run_date)
+    if holdout.height < 50:
+        raise ValueError(f"too few ad impressions to score the click-through model ({holdout.height} holdout rows)")
+    baseline = campaign_baseline(train_rows)
+    ev = evaluate(kept.model, baseline, holdout)
+    return {"evaluation": ev, "version": None, "decision": None, "scorer": kept.model, "scorer_version": kept.version,
+            "holdout": holdout, "baseline": baseline, "train_rows": train_rows.height, "notes": kept.warnings,
+            "selection": None, "published": published, "model_label": published}
 
 
 def predict_tomorrow(scorer: CtrModel, recent: pl.DataFrame, run_date: date) -> pl.DataFrame:

@@ -21,11 +21,13 @@ from typing import Any
 
 import polars as pl
 
+from nightshift import cadence
 from nightshift.jobs import JobContext, JobResult
 from nightshift.jobs.behavior import channels, ctr, recommendations, report, segments
 from nightshift.modeling import has_gpu
 from nightshift.modeling.xgb import xgb_device
 from nightshift.privacy.keys import fold_other
+from nightshift.selection import by_format, candidate_name
 
 WINDOW_DAYS = 90  # trends, segment features and recommendations look back this far
 CTR_DAYS = 60  # impressions the click model learns from (history features look back further)
@@ -41,6 +43,8 @@ DEPENDS_ON_EARLIER_NIGHTS = {
                     "replaces only if it beats it on the holdout",
     "segment ids": "matched to the centroids saved by the last night before D, so a segment keeps "
                    "its id",
+    "training cadence": "between training nights ([retrain] behavior), the model the period's training night "
+                        "chose scores (its state)",
 }
 
 
@@ -61,12 +65,18 @@ def _ctr(ctx: JobContext, warnings: list[str]) -> dict[str, Any] | None:
         warnings.append("click-through model skipped: no ad impressions (events need event_type "
                         "'ad_impression' with a campaign_id)")
         return None
+    plan, kept = cadence.tonight(ctx, by_format(ctr.FORMATS))
     try:
-        out = ctr.fit_and_register(rows, ctx.run_date, ctx.registry)
+        if plan.trains:
+            out = ctr.fit_and_register(rows, ctx.run_date, ctx.registry)
+            cadence.record(ctx.state, ctx.run_date, {"version": out["scorer_version"]})
+        else:
+            out = ctr.score_kept(rows, ctx.run_date, kept, candidate_name(kept.metadata, kept.version))
     except ValueError as e:
         warnings.append(f"click-through model skipped: {e}")
         return None
     warnings += out["notes"]
+    out["cadence"] = plan.page(ctx.run_date)
     out["predicted"] = ctr.predict_tomorrow(out["scorer"], out["holdout"], ctx.run_date)
     return out
 
@@ -171,9 +181,9 @@ def run(ctx: JobContext) -> JobResult:
         context["ctr"] = {
             "model": {k: round(ev["model"][k], 4) for k in ("log_loss", "auc", "brier", "mean_predicted")},
             "baseline": {k: round(ev["baseline"][k], 4) for k in ("log_loss", "auc", "brier", "mean_predicted")},
-            "challenger": model["version"], "scorer": model["scorer_version"], "promoted": d.promoted,
-            "published": model["selection"].published,
-            "reason": d.reason, "holdout_days": ctr.HOLDOUT_DAYS, "margin": d.margin,
+            "challenger": model["version"], "scorer": model["scorer_version"], "promoted": d and d.promoted,
+            "published": model["published"], "model_label": model["model_label"], "cadence": model["cadence"],
+            "reason": d and d.reason, "holdout_days": ctr.HOLDOUT_DAYS, "margin": d and d.margin,
             "calibration_rows": report.calibration_rows(ev["calibration"]),
             "calibration_chart": report.calibration_chart(ev["calibration"]),
         }
@@ -181,7 +191,8 @@ def run(ctx: JobContext) -> JobResult:
                     "ctr_baseline_log_loss": round(ev["baseline"]["log_loss"], 4),
                     "ctr_auc": round(ev["model"]["auc"], 4)}
         models["ctr"] = model["scorer_version"]
-        selections["ctr"] = model["selection"].verdict()
+        if model["selection"] is not None:  # a training night judged the candidates
+            selections["ctr"] = model["selection"].verdict()
     if rec:
         e = rec["evaluation"]
         context["recs"] = {"file": rec["file"], "top_n": TOP_N, "active_days": ACTIVE_DAYS,
@@ -196,7 +207,7 @@ def run(ctx: JobContext) -> JobResult:
         summary["segments"] = seg.k
     lap("report")
     headline = f"The channel whose users did best: {best}." + (
-        f" Click-through: {model['selection'].published} (holdout log loss {summary['ctr_log_loss']:.3f}, "
+        f" Click-through: {model['published']} (holdout log loss {summary['ctr_log_loss']:.3f}, "
         f"campaign rates {summary['ctr_baseline_log_loss']:.3f})." if model else "")
     return JobResult(summary=summary, context=context, models=models, warnings=warnings, selections=selections,
                      headline=headline,

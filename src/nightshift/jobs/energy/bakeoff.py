@@ -10,7 +10,7 @@ training night scores alone.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ import numpy as np
 from nightshift import cadence
 from nightshift.jobs import JobContext
 from nightshift.jobs.energy import baselines, candidates, dataset
-from nightshift.registry import ModelLoadError, ModelVersion, RegistryError
+from nightshift.registry import ModelVersion
 from nightshift.selection import Candidate, Judge, Selection, by_format, compete
 
 METRIC = "holdout_mae_kwh"
@@ -97,21 +97,9 @@ def select(ctx: JobContext, fitted: Fitted, series: dataset.Series, split: datas
 
 
 def training_night(ctx: JobContext, features: list[str]) -> tuple[cadence.Plan, Any]:
-    """Tonight's part in the training cadence (`[retrain] energy`), and the model it scores with if it
-    does not train: the one the period's training night chose, loaded by its version (a later night's
-    champion never scores an earlier date). A model that is missing, does not load or was fed other
-    inputs than tonight's makes tonight a training night.
-    """
-    plan = cadence.plan(ctx.state, ctx.settings.cadence("energy"), ctx.run_date)
-    if plan.trains:
-        return plan, None
-    try:
-        model = ctx.registry.load(str((plan.kept or {}).get("version")), by_format(candidates.FORMATS))
-    except (ModelLoadError, RegistryError):
-        model = None
-    if model is None or model.metadata.get("features") != features:
-        return replace(plan, trains=True, kept=None), None
-    return plan, model
+    """Tonight's part in the training cadence (`[retrain] energy`), and the model it scores with if
+    it does not train (one fed tonight's inputs)."""
+    return cadence.tonight(ctx, by_format(candidates.FORMATS), lambda meta: meta.get("features") == features)
 
 
 def fit_end_hour(series: dataset.Series, split: dataset.Split):

@@ -22,6 +22,7 @@ import polars as pl
 from nightshift import cadence
 from nightshift.jobs import JobContext, JobResult
 from nightshift.jobs.energy import bakeoff, baselines, calibration, candidates, dataset, report
+from nightshift.selection import candidate_name
 
 COVERAGE = calibration.COVERAGE
 RECENT_DAYS = 7  # gaps this close to D feed tonight's forecast inputs: warn about them
@@ -47,22 +48,23 @@ def run(ctx: JobContext) -> JobResult:
     gaps = dataset.incidents(clean)
     series = dataset.to_series(clean)
     split = dataset.time_split(series)
-    train_w, val_w, hold_w = (dataset.make_windows(series, o) for o in (split.train, split.val, split.holdout))
+    val_w, hold_w = (dataset.make_windows(series, o) for o in (split.val, split.holdout))
     warnings = _gap_warnings(gaps, ctx)
     features = _features(series)
 
     plan, champion = bakeoff.training_night(ctx, features)
     trains = plan.trains
     if trains:
+        train_w = dataset.make_windows(series, split.train)
         fitted = bakeoff.fit(train_w, val_w, seed=ctx.settings.seed)
         judged = bakeoff.select(ctx, fitted, series, split, hold_w, features)
         cadence.record(ctx.state, ctx.run_date, {"version": judged.version})
         model, version, published, shown = judged.model, judged.version, judged.published, fitted.candidates
         warnings += judged.notes
     else:
-        fitted, judged = None, None
+        fitted, judged, train_w = None, None, None
         model, version = champion.model, champion.version
-        published = (champion.metadata.get("extra") or {}).get("candidate") or f"champion {version}"
+        published = candidate_name(champion.metadata, version)
         shown = bakeoff.fixed_baselines()
         warnings += champion.warnings
 
@@ -89,7 +91,7 @@ def run(ctx: JobContext) -> JobResult:
     context = {
         "model_version": version, "published": published, "cadence": plan.page(ctx.run_date),
         "temperature": series.has_temperature,
-        "training": _training_rows(fitted, len(train_w), time.perf_counter() - t_start),
+        "training": _training_rows(fitted, len(train_w) if trains else 0, time.perf_counter() - t_start),
         "split": _split_info(series, split),
         "accuracy_rows": report.accuracy_rows(hold_pred, hold_w),
         "mae": {k: round(v, 3) for k, v in hold_mae.items()},

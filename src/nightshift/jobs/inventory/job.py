@@ -12,7 +12,9 @@ empirical quantiles; no demand ever → no forecast, review by hand.
 Inbound stock (ordered, not yet received) is our own order lists of the nights before D, replayed
 from the warehouse as of D with tonight's model and rule (`inbound_stock`), never read back from what
 earlier runs stored: a date gives the same orders whether or not the night before ran. What still
-depends on earlier nights is declared in the manifest (`DEPENDS_ON_EARLIER_NIGHTS`).
+depends on earlier nights is declared in the manifest (`DEPENDS_ON_EARLIER_NIGHTS`). The demand
+model trains on the cadence's training nights (`[retrain] inventory`, `nightshift.cadence`); the
+nights between, the model chosen then is checked on tonight's holdout and plans the orders.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 
+from nightshift import cadence
 from nightshift.jobs import JobContext, JobResult
 from nightshift.jobs.inventory import demand, policy, report, simulation
 from nightshift.registry import ModelVersion
-from nightshift.selection import Candidate, Judge, compete
+from nightshift.selection import Candidate, Judge, by_format, candidate_name, compete
 
 JUDGE = Judge("pinball", higher_is_better=False, min_rows=100)  # the one selection rule's terms
 HOLDOUT_DAYS = 120  # model holdout and policy replay: the last ~4 months, unseen by training
@@ -36,10 +39,14 @@ KEYS = ["warehouse_id", "product_id"]
 # Nights of order lists replayed for the inbound stock, in lead times: orders from the older lead time
 # have arrived by D, but they fill the pipeline the newer nights' decisions saw.
 REPLAY_LEAD_TIMES = 2
+FORMATS = {f.name: f for f in (demand.FORMAT, demand.BASELINE_FORMAT)}
+INPUTS = (demand.FEATURES, demand.BASELINE_FEATURES)  # what the booster and the baseline are fed
 DEPENDS_ON_EARLIER_NIGHTS = {
     "inventory_demand champion": "the demand model in use is the registry's champion, left by the nights run before "
                                  "this one (in a backfill, possibly a later date's); tonight's challenger replaces it "
                                  "only if it beats it on the holdout (the one selection rule)",
+    "training cadence": "between training nights ([retrain] inventory), the model the period's training night "
+                        "chose plans the orders (its state)",
 }
 
 
@@ -48,6 +55,15 @@ def _train_and_register(ctx: JobContext, feat: pl.DataFrame, holdout_days: int,
     """Fit the booster and the baseline, pick by the one selection rule; the model to use and what to show."""
     d = ctx.run_date
     train, hold, cutoff = demand.split(feat, d, holdout_days)
+    plan, kept = cadence.tonight(ctx, by_format(FORMATS), lambda meta: meta.get("features") in INPUTS)
+    if not plan.trains:  # between training nights: the training night's model, checked on tonight's holdout
+        quality = demand.evaluate(kept.model, hold, demand.baseline(feat, hold, cutoff))
+        published = candidate_name(kept.metadata, kept.version)
+        quality.update(decision=f"trained on {plan.last_trained}; it scores every night until the next "
+                                f"training night ({plan.page(d)['next_training']})",
+                       version=kept.version, published=published, cutoff=cutoff, cadence=plan.page(d),
+                       train_rows=(kept.metadata.get("extra") or {}).get("train_rows"))
+        return kept.model, quality, {"inventory_demand": kept.version}, kept.warnings, {}
     train = train.filter(pl.col("date").cast(pl.Int32) % TRAIN_EVERY == 0)
     notes: list[str] = []
     if train.height < 200 or hold.height == 0:
@@ -58,7 +74,7 @@ def _train_and_register(ctx: JobContext, feat: pl.DataFrame, holdout_days: int,
     candidates = [Candidate("xgboost quantiles", booster, demand.FORMAT),
                   Candidate("empirical quantiles (recent level)", demand.fit_baseline(train), demand.BASELINE_FORMAT,
                             baseline=True)]
-    inputs = {c.name: demand.FEATURES if c.model is booster else demand.BASELINE_FEATURES for c in candidates}
+    inputs = {c.name: INPUTS[0] if c.model is booster else INPUTS[1] for c in candidates}
     p = {**demand.DEFAULT_PARAMS, **(params or {})}
     holdout_info = {"start": cutoff + timedelta(days=1), "end": d, "rows": hold.height}
 
@@ -68,7 +84,8 @@ def _train_and_register(ctx: JobContext, feat: pl.DataFrame, holdout_days: int,
             c.model, c.fmt, run_date=d, training_window=(train["date"].min(), cutoff), data_hash=demand.data_hash(train),
             features=inputs[c.name], params=p if c.model is booster else {"window_days": demand.BASELINE_WINDOW_DAYS},
             metrics={"pinball": q["pinball"], "coverage_95": q["coverage"]["0.95"]}, holdout=holdout_info,
-            extra={**({"trained_with": booster.booster.attr("trained_with")} if c.model is booster else {}), **extra})
+            extra={**({"trained_with": booster.booster.attr("trained_with")} if c.model is booster else {}),
+                   "train_rows": train.height, **extra})
 
     judged = compete(ctx.registry, candidates, judge=JUDGE, trained_until=cutoff, save=save,
                      holdout_after=lambda end: hold.filter(pl.col("date") > end),
@@ -76,7 +93,8 @@ def _train_and_register(ctx: JobContext, feat: pl.DataFrame, holdout_days: int,
                      compatible=lambda meta: meta.get("features") in inputs.values())
     quality = demand.evaluate(judged.model, hold, demand.baseline(feat, hold, cutoff))
     quality.update(decision=judged.decision.reason, version=judged.version, published=judged.published, cutoff=cutoff,
-                   train_rows=train.height)
+                   train_rows=train.height, cadence=plan.page(d))
+    cadence.record(ctx.state, d, {"version": judged.version})
     return judged.model, quality, {"inventory_demand": judged.version}, judged.notes, {
         "inventory_demand": judged.verdict()}
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from nightshift import cadence
 from nightshift.jobs import JobContext, JobResult
 from nightshift.jobs.loans import quality, report
 from nightshift.jobs.loans.features import Split, data_hash, time_split
@@ -24,7 +26,7 @@ from nightshift.jobs.loans.model import LOANS_FORMAT, LOGISTIC_FORMAT, PlattScal
 from nightshift.modeling import metrics
 from nightshift.modeling.xgb import xgb_device
 from nightshift.registry import ModelRegistry, ModelVersion
-from nightshift.selection import Candidate, Judge, Selection, compete
+from nightshift.selection import Candidate, Judge, Selection, by_format, candidate_name, compete
 
 log = logging.getLogger(__name__)
 PENDING_DAYS = 30  # an application with no outcome row this long after applying is still undecided
@@ -37,6 +39,7 @@ CADENCE_DAYS = 7
 SHARES = {"loans_portfolio": 0.25, "loans_portfolio_bands": 0.25, "loans_model_quality": 0.4, "loan_region_keys": 0.1}
 COARSENED = ("Portfolio: pending applications per region and, separately, per risk band, counts only: region × "
              "band cells and a region's mean predicted risk held fewer applications than their noise.")
+FORMATS = {f.name: f for f in (LOANS_FORMAT, LOGISTIC_FORMAT)}
 PORTFOLIO_MAX_ROWS = 1  # K: applications one applicant may contribute to a release (more are sampled away)
 
 
@@ -44,6 +47,8 @@ PORTFOLIO_MAX_ROWS = 1  # K: applications one applicant may contribute to a rele
 DEPENDS_ON_EARLIER_NIGHTS = {
     "default_model champion": "applications are scored by the registry's champion, which tonight's "
                               "challenger replaces only if it beats it on the holdout",
+    "training cadence": "between training nights ([retrain] loans), the model the period's training night "
+                        "chose scores (its state)",
 }
 
 
@@ -55,22 +60,20 @@ def run(ctx: JobContext) -> JobResult:
     to_score = feats.filter(pl.col("role") == "score")
     split = time_split(labelled)
 
-    candidates = fit_candidates(split, seed=ctx.settings.seed)
-    reg = ctx.registry
-    judged = select(reg, split, candidates, save=lambda c, extra: _register(ctx, split, c, extra))
-    warnings += judged.notes
-    absent = judged.model.encoder.absent
+    use = model_in_use(ctx, split)
+    warnings += use.notes
+    absent = use.model.encoder.absent
     if absent:
         warnings.append(f"the data has no {', '.join(absent)}: the model does without them (optional columns "
                         "of the loans table left out of the source)")
-    compare = judged.holdout
+    compare = split.holdout
     y_cmp = compare["defaulted"].to_numpy()
-    preds = {c.name: c.model.predict(compare) for c in candidates}
-    if judged.champion is not None and judged.champion.version != judged.decision.challenger:
-        preds[f"champion {judged.champion.version}"] = judged.champion.model.predict(compare)
-    promoted, reason = judged.decision.promoted, judged.decision.reason
-    scoring_model: PlattScaled = judged.model
-    scoring_version = judged.version
+    preds = {name: model.predict(compare) for name, model in use.compared.items()}
+    if use.selection is None:
+        warnings += _baseline_won(y_cmp, preds, use.published)
+    promoted, reason = use.promoted, use.reason
+    scoring_model: PlattScaled = use.model
+    scoring_version = use.version
 
     p = _score(ctx, scoring_model, scoring_version, to_score)
 
@@ -94,8 +97,8 @@ def run(ctx: JobContext) -> JobResult:
     warnings += [n for n in (portfolio_note, dp_quality.get("note")) if n]
 
     context = {
-        "scoring_version": scoring_version, "published": judged.published, "absent_features": absent, "challenger_version": judged.decision.challenger,
-        "promoted": promoted, "decision_reason": reason, "margin": reg.margin, "metric": METRIC,
+        "scoring_version": scoring_version, "published": use.published, "absent_features": absent, "challenger_version": use.challenger,
+        "promoted": promoted, "decision_reason": reason, "margin": ctx.registry.margin, "metric": METRIC,
         "holdout": {"start": compare["application_date"].min(), "end": compare["application_date"].max(),
                     "applications": compare.height, "default_rate": float(y_cmp.mean())},
         "windows": {part: split.window(part) for part in ("train", "valid", "holdout")},
@@ -105,6 +108,7 @@ def run(ctx: JobContext) -> JobResult:
         "calibration_rows": cal_rows, "label_lag_rows": ctx.sql("label_lag").to_dicts(),
         "importance_rows": imp_rows, "drift_rows": drift_rows, "psi_flag": report.PSI_FLAG,
         "portfolio_rows": portfolio, "dp_quality": dp_quality, "cadence_days": CADENCE_DAYS,
+        "cadence": use.cadence,
         "epsilons": {k: round(v, 4) for k, v in eps.items()}, "bands": [{"band": b, "from": lo} for b, lo in report.BANDS],
         "charts": {
             "roc": report.roc_chart(y_cmp, preds), "calibration": cal_chart,
@@ -115,21 +119,68 @@ def run(ctx: JobContext) -> JobResult:
     }
     summary = {
         "holdout_auc": metrics.auc(y_cmp, p_hold), "baseline_auc": metrics.auc(y_cmp, preds["logistic baseline"]),
-        "published": judged.published, "champion": scoring_version, "promoted": promoted, "scored": to_score.height,
+        "published": use.published, "champion": scoring_version, "promoted": promoted, "scored": to_score.height,
         "mean_probability": float(p.mean()) if len(p) else None,
     }
-    headline = (f"Scored {to_score.height:,} applications with the {judged.published} model (holdout AUC "
+    headline = (f"Scored {to_score.height:,} applications with the {use.published} model (holdout AUC "
                 f"{summary['holdout_auc']:.3f}; logistic baseline {summary['baseline_auc']:.3f})"
                 + (f"; mean probability of default {summary['mean_probability']:.1%}." if len(p) else "."))
     return JobResult(summary=summary, context=context, models={"default_model": scoring_version}, headline=headline,
-                     warnings=warnings, extra={"device": xgb_device(), "challenger": judged.decision.challenger, "depends_on_earlier_nights": DEPENDS_ON_EARLIER_NIGHTS},
-                     selections={"default_model": judged.verdict()})
+                     warnings=warnings, extra={"device": xgb_device(), "challenger": use.challenger, "depends_on_earlier_nights": DEPENDS_ON_EARLIER_NIGHTS},
+                     selections={"default_model": use.selection.verdict()} if use.selection else {})
 
 
-def fit_candidates(split: Split, *, seed: int) -> list[Candidate]:
+@dataclass
+class InUse:
+    """The model that scores tonight, how it was chosen, and what the page compares on the holdout."""
+
+    model: PlattScaled
+    version: str
+    published: str
+    compared: dict[str, Any]  # name -> model, each scored on tonight's holdout
+    cadence: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    selection: Selection | None = None  # a training night's verdict
+    challenger: str | None = None
+    promoted: bool = False
+    reason: str = ""
+
+
+def model_in_use(ctx: JobContext, split: Split) -> InUse:
+    """A training night (`[retrain] loans`) fits both candidates and judges them by the one rule;
+    the nights between score with the model that night chose, beside tonight's logistic baseline."""
+    baseline = Candidate("logistic baseline", fit_logistic(split), LOGISTIC_FORMAT, baseline=True)
+    plan, kept = cadence.tonight(ctx, by_format(FORMATS),
+                                 lambda meta: meta.get("features") == baseline.model.encoder.names)
+    if not plan.trains:
+        name = candidate_name(kept.metadata, kept.version)
+        return InUse(kept.model, kept.version, name, {baseline.name: baseline.model, name: kept.model},
+                     plan.page(ctx.run_date), kept.warnings,
+                     reason=f"nothing was judged tonight: the model chosen on {plan.last_trained} scores until "
+                            f"the next training night")
+    candidates = fit_candidates(split, seed=ctx.settings.seed, baseline=baseline)
+    judged = select(ctx.registry, split, candidates, save=lambda c, extra: _register(ctx, split, c, extra))
+    cadence.record(ctx.state, ctx.run_date, {"version": judged.version})
+    compared = {c.name: c.model for c in candidates}
+    if judged.champion is not None and judged.champion.version != judged.decision.challenger:
+        compared[f"champion {judged.champion.version}"] = judged.champion.model
+    return InUse(judged.model, judged.version, judged.published, compared, plan.page(ctx.run_date), judged.notes,
+                 judged, judged.decision.challenger, judged.decision.promoted, judged.decision.reason)
+
+
+def _baseline_won(y: np.ndarray, preds: dict[str, np.ndarray], published: str) -> list[str]:
+    """Between training nights: does tonight's logistic baseline beat the model in use on tonight's holdout?"""
+    ours, base = metrics.auc(y, preds[published]), metrics.auc(y, preds["logistic baseline"])
+    if published != "logistic baseline" and base > ours:
+        return [f"the model in use, {published}, lost to the logistic baseline on tonight's holdout (AUC "
+                f"{ours:.4f} vs {base:.4f}); the next training night judges again"]
+    return []
+
+
+def fit_candidates(split: Split, *, seed: int, baseline: Candidate | None = None) -> list[Candidate]:
     """Tonight's candidates, both learning from the same windows (fit on train, stop early / calibrate on valid)."""
     return [Candidate("xgboost", fit_model(split, seed=seed), LOANS_FORMAT),
-            Candidate("logistic baseline", fit_logistic(split), LOGISTIC_FORMAT, baseline=True)]
+            baseline or Candidate("logistic baseline", fit_logistic(split), LOGISTIC_FORMAT, baseline=True)]
 
 
 def select(registry: ModelRegistry, split: Split, candidates: list[Candidate],

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 _BLAS_LIMIT: Any = None  # held for the worker's lifetime: dropping it would restore the limits
+_KEPT: dict[int, ProcessMapper] | None = None  # inside `kept_pools()`: one pool per size, shared by nights
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                 "NUMEXPR_NUM_THREADS")
@@ -116,6 +119,49 @@ class DaskMapper:
             self.client.close()
 
 
+class _Borrowed:
+    """A kept pool lent to one night: leaving the night does not close it; a broken one is replaced."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        items = list(items)
+        try:
+            return _kept(self.workers).map(fn, items)
+        except BrokenProcessPool:  # a worker died (killed, out of memory): start a fresh pool once
+            assert _KEPT is not None
+            _KEPT.pop(self.workers).close()
+            return _kept(self.workers).map(fn, items)
+
+    def __enter__(self) -> _Borrowed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _kept(workers: int) -> ProcessMapper:
+    assert _KEPT is not None
+    if workers not in _KEPT:
+        _KEPT[workers] = ProcessMapper(workers)
+    return _KEPT[workers]
+
+
+@contextmanager
+def kept_pools() -> Iterator[None]:
+    """Within this block (a backfill), nights share their process pools: started once, closed at the end."""
+    global _KEPT
+    outer, _KEPT = _KEPT, {} if _KEPT is None else _KEPT
+    try:
+        yield
+    finally:
+        if outer is None:
+            for pool in _KEPT.values():
+                pool.close()
+            _KEPT = None
+
+
 def make_mapper(max_workers: int, dask_address: str | None = None) -> Mapper:
     """The mapper the settings ask for: Dask when an address is set, else processes or a loop."""
     if dask_address:
@@ -123,5 +169,5 @@ def make_mapper(max_workers: int, dask_address: str | None = None) -> Mapper:
 
         return DaskMapper(Client(dask_address), own=True)
     if max_workers > 1:
-        return ProcessMapper(max_workers)
+        return _Borrowed(max_workers) if _KEPT is not None else ProcessMapper(max_workers)
     return SerialMapper()
