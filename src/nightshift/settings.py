@@ -193,7 +193,7 @@ class Settings(BaseSettings):
         for name in v:
             if name not in RETRAINED_JOBS:
                 raise SettingsError(f"retrain: {name!r} has no training cadence; jobs with one: "
-                                    f"{', '.join(RETRAINED_JOBS)} (the others train every night)")
+                                    f"{', '.join(RETRAINED_JOBS)}")
         return v
 
     def cadence(self, job: str) -> Cadence:

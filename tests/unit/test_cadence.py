@@ -58,7 +58,7 @@ def test_the_page_says_when_it_trained_and_when_it_trains_next(tmp_path):
 def test_settings_name_the_cadence_per_job_and_refuse_others(tmp_path):
     s = load_settings(home=tmp_path, retrain={"sales": "monthly"})
     assert s.cadence("sales") == "monthly" and s.cadence("energy") == cadence.DEFAULT == "weekly"
-    with pytest.raises(SettingsError, match="retrain: 'loans' has no training cadence"):
-        load_settings(home=tmp_path, retrain={"loans": "weekly"})
+    with pytest.raises(SettingsError, match="retrain: 'weather' has no training cadence"):
+        load_settings(home=tmp_path, retrain={"weather": "weekly"})
     with pytest.raises(SettingsError, match="nightly"):
         load_settings(home=tmp_path, retrain={"energy": "daily"})

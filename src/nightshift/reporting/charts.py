@@ -13,9 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
+import plotly.io
 from markupsafe import Markup, escape
 
 _ids = itertools.count()
+# The pages' look, as Plotly's default: a figure picks it up when it is serialised. Passing it to
+# every figure instead (`template=`) validates and copies the whole template each time: 0.18 s per
+# chart against 0.04 s, about five seconds of every night.
+plotly.io.templates.default = "plotly_white"
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,6 @@ def chart(fig: go.Figure, title: str = "") -> Chart:
     """Wrap a Plotly figure for a page. The JSON is safe inside <script> (no `</` sequences)."""
     fig.update_layout(
         title=title or None,
-        template="plotly_white",
         margin=dict(l=50, r=20, t=40 if title else 20, b=40),
         height=340,
         legend=dict(orientation="h", y=-0.2),
