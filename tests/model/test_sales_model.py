@@ -121,7 +121,7 @@ def _night(tmp_path: Path, seed: list[int], nights: int) -> dict:
     from nightshift.warehouse import Warehouse
 
     sales, start, index, mu, r = _generate(seed)
-    settings = load_settings(home=tmp_path, max_workers=2)
+    settings = load_settings(home=tmp_path, max_workers=2, retrain={"sales": "nightly"})  # the warm-start path
     wh = Warehouse(settings.warehouse_path)
     wh.cursor.register("_rows", sales.with_columns(pl.col("date").alias("_partition")).to_arrow())
     wh.execute("insert into sales select * from _rows")

@@ -135,15 +135,17 @@ def test_page_leaks_no_user_id_and_no_raw_aggregate(tiny: dict, tmp_path: Path) 
 
 
 @pytest.mark.slow
-def test_second_night_keeps_segment_ids_and_a_champion(tiny: dict, tmp_path: Path) -> None:
+def test_second_night_keeps_segment_ids_and_scores_with_the_first_nights_model(tiny: dict, tmp_path: Path) -> None:
     _, (first, second), _ = _run_and_render(tiny, tmp_path, [END - timedelta(days=1), END])
     seg = second.context["segments"]
     assert seg["previous_day"] == (END - timedelta(days=1)).isoformat()
     assert seg["matched"] >= min(first.summary["segments"], second.summary["segments"])
     assert second.models["ctr"].startswith("v0")
-    verdict = second.selections["ctr"]
+    verdict = first.selections["ctr"]  # the first night trained and judged
     assert {e["name"] for e in verdict["board"]} == {"xgboost", "campaign rate baseline"}
-    assert verdict["version"] == second.models["ctr"]
+    # the second, in the same week, scores with the model the first chose (weekly training)
+    assert second.selections == {} and second.models["ctr"] == verdict["version"] == first.models["ctr"]
+    assert second.context["ctr"]["cadence"]["last_trained"] == str(END - timedelta(days=1))
     assert (tmp_path / "models" / "behavior" / "state" / "segments" / f"{END}.json").exists()
 
 
