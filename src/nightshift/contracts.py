@@ -62,8 +62,8 @@ def _column_rules(t: TableSpec) -> list[tuple[pl.Expr, Rule]]:
         col, present = pl.col(c.name), pl.col(f"_present_{c.name}")
         rules.append((present & col.is_null(), Rule(f"wrong type in {c.name}", pl.format(
             "column {}: {} is not a valid {}", pl.lit(c.name), _raw_text(c.name), pl.lit(c.type)))))
-        if c.required:
-            rules.append((col.is_null() & ~present,
+        if c.required:  # no value sent: null, or blank text (a blank key is as missing as a null one)
+            rules.append((~present,
                           Rule(f"null in required column {c.name}", pl.lit(f"column {c.name} is null but required"))))
         if c.enum:
             rules.append((col.is_not_null() & ~col.is_in(list(c.enum)), Rule(f"unknown value in {c.name}", pl.format(
@@ -96,7 +96,7 @@ INTEGERS = ("BIGINT", "INTEGER")
 
 def _typed(c: Column) -> str:
     """One column's staging expression: cast (a value that does not fit becomes null, and the contract
-    quarantines the row as a wrong type), text trimmed, an empty optional text null, enums lower case.
+    quarantines the row as a wrong type), text trimmed, blank text null, enums lower case.
 
     A whole-number column takes only whole numbers (DuckDB's cast would round 28.5 to 28 or 29); a
     timestamp with an offset (`...T01:00:00+05:00`) becomes UTC, one without stays as sent."""
@@ -109,8 +109,7 @@ def _typed(c: Column) -> str:
     if c.type != "VARCHAR":
         cast = f"try_cast({c.name} as {c.type.lower()})"
         return f"date_trunc('{c.truncate}', {cast})" if c.truncate else cast
-    text = f"trim(try_cast({c.name} as varchar))"
-    text = text if c.required else f"nullif({text}, '')"
+    text = f"nullif(trim(try_cast({c.name} as varchar)), '')"
     return f"lower({text})" if c.enum else text
 
 

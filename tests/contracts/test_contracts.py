@@ -86,6 +86,23 @@ def test_duplicate_key_across_days_keeps_the_first_delivery(wh):
     assert again.bad["_rule"].to_list() == ["duplicate key across days"]
 
 
+def test_a_key_loaded_from_another_drop_quarantines_only_that_row(wh):
+    day = date(2026, 2, 28)
+    wh.cursor.register("f", contracts.check("sales", frame([sales_rows(date=day)], day), wh).good.to_arrow())
+    wh.cursor.execute("insert into sales select * from f")
+    again = contracts.check("sales", frame([sales_rows(date=day), sales_rows(date=day, product_id="p2")]), wh)
+    assert again.good["product_id"].to_list() == ["p2"]
+    assert again.bad.select("_row", "_rule", "_reason").to_dicts() == [
+        {"_row": 0, "_rule": "duplicate key across days", "_reason": "key already loaded from the drop of 2026-02-28"}]
+
+
+def test_a_clean_check_quarantines_nothing_with_the_same_columns(wh):
+    clean = contracts.check("sales", frame([sales_rows()]), wh)
+    broken = contracts.check("sales", frame([sales_rows(units=-1)]), wh)
+    assert clean.bad.height == 0 and clean.reasons == {}
+    assert clean.bad.schema == broken.bad.schema  # an empty quarantine file reads back like any other
+
+
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
     from nightshift import demo
@@ -186,6 +203,63 @@ def test_blank_and_short_text_values_are_judged_by_what_was_sent(wh):
         {"_row": 2, "_rule": "null in required column units", "_reason": "column units is null but required",
          "units": None},
     ]
+
+
+def test_a_blank_required_text_value_is_quarantined_like_a_null(wh):
+    # A blank store_id is a missing key: loaded as "" it would be a store nobody sent.
+    rows = [sales_rows(store_id=" s1 "), sales_rows(store_id="  ", product_id="p2"),
+            sales_rows(store_id="\t", product_id="p3"), sales_rows(store_id=None, product_id="p4")]
+    checked = contracts.check("sales", frame(rows), wh)
+    assert checked.good.select("store_id", "product_id").to_dicts() == [{"store_id": "s1", "product_id": "p1"}]
+    assert checked.bad.select("_row", "_rule", "_reason", "store_id").to_dicts() == [
+        {"_row": row, "_rule": "null in required column store_id", "_reason": "column store_id is null but required",
+         "store_id": None} for row in (1, 2, 3)]
+
+
+def test_range_and_finite_number_reasons_name_the_value_and_the_bound(wh):
+    sales = contracts.check("sales", frame([sales_rows(units=-1), sales_rows(product_id="p2", unit_price_cents=0),
+                                            sales_rows(product_id="p3", units=10**12),
+                                            sales_rows(product_id="p4", units=-5)]), wh)
+    # in the order sent, though rows 0 and 3 break the same rule
+    assert sales.bad.select("_row", "_rule", "_reason").to_dicts() == [
+        {"_row": 0, "_rule": "out of range in units", "_reason": "column units: -1 is not >= 0"},
+        {"_row": 1, "_rule": "out of range in unit_price_cents",
+         "_reason": "column unit_price_cents: 0 is not > 0"},  # an exclusive bound
+        {"_row": 2, "_rule": "out of range in units", "_reason": "column units: 1000000000000 is above 1e+09"},
+        {"_row": 3, "_rule": "out of range in units", "_reason": "column units: -5 is not >= 0"}]
+    row = {"ts": datetime(2026, 3, 1, 10), "meter_id": "m1", "region": "north", "kwh": 1.5, "temperature_c": 10.0,
+           "is_holiday": False}
+    energy = contracts.check("energy", frame([
+        row | {"temperature_c": None},  # an optional number left out is fine
+        row | {"meter_id": "m2", "kwh": float("nan")}, row | {"meter_id": "m3", "kwh": float("inf")},
+        row | {"meter_id": "m4", "temperature_c": 70.5}, row | {"meter_id": "m5", "temperature_c": -80.5}]), wh)
+    assert energy.good["meter_id"].to_list() == ["m1"]
+    assert energy.bad.select("_rule", "_reason").to_dicts() == [
+        {"_rule": "not a finite number in kwh", "_reason": "column kwh: NaN is not a finite number"},
+        {"_rule": "not a finite number in kwh", "_reason": "column kwh: inf is not a finite number"},
+        {"_rule": "out of range in temperature_c", "_reason": "column temperature_c: 70.5 is above 70"},
+        {"_rule": "out of range in temperature_c", "_reason": "column temperature_c: -80.5 is not >= -80"}]
+
+
+def test_a_future_row_names_its_date_and_the_drop_date(wh):
+    checked = contracts.check("sales", frame([sales_rows(date=date(2026, 3, 2))]), wh)
+    assert checked.bad.select("_rule", "_reason").to_dicts() == [
+        {"_rule": "future timestamp", "_reason": "date 2026-03-02 is after the drop date 2026-03-01"}]
+
+
+def test_a_check_leaves_no_views_behind_on_the_warehouse(wh):
+    def views() -> list:
+        return wh.cursor.sql("select view_name from duckdb_views() where temporary and not internal").fetchall()
+
+    wh.cursor.execute("insert into users select 1, date '2026-03-01', 'email', 'DE', null, date '2026-03-01'")
+    ev = {"event_id": "e1", "user_id": 1, "ts": datetime(2026, 3, 1, 10), "event_type": "visit", "channel": "email",
+          "campaign_id": None, "device": "mobile", "product_id": None, "revenue_cents": None}
+    before = views()
+    checked = contracts.check("events", frame([ev, ev | {"event_id": "e2", "user_id": 2}]), wh)
+    assert checked.good["event_id"].to_list() == ["e1"]
+    assert checked.bad.select("_rule", "_reason").to_dicts() == [
+        {"_rule": "unknown user_id", "_reason": "user_id 2 has no row in users"}]
+    assert views() == before  # the rows checked (and the keys looked up) are not left registered
 
 
 def test_duplicates_in_a_batch_of_several_drops_given_newest_first(wh):
