@@ -58,12 +58,14 @@ class Plan:
     trains: bool
     last_trained: date | None  # the newest training night before tonight
     kept: dict[str, Any] | None  # what that night saved, when tonight scores with it
+    note: str | None = None  # why tonight trains out of turn
 
     def page(self, run_date: date) -> dict[str, Any]:
         """What the job's page says about it."""
         return {"cadence": self.cadence, "trained": self.trains,
                 "last_trained": str(run_date if self.trains else self.last_trained),
-                "next_training": str(next_training(self.cadence, run_date))}
+                "next_training": str(next_training(self.cadence, run_date)),
+                **({"note": self.note} if self.note else {})}
 
 
 def plan(store: JobState, cadence: str, run_date: date) -> Plan:
@@ -94,8 +96,9 @@ def tonight(ctx: JobContext, loader: Callable[[Path], Any],
         return found, None
     try:
         model = ctx.registry.load(str((found.kept or {}).get("version")), loader)
-    except RegistryError:
-        model = None
-    if model is None or not usable(model.metadata):
-        return replace(found, trains=True, kept=None), None
+    except RegistryError as e:
+        return replace(found, trains=True, kept=None, note=f"trained out of turn: {e}"), None
+    if not usable(model.metadata):
+        return replace(found, trains=True, kept=None, note=f"trained out of turn: the model chosen on "
+                       f"{found.last_trained} was fed other inputs than tonight's"), None
     return found, model

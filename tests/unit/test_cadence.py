@@ -62,3 +62,14 @@ def test_settings_name_the_cadence_per_job_and_refuse_others(tmp_path):
         load_settings(home=tmp_path, retrain={"weather": "weekly"})
     with pytest.raises(SettingsError, match="nightly"):
         load_settings(home=tmp_path, retrain={"energy": "daily"})
+
+
+def test_a_lost_kept_model_makes_tonight_train_and_the_page_says_why(tmp_path):
+    from nightshift.jobs import JobContext
+    from nightshift.selection import by_format
+
+    settings = load_settings(home=tmp_path)
+    cadence.record(JobState(settings.models_dir, "energy"), MONDAY, {"version": "v0009-20261123"})
+    ctx = JobContext("energy", MONDAY + timedelta(days=1), settings, None, tmp_path / "out")  # type: ignore[arg-type]
+    plan, model = cadence.tonight(ctx, by_format({}))
+    assert plan.trains and model is None and "v0009-20261123 is missing" in plan.page(ctx.run_date)["note"]
