@@ -273,7 +273,8 @@ def _warn_unknown(env_keys: set[str]) -> None:
     """A NIGHTSHIFT_* variable that is no setting is most likely a typo: say so rather than ignore it."""
     # NIGHTSHIFT_RUN_TOKEN: set by a run for its children (nightshift.lifeline), not by users
     known = set(Settings.model_fields) | {"config", "run_token"}
-    for key in sorted(k for k in env_keys - known if not k.startswith("alert_")):  # ALERT_*: set for alert hooks
+    # ALERT_*: set for alert hooks; RETRAIN__ENERGY and the like: a nested setting's key
+    for key in sorted(k for k in env_keys if k.split("__", 1)[0] not in known and not k.startswith("alert_")):
         log.warning("NIGHTSHIFT_%s is not a setting and is ignored (settings: %s)", key.upper(),
                     ", ".join(sorted(Settings.model_fields)))
 

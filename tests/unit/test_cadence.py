@@ -73,3 +73,13 @@ def test_a_lost_kept_model_makes_tonight_train_and_the_page_says_why(tmp_path):
     ctx = JobContext("energy", MONDAY + timedelta(days=1), settings, None, tmp_path / "out")  # type: ignore[arg-type]
     plan, model = cadence.tonight(ctx, by_format({}))
     assert plan.trains and model is None and "v0009-20261123 is missing" in plan.page(ctx.run_date)["note"]
+
+
+def test_a_cadence_can_be_set_by_variable_without_a_typo_warning(monkeypatch, caplog, tmp_path):
+    monkeypatch.setenv("NIGHTSHIFT_RETRAIN__ENERGY", "monthly")
+    monkeypatch.setenv("NIGHTSHIFT_RETRAINS__ENERGY", "monthly")  # the control: a mistyped one is named
+    with caplog.at_level("WARNING"):
+        s = load_settings(home=tmp_path)
+    assert s.cadence("energy") == "monthly"
+    assert "NIGHTSHIFT_RETRAINS__ENERGY is not a setting" in caplog.text
+    assert "NIGHTSHIFT_RETRAIN__ENERGY is not" not in caplog.text
