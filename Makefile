@@ -51,7 +51,7 @@ demo: setup ## Generate the demo data into data/landing/ (SIZE=tiny|small|medium
 run: setup ## Run the nightly job (DATE= for one date; demo data is generated if none) and print the report path
 	$(NS) run $(if $(DATE),--date $(DATE)) $(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force)
 
-backfill: setup ## Run START..END oldest first, resumable (JOBS= MODE=missing|failed|all DRY_RUN=1 FORCE=1)
+backfill: setup ## Run START..END oldest first in one process, resumable; DRY_RUN=1: the plan, which dates train, the time (JOBS= MODE= FORCE=1)
 	@test -n "$(START)" -a -n "$(END)" || { echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD [JOBS=a,b] [MODE=missing|failed|all] [DRY_RUN=1] [FORCE=1]"; exit 2; }
 	$(NS) backfill --start $(START) --end $(END) --mode $(MODE) $(if $(JOBS),--jobs $(JOBS)) $(if $(DRY_RUN),--dry-run) $(if $(FORCE),--force)
 
