@@ -98,7 +98,8 @@ def _read(settings: Settings, part: Partition, out: TableLoad, run_date: date) -
     try:
         raw = part.read()
     except SourceError as e:
-        out.errors.append(str(e))
+        if not part.rejected:  # a rejected file's reason is reported with it (below), once
+            out.errors.append(str(e))
         if part.day == run_date:
             out.problem = str(e)
         return None
