@@ -103,10 +103,10 @@ def backfill_command(
         t.add_row(p.day.isoformat(), action, p.why)
     console.print(t)
     if todo:
-        trains = sum(kinds.values())
+        trains, seconds = sum(kinds.values()), pace.left(list(kinds.values()))
         console.print(f"{len(todo)} to run ({trains} training {_nights(trains)} for {', '.join(trainers) or 'none'}, "
-                      f"{len(todo) - trains} scoring); estimated {estimate.describe(pace.left(list(kinds.values())))}"
-                      + (" at this home's past pace" if pace.left(list(kinds.values())) is not None else ""))
+                      f"{len(todo) - trains} scoring); estimated {estimate.describe(seconds)}"
+                      + (" at this home's past pace" if seconds is not None else ""))
     if dry_run or not todo:
         console.print("dry run: nothing was run" if dry_run else "nothing to do")
         return

@@ -22,10 +22,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from nightshift.jobs import JobContext
+    from nightshift.selection import Judge
     from nightshift.state import JobState
 
 Cadence = Literal["nightly", "weekly", "monthly"]
-CADENCES: tuple[str, ...] = ("nightly", "weekly", "monthly")
 DEFAULT: Cadence = "weekly"
 JOBS = ("behavior", "sales", "loans", "inventory", "energy")  # behavior: its click-through model
 NAME = "trained"  # state name: one entry per training night, with what it chose
@@ -68,14 +68,30 @@ class Plan:
                 **({"note": self.note} if self.note else {})}
 
 
+def trains(cadence: str, last_trained: date | None, day: date) -> bool:
+    """Whether `day` trains: yes on the first night of each period, or when no night earlier in the
+    period trained."""
+    return cadence == "nightly" or last_trained is None or last_trained < period_start(cadence, day)
+
+
 def plan(store: JobState, cadence: str, run_date: date) -> Plan:
-    """Whether tonight trains: yes on the first night of each period, or when no training night
-    earlier in the period left anything."""
+    """Tonight's plan, from the newest training night before it in the job's state store."""
     found = store.latest(NAME, before=run_date)
     last = found[0] if found else None
-    if cadence == "nightly" or last is None or last < period_start(cadence, run_date):
+    if trains(cadence, last, run_date):
         return Plan(cadence, True, last, None)
-    return Plan(cadence, False, last, found[1])
+    return Plan(cadence, False, last, found[1])  # type: ignore[index]
+
+
+def lost_to_baseline(judge: Judge, published: str, scores: dict[str, float], baselines: list[str]) -> list[str]:
+    """Between training nights: a warning when a baseline beats the model in use on tonight's holdout
+    (the page says so; the next training night judges again)."""
+    sign = 1 if judge.higher_is_better else -1
+    best = max(baselines, key=lambda name: sign * scores[name])
+    if best == published or sign * scores[best] <= sign * scores[published]:
+        return []
+    return [f"the model in use, {published}, lost to the baseline {best} on tonight's holdout ({judge.metric} "
+            f"{scores[published]:.4g} vs {scores[best]:.4g}); the next training night judges again"]
 
 
 def record(store: JobState, run_date: date, payload: dict[str, Any]) -> None:

@@ -1,7 +1,6 @@
 """How long a backfill will take: training nights and scoring nights, each at its own median pace.
 
-A night on which energy or sales trains (`nightshift.cadence`) costs several times one that only
-scores, so the plan's dates are split the way the cadence will split them, and each kind is priced
+A night on which a job trains (`nightshift.cadence`) costs several times one on which all only score, so the plan's dates are split the way the cadence will split them, and each kind is priced
 at the median wall time of the nights of that kind already run in this home (from the run records
 and the jobs' state stores). While the backfill runs, the nights it has finished take over.
 """
@@ -23,7 +22,7 @@ def training_nights(settings: Settings, jobs: list[str]) -> set[date]:
     """Nights on which one of `jobs` trained, from their state stores."""
     out: set[date] = set()
     for job in jobs:
-        out |= {d for d, _ in JobState(settings.models_dir, job)._dated(cadence.NAME, ".json")}  # noqa: SLF001
+        out |= set(JobState(settings.models_dir, job).days(cadence.NAME))
     return out
 
 
@@ -35,12 +34,9 @@ def will_train(settings: Settings, jobs: list[str], days: list[date]) -> dict[da
         done = sorted(d for d in training_nights(settings, [job]) if d < days[0]) if days else []
         last[job] = done[-1] if done else None
     for day in days:
-        trains = False
-        for job in jobs:
-            kind = settings.cadence(job)
-            if kind == "nightly" or last[job] is None or last[job] < cadence.period_start(kind, day):
-                trains, last[job] = True, day
-        out[day] = trains
+        training = [job for job in jobs if cadence.trains(settings.cadence(job), last[job], day)]
+        last.update(dict.fromkeys(training, day))
+        out[day] = bool(training)
     return out
 
 

@@ -44,6 +44,10 @@ class JobState:
                 old.unlink(missing_ok=True)
         return path
 
+    def days(self, name: str) -> list[date]:
+        """The dates `name` was saved for, oldest first."""
+        return [d for d, _ in self._dated(name, ".json")]
+
     def latest(self, name: str, before: date) -> tuple[date, dict[str, Any]] | None:
         """The newest `name` saved for a date before `before`, with that date; None if there is none."""
         earlier = [(d, p) for d, p in self._dated(name, ".json") if d < before]

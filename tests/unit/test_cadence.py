@@ -83,3 +83,18 @@ def test_a_cadence_can_be_set_by_variable_without_a_typo_warning(monkeypatch, ca
     assert s.cadence("energy") == "monthly"
     assert "NIGHTSHIFT_RETRAINS__ENERGY is not a setting" in caplog.text
     assert "NIGHTSHIFT_RETRAIN__ENERGY is not" not in caplog.text
+
+
+def test_between_training_nights_a_baseline_that_beats_the_model_in_use_is_named():
+    from nightshift.selection import Judge
+
+    lower = Judge("mae", higher_is_better=False, min_rows=1)
+    scores = {"net": 4.0, "naive": 5.0, "profile": 3.5}
+    assert cadence.lost_to_baseline(lower, "net", scores, ["naive", "profile"]) == [
+        "the model in use, net, lost to the baseline profile on tonight's holdout (mae 4 vs 3.5); "
+        "the next training night judges again"]
+    assert cadence.lost_to_baseline(lower, "net", {**scores, "profile": 4.0}, ["naive", "profile"]) == []  # a tie
+    assert cadence.lost_to_baseline(lower, "profile", scores, ["naive", "profile"]) == []  # a baseline in use
+    higher = Judge("auc", higher_is_better=True, min_rows=1)
+    assert cadence.lost_to_baseline(higher, "xgb", {"xgb": 0.80, "logistic": 0.81}, ["logistic"])
+    assert cadence.lost_to_baseline(higher, "xgb", {"xgb": 0.82, "logistic": 0.81}, ["logistic"]) == []

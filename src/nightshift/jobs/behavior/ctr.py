@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from nightshift import cadence
 from nightshift.modeling import FnFormat
 from nightshift.modeling import metrics as mm
 from nightshift.selection import Candidate, Judge, compete
@@ -26,6 +27,7 @@ from nightshift.tables import CHANNELS, DEVICES
 
 HOLDOUT_DAYS = 7
 JUDGE = Judge("log_loss", higher_is_better=False, min_rows=50)  # the one selection rule's terms
+BASELINE = "campaign rate baseline"
 PRIOR_WEIGHT = 200.0  # pseudo-impressions that pull a small campaign's CTR toward the overall rate
 NUMERIC = ["hour", "day_of_week", "prior_impressions", "prior_clicks", "prior_carts", "prior_purchases",
            "prior_sessions", "days_since_first_seen", "session_impressions_before"]
@@ -163,8 +165,8 @@ def fit_and_register(rows: pl.DataFrame, run_date: date, registry: Any, *, round
     ev = evaluate(model, baseline, holdout)
     holdout_info = {"start": (run_date - timedelta(days=HOLDOUT_DAYS - 1)).isoformat(), "end": run_date.isoformat(),
                     "rows": holdout.height}
-    own = {"xgboost": ev["model"], "campaign rate baseline": ev["baseline"]}
-    params = {"xgboost": {**PARAMS, "rounds": rounds}, "campaign rate baseline": {"prior_weight": PRIOR_WEIGHT}}
+    own = {"xgboost": ev["model"], BASELINE: ev["baseline"]}
+    params = {"xgboost": {**PARAMS, "rounds": rounds}, BASELINE: {"prior_weight": PRIOR_WEIGHT}}
 
     def save(c: Candidate, extra: dict[str, Any]) -> Any:
         metrics = {"log_loss": own[c.name]["log_loss"], "auc": own[c.name]["auc"],
@@ -175,7 +177,7 @@ def fit_and_register(rows: pl.DataFrame, run_date: date, registry: Any, *, round
                              metrics=metrics, holdout=holdout_info, extra=extra)
 
     judged = compete(registry, [Candidate("xgboost", model, CTR_FORMAT),
-                                Candidate("campaign rate baseline", baseline, RATE_FORMAT, baseline=True)],
+                                Candidate(BASELINE, baseline, RATE_FORMAT, baseline=True)],
                      judge=JUDGE, trained_until=train_rows["day"].max(), save=save,
                      holdout_after=lambda end: holdout.filter(pl.col("day") > end),
                      score=lambda scorer, rows: mm.log_loss(rows["clicked"].to_numpy(), scorer.predict(rows)))
@@ -194,8 +196,10 @@ def score_kept(rows: pl.DataFrame, run_date: date, kept: Any, published: str) ->
         raise ValueError(f"too few ad impressions to score the click-through model ({holdout.height} holdout rows)")
     baseline = campaign_baseline(train_rows)
     ev = evaluate(kept.model, baseline, holdout)
+    lost = cadence.lost_to_baseline(JUDGE, published, {published: ev["model"]["log_loss"],
+                                                       BASELINE: ev["baseline"]["log_loss"]}, [BASELINE])
     return {"evaluation": ev, "version": None, "decision": None, "scorer": kept.model, "scorer_version": kept.version,
-            "holdout": holdout, "baseline": baseline, "train_rows": train_rows.height, "notes": kept.warnings,
+            "holdout": holdout, "baseline": baseline, "train_rows": train_rows.height, "notes": kept.warnings + lost,
             "selection": None, "published": published, "model_label": published}
 
 

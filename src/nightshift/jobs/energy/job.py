@@ -76,7 +76,8 @@ def run(ctx: JobContext) -> JobResult:
     published = tonight or published
     hold_mae = {k: baselines.mae(baselines.to_kwh(p, hold_w), hold_w) for k, p in hold_pred.items()}
     if not trains:
-        warnings += _champion_lost(published, hold_mae, shown)
+        warnings += cadence.lost_to_baseline(bakeoff.judge(len(series.regions)), published, hold_mae,
+                                             [c.name for c in shown])
 
     interval = _interval(series, model, val_w, hold_w, hold_pred[published])
     warnings += interval.pop("warnings")
@@ -140,15 +141,6 @@ def _interval(series: dataset.Series, model, val_w, hold_w, hold_pred: np.ndarra
             "target_days": int(days), "recent_days": calibration.RECENT_DAYS,
             "mean_halfwidth_kwh": round(float(np.nanmean(hold_half * hold_w.level[:, None])), 3),
             "live_half": live_half, "warnings": warnings}
-
-
-def _champion_lost(published: str, hold_mae: dict[str, float], shown) -> list[str]:
-    """On a night without training: does a baseline beat the champion in use on tonight's holdout?"""
-    best = min((c.name for c in shown), key=lambda n: hold_mae[n])
-    if hold_mae[best] < hold_mae[published]:
-        return [f"the champion in use, {published}, lost to the baseline {best} on tonight's holdout "
-                f"(MAE {hold_mae[published]:.4g} vs {hold_mae[best]:.4g} kWh); the next training night judges again"]
-    return []
 
 
 def _training_rows(fitted: bakeoff.Fitted | None, train_windows: int, total_s: float) -> dict:

@@ -41,6 +41,7 @@ KEYS = ["warehouse_id", "product_id"]
 REPLAY_LEAD_TIMES = 2
 FORMATS = {f.name: f for f in (demand.FORMAT, demand.BASELINE_FORMAT)}
 INPUTS = (demand.FEATURES, demand.BASELINE_FEATURES)  # what the booster and the baseline are fed
+BASELINE = "empirical quantiles (recent level)"
 DEPENDS_ON_EARLIER_NIGHTS = {
     "inventory_demand champion": "the demand model in use is the registry's champion, left by the nights run before "
                                  "this one (in a backfill, possibly a later date's); tonight's challenger replaces it "
@@ -63,7 +64,9 @@ def _train_and_register(ctx: JobContext, feat: pl.DataFrame, holdout_days: int,
                                 f"training night ({plan.page(d)['next_training']})",
                        version=kept.version, published=published, cutoff=cutoff, cadence=plan.page(d),
                        train_rows=(kept.metadata.get("extra") or {}).get("train_rows"))
-        return kept.model, quality, {"inventory_demand": kept.version}, kept.warnings, {}
+        lost = cadence.lost_to_baseline(JUDGE, published, {published: quality["pinball"],
+                                                           BASELINE: quality["pinball_baseline"]}, [BASELINE])
+        return kept.model, quality, {"inventory_demand": kept.version}, kept.warnings + lost, {}
     train = train.filter(pl.col("date").cast(pl.Int32) % TRAIN_EVERY == 0)
     notes: list[str] = []
     if train.height < 200 or hold.height == 0:
@@ -72,7 +75,7 @@ def _train_and_register(ctx: JobContext, feat: pl.DataFrame, holdout_days: int,
         return None, {}, {}, notes, {}
     booster = demand.fit(train, params, seed=ctx.settings.seed)
     candidates = [Candidate("xgboost quantiles", booster, demand.FORMAT),
-                  Candidate("empirical quantiles (recent level)", demand.fit_baseline(train), demand.BASELINE_FORMAT,
+                  Candidate(BASELINE, demand.fit_baseline(train), demand.BASELINE_FORMAT,
                             baseline=True)]
     inputs = {c.name: INPUTS[0] if c.model is booster else INPUTS[1] for c in candidates}
     p = {**demand.DEFAULT_PARAMS, **(params or {})}

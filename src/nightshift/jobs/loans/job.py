@@ -70,7 +70,8 @@ def run(ctx: JobContext) -> JobResult:
     y_cmp = compare["defaulted"].to_numpy()
     preds = {name: model.predict(compare) for name, model in use.compared.items()}
     if use.selection is None:
-        warnings += _baseline_won(y_cmp, preds, use.published)
+        aucs = {name: metrics.auc(y_cmp, p) for name, p in preds.items()}
+        warnings += cadence.lost_to_baseline(JUDGE, use.published, aucs, ["logistic baseline"])
     promoted, reason = use.promoted, use.reason
     scoring_model: PlattScaled = use.model
     scoring_version = use.version
@@ -166,15 +167,6 @@ def model_in_use(ctx: JobContext, split: Split) -> InUse:
         compared[f"champion {judged.champion.version}"] = judged.champion.model
     return InUse(judged.model, judged.version, judged.published, compared, plan.page(ctx.run_date), judged.notes,
                  judged, judged.decision.challenger, judged.decision.promoted, judged.decision.reason)
-
-
-def _baseline_won(y: np.ndarray, preds: dict[str, np.ndarray], published: str) -> list[str]:
-    """Between training nights: does tonight's logistic baseline beat the model in use on tonight's holdout?"""
-    ours, base = metrics.auc(y, preds[published]), metrics.auc(y, preds["logistic baseline"])
-    if published != "logistic baseline" and base > ours:
-        return [f"the model in use, {published}, lost to the logistic baseline on tonight's holdout (AUC "
-                f"{ours:.4f} vs {base:.4f}); the next training night judges again"]
-    return []
 
 
 def fit_candidates(split: Split, *, seed: int, baseline: Candidate | None = None) -> list[Candidate]:
