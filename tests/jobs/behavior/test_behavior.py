@@ -134,12 +134,38 @@ def test_page_leaks_no_user_id_and_no_raw_aggregate(tiny: dict, tmp_path: Path) 
     assert len(big & shown) <= 1
 
 
+def test_k_is_kept_between_training_nights_from_a_segmentation_of_the_period() -> None:
+    previous = {0: [1.0], 3: [2.0], 4: [3.0]}  # ids need not be 0..k-1: k is how many centroids
+    monday = date(2026, 11, 23)
+    assert segments.kept_k(previous, "2026-11-24", monday) == 3
+    assert segments.kept_k(previous, "2026-11-23", monday) == 3  # the training night's own
+    assert segments.kept_k(previous, "2026-11-22", monday) is None  # last week's: choose afresh
+    assert segments.kept_k(None, None, monday) is None
+    assert segments.kept_k(previous, "2026-11-24", None) is None  # nothing trained yet
+
+
+def test_a_kept_k_fits_only_that_k() -> None:
+    rng = np.random.default_rng(3)
+    users = pl.DataFrame({"user_id": range(300), "recency_days": rng.integers(0, 90, 300),
+                          "sessions": rng.integers(1, 30, 300), "purchases": rng.integers(0, 5, 300),
+                          "revenue_cents": rng.integers(0, 90_000, 300),
+                          **{s: rng.dirichlet(np.ones(len(segments.SHARES)), 300)[:, i]
+                             for i, s in enumerate(segments.SHARES)}})
+    chosen = segments.segment(users, None)
+    assert len(chosen.silhouettes) == segments.K_RANGE[1] - segments.K_RANGE[0] + 1
+    kept = segments.segment(users, chosen.centroids, k_range=(5, 5))
+    assert kept.k == 5 and list(kept.silhouettes) == [5] and len(kept.centroids) == 5
+
+
 @pytest.mark.slow
 def test_second_night_keeps_segment_ids_and_scores_with_the_first_nights_model(tiny: dict, tmp_path: Path) -> None:
     _, (first, second), _ = _run_and_render(tiny, tmp_path, [END - timedelta(days=1), END])
     seg = second.context["segments"]
     assert seg["previous_day"] == (END - timedelta(days=1)).isoformat()
     assert seg["matched"] >= min(first.summary["segments"], second.summary["segments"])
+    # the training night chose k by silhouette over the range; the second keeps that k
+    assert len(first.context["segments"]["silhouettes"]) > 1 and not first.context["segments"]["kept_k"]
+    assert seg["kept_k"] and seg["k"] == first.context["segments"]["k"] and len(seg["silhouettes"]) == 1
     assert second.models["ctr"].startswith("v0")
     verdict = first.selections["ctr"]  # the first night trained and judged
     assert {e["name"] for e in verdict["board"]} == {"xgboost", "campaign rate baseline"}

@@ -53,9 +53,12 @@ def _segments(ctx: JobContext, features: pl.DataFrame, warnings: list[str]) -> s
         warnings.append(f"segments skipped: only {'a handful of' if features.height else 'no'} active users")
         return None
     previous, prev_day = segments.load_previous(ctx.state, ctx.run_date)
-    seg = segments.segment(features, previous, seed=ctx.settings.seed)
+    plan = cadence.plan(ctx.state, ctx.settings.cadence(ctx.job), ctx.run_date)
+    keep = None if plan.trains else segments.kept_k(previous, prev_day, plan.last_trained)
+    seg = segments.segment(features, previous, seed=ctx.settings.seed,
+                           k_range=(keep, keep) if keep else segments.K_RANGE)
+    seg.kept_k, seg.previous_day = keep is not None, prev_day
     segments.save(ctx.state, ctx.run_date, seg)
-    seg.previous_day = prev_day  # type: ignore[attr-defined]
     return seg
 
 
@@ -168,7 +171,7 @@ def run(ctx: JobContext) -> JobResult:
         "segment_chart": seg_chart,
         "segments": None if seg is None else {
             "k": seg.k, "silhouettes": [{"k": k, "silhouette": round(v, 3)} for k, v in sorted(seg.silhouettes.items())],
-            "matched": seg.matched, "previous_day": getattr(seg, "previous_day", None)},
+            "matched": seg.matched, "previous_day": seg.previous_day, "kept_k": seg.kept_k},
         "ctr": None,
         "recs": None,
     }

@@ -1,6 +1,8 @@
 """Behaviour segments: k-means on scaled recency, frequency, monetary value and channel mix.
 
-k is chosen by silhouette (on a sample, to stay fast) within `K_RANGE`. Segment ids are kept
+k is chosen by silhouette (on a sample, to stay fast) within `K_RANGE` on a training night of the
+job's cadence (`[retrain] behavior`); the nights after it keep that k (`kept_k`) and fit only it,
+re-fitting the centroids on tonight's users. Segment ids are kept
 stable across nights: tonight's centroids are matched to the last saved centroids before the run
 date by a minimum-cost assignment (Hungarian method), so "segment 2" means the same kind of user
 tomorrow.
@@ -44,6 +46,8 @@ class Segmentation:
     k: int
     silhouettes: dict[int, float]
     matched: int  # how many ids were carried over from the previous night
+    previous_day: str | None = None  # the night whose centroids the ids follow
+    kept_k: bool = False  # k kept from the training night's choice (a night between training nights)
 
 
 def feature_frame(users: pl.DataFrame) -> pl.DataFrame:
@@ -94,9 +98,18 @@ def match_ids(new_raw: np.ndarray, old: dict[int, list[float]], scale: np.ndarra
     return ids
 
 
+def kept_k(previous: dict[int, list[float]] | None, previous_day: str | None, last_trained: date | None) -> int | None:
+    """Between training nights, the k of the last segmentation if it was made in this period (on or
+    after its training night); None when tonight chooses k afresh."""
+    if not previous or previous_day is None or last_trained is None:
+        return None
+    return len(previous) if date.fromisoformat(previous_day) >= last_trained else None
+
+
 def segment(users: pl.DataFrame, previous: dict[int, list[float]] | None, seed: int = 7,
             k_range: tuple[int, int] = K_RANGE) -> Segmentation:
-    """Cluster users, choose k by silhouette and give clusters ids stable against `previous`."""
+    """Cluster users, choose k by silhouette within `k_range` (one k: keep it) and give clusters ids
+    stable against `previous`."""
 
     from threadpoolctl import threadpool_limits
 
