@@ -79,6 +79,29 @@ def _computed(attempt: dict, jobs: list[str]) -> bool:
     return all(ran.get(j, {}).get("status") == "success" for j in jobs)
 
 
+def longest_first(settings: Settings, jobs: list[str], run_date: date) -> list[str]:
+    """`jobs` in the order a night starts them: the longest first. A night lasts as long as its
+    busiest thread, and a long job started last, after the short ones, runs on alone (the listed
+    order starts energy, the second longest on a training night, last: on the small demo's training
+    night of 2026-11-23 the night took 63 s so, 55 s longest first). Each job is priced by its seconds on its newest earlier night of tonight's kind for it (training
+    or scoring); a job with no such night starts first (it may be long), in the given order."""
+    trained = {job: set(JobState(settings.models_dir, job).days(cadence.NAME)) for job in jobs}
+    trains = {job: job in cadence.JOBS and cadence.trains(settings.cadence(job), max(
+        (d for d in trained[job] if d < run_date), default=None), run_date) for job in jobs}
+    seconds: dict[str, float] = {}
+    for record in runs.all_records(settings):  # newest first
+        day, attempt = date.fromisoformat(record["run_date"]), runs.last_attempt(record)
+        if day >= run_date or attempt is None:
+            continue
+        for job, ran in attempt.get("jobs", {}).items():
+            if (job in trains and job not in seconds and ran.get("status") == "success"
+                    and (day in trained[job]) == trains[job]):
+                seconds[job] = ran["seconds"]
+        if len(seconds) == len(jobs):
+            break
+    return sorted(jobs, key=lambda job: -seconds.get(job, float("inf")))
+
+
 def cadence_jobs(jobs: list[str] | None) -> list[str]:
     """The jobs of the run that train on a cadence."""
     return [j for j in cadence.JOBS if jobs is None or j in jobs]

@@ -23,6 +23,7 @@ from typing import Any
 from nightshift import (
     __version__,
     alerts,
+    estimate,
     ingest,
     nightlog,
     publish,
@@ -217,11 +218,12 @@ def _run_locked(settings: Settings, run_date: date, names: list[str], submit: Su
     progress(f"{run_date}: loading the tables")
     loads = submit("ingest", ingest_step, settings, run_date).result()
     progress(_loaded(loads))
-    futures = {j: submit(f"job {j}", job_step, settings, run_date, j, build, loads, force) for j in names}
+    order = estimate.longest_first(settings, names, run_date)
+    futures = {j: submit(f"job {j}", job_step, settings, run_date, j, build, loads, force) for j in order}
     for job, future in futures.items():
         future.add_done_callback(lambda f, job=job: progress(_finished(job, f)))
-    progress(f"running {', '.join(names)}")
-    outcomes = [_outcome(j, fut) for j, fut in futures.items()]
+    progress(f"running {', '.join(order)}")
+    outcomes = [_outcome(j, futures[j]) for j in names]
     with Warehouse.open(settings, wait_s=WAREHOUSE_WAIT_S) as wh:
         prints = table_fingerprints(wh, run_date, list(loads))
         quality = data_quality(wh, run_date, loads)

@@ -42,3 +42,32 @@ def test_each_kind_of_night_is_priced_at_its_own_median(tmp_path):
     assert estimate.Pace().left([True]) is None
     assert estimate.describe(None).startswith("unknown") and estimate.describe(45) == "about 45 s"
     assert estimate.describe(600) == "about 10 min" and estimate.describe(7200) == "about 2.0 h"
+
+
+def test_a_night_starts_its_longest_jobs_first_priced_by_their_last_night_of_the_same_kind(tmp_path):
+    settings = load_settings(home=tmp_path)
+    jobs = ["behavior", "sales", "loans", "energy"]
+    for job in ("behavior", "sales", "energy"):
+        cadence.record(JobState(settings.models_dir, job), MONDAY, {})  # Monday trained them, not loans
+    nights = {MONDAY: {"behavior": 16, "sales": 35, "energy": 24, "loans": 5},  # a training night
+              MONDAY + timedelta(days=1): {"behavior": 9, "sales": 3, "energy": 2, "loans": 30},
+              MONDAY + timedelta(days=2): {"behavior": 8, "sales": 4, "energy": 2, "loans": 1}}
+    for day, seconds in nights.items():
+        runs.save_attempt(settings, day, {"run_id": str(day), "status": "success", "started": "x", "ended": "y",
+                                          "jobs": {j: {"status": "success", "seconds": s} for j, s in seconds.items()}})
+    thursday = MONDAY + timedelta(days=3)
+    # Thursday scores: each job priced by Wednesday, its newest scoring night; loans has no training night
+    # on record, so it trains tonight with nothing to price it by: it starts first
+    assert estimate.longest_first(settings, jobs, thursday) == ["loans", "behavior", "sales", "energy"]
+    cadence.record(JobState(settings.models_dir, "loans"), MONDAY, {})
+    assert estimate.longest_first(settings, jobs, thursday) == ["behavior", "sales", "energy", "loans"]
+    # next Monday trains them all: priced by Monday's training night
+    assert estimate.longest_first(settings, jobs, MONDAY + timedelta(days=7)) == ["sales", "energy", "behavior",
+                                                                                   "loans"]
+    # a date before every recorded night knows nothing: the given order
+    assert estimate.longest_first(settings, jobs, MONDAY - timedelta(days=1)) == jobs
+    # an unchanged rerun reused the job: it says nothing of its length, the night before it does (30 s)
+    runs.save_attempt(settings, MONDAY + timedelta(days=2), {"run_id": "re", "status": "success", "started": "x",
+                                                             "ended": "y", "jobs": {"loans": {"status": "reused",
+                                                                                              "seconds": 0.1}}})
+    assert estimate.longest_first(settings, jobs, thursday) == ["loans", "behavior", "sales", "energy"]
