@@ -181,12 +181,13 @@ class NightResult:
 
 def run_night(settings: Settings, run_date: date | None = None, jobs: list[str] | None = None, *,
               submit: Submit | None = None, force: bool = False, trigger: str = "manual",
-              lock_wait_s: float = 0.0, progress: Callable[[str], None] = log.info) -> NightResult:
+              lock_wait_s: float = 0.0, progress: Callable[[str], None] | None = None) -> NightResult:
     """Run one night: every table up to `run_date` (default: the latest complete date), then the jobs.
 
     The date's lock is held throughout; a job that fails does not stop the others; the build is
     published in one swap; the attempt is recorded; a night that did not succeed raises an alert.
-    `progress` hears one line per finished stage and job (the terminal shows them as they come).
+    `progress` hears one line per finished stage and job (the terminal shows them as they come); the
+    night's log file gets them whoever listens.
     """
     if submit is None:
         with steps_for(settings) as steps:
@@ -198,7 +199,7 @@ def run_night(settings: Settings, run_date: date | None = None, jobs: list[str] 
         attempt = new_attempt(trigger)
         attempt["log"] = str(nightlog.log_path(settings, run_date, attempt["run_id"]))
         with nightlog.night_log(Path(attempt["log"])):
-            _run_locked(settings, run_date, names, submit, force, attempt, progress)
+            _run_locked(settings, run_date, names, submit, force, attempt, _told(progress))
     report = attempt["report"]
     log.info("night of %s: %s — %s", run_date, attempt["status"], report)
     result = NightResult(run_date, attempt["status"], report, attempt["jobs"], log=attempt["log"])
@@ -238,6 +239,15 @@ def _run_locked(settings: Settings, run_date: date, names: list[str], submit: Su
                                "notes": [e for e in q["errors"] if e != q["problem"]]}
                            for t, q in quality.items()})
     runs.save_attempt(settings, run_date, attempt)
+
+
+def _told(progress: Callable[[str], None] | None) -> Callable[[str], None]:
+    """A progress callback that also writes each line to the night's log file."""
+    def say(line: str) -> None:
+        nightlog.PROGRESS.info(line)
+        if progress is not None:
+            progress(line)
+    return say
 
 
 def _checked_date(settings: Settings, run_date: date | None, tables: list[str], names: list[str]) -> date:

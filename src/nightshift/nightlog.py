@@ -19,6 +19,11 @@ FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(threadName)s] %(message)s"
 # Tracebacks go to the night's file only: the terminal shows the one-line error and names the file.
 TRACEBACKS = logging.getLogger("nightshift.tracebacks")
 TRACEBACKS.propagate = False
+# The night's progress lines (loaded, each job's end, published): always in the file, on the terminal
+# only through the caller's own `progress` callback (a live status line, Prefect's log), never twice.
+PROGRESS = logging.getLogger("nightshift.progress")
+PROGRESS.propagate = False
+PROGRESS.setLevel(logging.INFO)
 
 
 def record_traceback(message: str, exc: BaseException) -> None:
@@ -50,12 +55,14 @@ def night_log(path: Path) -> Iterator[Path]:
     root.setLevel(min(old_level, logging.INFO))
     root.addHandler(handler)
     TRACEBACKS.addHandler(handler)
+    PROGRESS.addHandler(handler)
     try:
         yield path
     except Exception as exc:
         record_traceback("the night stopped", exc)
         raise
     finally:
+        PROGRESS.removeHandler(handler)
         TRACEBACKS.removeHandler(handler)
         root.removeHandler(handler)
         handler.close()

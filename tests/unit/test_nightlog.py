@@ -66,6 +66,28 @@ def test_a_failed_job_writes_its_traceback_to_the_log_and_its_pages_name_the_fil
     assert '<a href="sales.html">sales</a>' in page
 
 
+def test_the_nights_progress_lines_reach_its_log_file_whoever_shows_them(home, monkeypatch):
+    """`nightshift run` shows progress on a live status line; the file must still get every line, once."""
+    s = load_settings()
+    _sales_drops(s)
+    monkeypatch.setitem(JOBS, "sales", _Broken("sales", ("sales",), JOBS["sales"].title))
+    monkeypatch.setattr(night, "preload", lambda names: None)
+    shown: list[str] = []
+
+    result = night.run_night(s, D, ["sales"], progress=shown.append)
+
+    assert shown[0] == f"{D}: loading the tables" and shown[-1].startswith("published ")
+    assert any(line.startswith("sales: failed") for line in shown)
+    text = Path(result.log).read_text()
+    for line in shown:
+        assert text.count(line) == 1, line
+    # without a listener (the backfill, the Prefect flow) the file gets them just the same
+    quiet = night.run_night(s, D, ["sales"])
+    again = Path(quiet.log).read_text()
+    assert again.count(f"{D}: loading the tables") == 1 and again.count("sales: failed") == 1
+    assert again.count(f"published {quiet.report}") == 1
+
+
 def test_the_log_keeps_what_the_terminal_does_not_show(tmp_path):
     """Libraries' INFO lines reach the file while a handler that was there keeps its own level."""
     terminal = logging.StreamHandler()
