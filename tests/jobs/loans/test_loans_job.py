@@ -136,3 +136,29 @@ def test_night_on_user_data_with_other_column_names(demo: dict, tmp_path: Path) 
     assert {e["name"] for e in verdict["board"]} == {"xgboost", "logistic baseline"}
     assert f"<strong>{verdict['winner']}</strong> won" in html and verdict["published"] == verdict["winner"]
     assert not any(a in html for a in scores["application_id"].head(50).to_list())  # no person-level ids
+
+
+def test_a_scoring_night_whose_kept_model_is_the_baseline_shows_it_beside_tonights_refit(
+        demo: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both are logistic baselines: the kept one must not hide tonight's refit (they once shared a name)."""
+    from nightshift import cadence
+    from nightshift.jobs.loans import job
+    from nightshift.jobs.loans.features import time_split
+    from nightshift.jobs.loans.model import fit_logistic
+    from nightshift.registry import LoadedModel
+
+    wh = Warehouse(tmp_path / "w.duckdb")
+    _load(wh, demo)
+    ctx = JobContext("loans", D, load_settings(home=tmp_path), wh, out_dir=tmp_path / "out")
+    split = time_split(ctx.sql("features", pending_days=job.PENDING_DAYS).filter(pl.col("role") == "train"))
+    older = time_split(wh.run_sql("marts/loans/features", run_date=D - timedelta(days=3), pending_days=30)
+                       .filter(pl.col("role") == "train"))
+    kept = LoadedModel(fit_logistic(older), "v0003-20260226", {"extra": {"candidate": "logistic baseline"}})
+    plan = cadence.Plan("weekly", False, D - timedelta(days=3), {"version": kept.version})
+    monkeypatch.setattr(cadence, "tonight", lambda ctx, loader, usable: (plan, kept))
+
+    use = job.model_in_use(ctx, split)
+
+    assert list(use.compared) == ["logistic baseline", "logistic baseline v0003-20260226 (in use)"]
+    assert use.published == "logistic baseline v0003-20260226 (in use)" and use.model is kept.model
+    assert use.compared["logistic baseline"] is not kept.model  # tonight's refit, on tonight's windows

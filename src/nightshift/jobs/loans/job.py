@@ -155,6 +155,8 @@ def model_in_use(ctx: JobContext, split: Split) -> InUse:
                                  lambda meta: meta.get("features") == baseline.model.encoder.names)
     if not plan.trains:
         name = candidate_name(kept.metadata, kept.version)
+        if name == baseline.name:  # the training night chose the baseline: its model and tonight's refit, both shown
+            name = f"{name} {kept.version} (in use)"
         return InUse(kept.model, kept.version, name, {baseline.name: baseline.model, name: kept.model},
                      plan.page(ctx.run_date), kept.warnings,
                      reason=f"nothing was judged tonight: the model chosen on {plan.last_trained} scores until "
