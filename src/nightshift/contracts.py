@@ -94,6 +94,11 @@ def _mark(frame: pl.DataFrame, rules: list[Rule], broken: pl.Expr, rule: Rule) -
 INTEGERS = ("BIGINT", "INTEGER")
 
 
+# What trimming strips: DuckDB's one-argument trim removes spaces only, so a tab or a line break sent
+# around (or as) a value would be kept.
+_WHITESPACE = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"
+
+
 def _typed(c: Column) -> str:
     """One column's staging expression: cast (a value that does not fit becomes null, and the contract
     quarantines the row as a wrong type), text trimmed, blank text null, enums lower case.
@@ -109,7 +114,7 @@ def _typed(c: Column) -> str:
     if c.type != "VARCHAR":
         cast = f"try_cast({c.name} as {c.type.lower()})"
         return f"date_trunc('{c.truncate}', {cast})" if c.truncate else cast
-    text = f"nullif(trim(try_cast({c.name} as varchar)), '')"
+    text = f"nullif(trim(try_cast({c.name} as varchar), {_WHITESPACE}), '')"
     return f"lower({text})" if c.enum else text
 
 
