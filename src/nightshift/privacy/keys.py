@@ -74,7 +74,10 @@ def threshold(selection: KeySelection) -> int:
     def fits(t: int) -> bool:
         return _mechanism(selection.scale, t).map(selection.distance)[1] <= selection.delta
 
-    return int(binary_search(fits, bounds=(int(selection.max_keys_per_unit), MAX_THRESHOLD), T=int))
+    lowest = int(selection.max_keys_per_unit)
+    if fits(lowest):  # a δ so large the lowest threshold meets it: binary_search wants the boundary inside
+        return lowest
+    return int(binary_search(fits, bounds=(lowest, MAX_THRESHOLD), T=int))
 
 
 def privacy_loss(selection: KeySelection, at: int) -> tuple[float, float]:

@@ -109,11 +109,13 @@ class Store:
             raise LedgerBroken(self, f"the anchor {self.anchor_path} is not valid JSON") from None
 
     def anchor_text(self) -> str:
-        try:
-            a = self.anchor()
-        except LedgerBroken:
+        try:  # not through anchor(): the LedgerBroken it raises asks for this text again (endless recursion)
+            a = json.loads(self.anchor_path.read_text())
+        except FileNotFoundError:
+            return "absent"
+        except ValueError:
             return "unreadable"
-        return "absent" if a is None else f"{a['entries']} entries, head {a['head'][:16]}…"
+        return f"{a['entries']} entries, head {a['head'][:16]}…"
 
     def _read(self) -> list[Entry]:
         raw = self.ledger_path.read_bytes() if self.ledger_path.exists() else b""
