@@ -30,7 +30,7 @@ def _sql_dir() -> Path:
 
 
 SQL_DIR = _sql_dir()
-_SQL_NAME = re.compile(r"^[a-z0-9_]+(/[a-z0-9_]+)*$")  # folder/name: never a path outside sql/
+_SQL_NAME = re.compile(r"[a-z0-9_]+(/[a-z0-9_]+)*")  # folder/name (the whole name): never a path outside sql/
 
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class WarehouseBroken(RuntimeError):
 
 def sql_text(name: str) -> str:
     """The text of `sql/<name>.sql` (for example `marts/sales/series`)."""
-    if not _SQL_NAME.match(name):
+    if not _SQL_NAME.fullmatch(name):
         raise ValueError(f"not a SQL file name: {name!r}")
     path = SQL_DIR / f"{name}.sql"
     if not path.exists():

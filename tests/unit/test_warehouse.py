@@ -75,7 +75,8 @@ def test_sql_text_reads_the_named_file() -> None:
 
 
 @pytest.mark.parametrize("name", ["../secrets", "/etc/passwd", "staging/", "/staging/ingest_log", "Staging/x",
-                                  "staging//ingest_log", "staging/ingest_log.sql", "", "staging/ingest log"])
+                                  "staging//ingest_log", "staging/ingest_log.sql", "", "staging/ingest log",
+                                  "staging/ingest_log\n"])  # $ alone would let a final line break through
 def test_sql_text_refuses_a_name_that_is_not_a_sql_file_name(name: str) -> None:
     with pytest.raises(ValueError, match=r"^not a SQL file name: ") as e:
         sql_text(name)
