@@ -235,7 +235,8 @@ def user_partitions(settings: Settings, table: str, until: date) -> Iterator[Par
     # A row without a readable date belongs to no day: it is delivered with the newest one, whose
     # contract check quarantines it (wrong type or null in the date column), so it is counted.
     newest = frame.filter(pl.col("_day") <= until)["_day"].max()
-    frame = frame.with_columns(pl.col("_day").fill_null(newest))
+    if newest is not None:  # no row dated up to `until` (an empty source, or a run date before its first day)
+        frame = frame.with_columns(pl.col("_day").fill_null(newest))
     days_rows = sorted(frame.filter(pl.col("_day") <= until).partition_by("_day", as_dict=True).items())
     for i, ((day,), part) in enumerate(days_rows):
         rows = part.drop("_day").to_arrow()
@@ -343,7 +344,7 @@ def _newest_days(settings: Settings, tables: list[str] | None) -> dict[str, date
             days = [p.day for p in user_partitions(settings, table, date.max)]
         else:
             folder = settings.landing_dir / table
-            days = [d for p in folder.glob("date=*") if (d := _drop_day(p)) is not None]
+            days = [d for d, _ in _drop_folders(folder, date.max)] if folder.is_dir() else []
         newest[table] = max(days, default=None)
     return newest
 
