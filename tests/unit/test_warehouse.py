@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,12 +38,17 @@ def wh(tmp_path: Path):
     w.close()
 
 
-def _hold(path: Path, seconds: float) -> subprocess.Popen:
-    """Another process that holds the DuckDB file's lock for `seconds`."""
+@contextmanager
+def _held(path: Path, seconds: float) -> Iterator[subprocess.Popen]:
+    """Another process that holds the DuckDB file's lock for `seconds` (stopped on leaving)."""
     proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE,
                             text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    return proc
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def _sales(con, rows: list[tuple[date, str, date]]) -> None:
@@ -195,16 +202,12 @@ def test_close_and_the_context_manager_close_the_connection(tmp_path: Path) -> N
 def test_a_warehouse_held_by_another_process_waits_then_says_who_holds_it(tmp_path: Path, caplog) -> None:
     path = tmp_path / "warehouse.duckdb"
     Warehouse(path).close()
-    holder = _hold(path, 30)
-    try:
+    with _held(path, 30) as holder:
         caplog.set_level(logging.WARNING, logger="nightshift.warehouse")
         start = time.monotonic()
         with pytest.raises(WarehouseBusy) as e:
             Warehouse(path, wait_s=1.2)
         waited = time.monotonic() - start
-    finally:
-        holder.kill()
-        holder.wait()
     assert 1.2 <= waited < 10
     assert re.fullmatch(
         rf"the warehouse {re.escape(str(path))} is in use by another nightshift process \(IO Error: Could not set lock "
@@ -228,13 +231,9 @@ def test_by_default_a_busy_warehouse_is_tried_every_half_second_for_30_seconds(t
 
     monkeypatch.setattr(warehouse.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(warehouse.time, "sleep", sleep)
-    holder = _hold(path, 60)
-    try:
+    with _held(path, 60):
         with pytest.raises(WarehouseBusy):
             Warehouse(path)
-    finally:
-        holder.kill()
-        holder.wait()
     assert set(sleeps) == {0.5}
     assert len(sleeps) == 61  # tries at 0, 0.5, ..., 30.0 and 30.5 (past the deadline): 61 waits between them
 
@@ -242,16 +241,12 @@ def test_by_default_a_busy_warehouse_is_tried_every_half_second_for_30_seconds(t
 def test_a_busy_warehouse_with_no_wait_fails_at_once(tmp_path: Path, caplog) -> None:
     path = tmp_path / "warehouse.duckdb"
     Warehouse(path).close()
-    holder = _hold(path, 30)
-    try:
+    with _held(path, 30):
         caplog.set_level(logging.WARNING, logger="nightshift.warehouse")
         start = time.monotonic()
         with pytest.raises(WarehouseBusy):
             Warehouse(path, wait_s=0.0)
         assert time.monotonic() - start < 0.45  # no half-second sleep
-    finally:
-        holder.kill()
-        holder.wait()
     assert not caplog.records
 
 
@@ -259,13 +254,9 @@ def test_a_queued_opener_gets_the_warehouse_once_the_other_process_lets_go(tmp_p
     path = tmp_path / "warehouse.duckdb"
     with Warehouse(path) as w:
         _sales(w.con, [(D, "s1", D)])
-    holder = _hold(path, 1.0)
-    try:
+    with _held(path, 1.0):
         with Warehouse(path, wait_s=30) as w:
             assert w.as_of("sales", D).height == 1
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_a_file_that_is_no_database_names_the_repair(tmp_path: Path) -> None:
