@@ -97,6 +97,14 @@ def on_result(settings: Settings, result: dict[str, Any], trigger: str = "manual
     return notify(settings, event_from_result(result, trigger))
 
 
+def on_error(settings: Settings, run_date: Any, exc: BaseException, trigger: str = "manual") -> list[str]:
+    """Alert for a night that raised instead of finishing (the warehouse broken, ingest or publishing
+    failed, no data for the date): the CLI's and the backfill's counterpart of the Prefect hook below."""
+    return notify(settings, {"source": "nightshift", "run_date": str(run_date or ""), "status": "failed",
+                             "trigger": trigger, "failed_jobs": {}, "error": f"{type(exc).__name__}: {exc}",
+                             "report": None})
+
+
 def prefect_on_failure(flow: Any, flow_run: Any, state: Any) -> None:
     """A Prefect `on_failure`/`on_crashed` hook: alert for a flow that raised or crashed."""
     try:

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nightshift import estimate, lifeline, runs
+from nightshift import alerts, estimate, lifeline, runs
 from nightshift.cli_args import parse_date, parse_jobs, prefect_env, read_settings
 from nightshift.jobs import JOBS
 from nightshift.settings import Settings
@@ -133,6 +133,7 @@ def backfill_command(
                 ok = False
             except Exception as e:  # keep going: the status shows the failed date
                 console.print(f"[red]{p.day}: {escape(str(e))}[/red]")
+                alerts.on_error(s, p.day, e, "backfill")
                 ok = False
             if ok:
                 pace.now[kinds[p.day]].append(time.perf_counter() - started)

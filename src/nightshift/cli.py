@@ -119,6 +119,11 @@ def run(
     except DateLocked as e:  # exit 3: another run holds the date; try again later (--wait)
         console.print(f"[yellow]{escape(str(e))}[/yellow]")
         raise typer.Exit(3) from None
+    except Exception as e:  # the night did not finish: alert, then the usual one-line error (`main`)
+        from nightshift import alerts
+
+        alerts.on_error(s, run_date, e)
+        raise
     print_result(result.as_dict())
     if result.status == "failed":
         raise typer.Exit(1)

@@ -96,3 +96,30 @@ def test_broken_channels_are_reported_never_raised(home, receiver) -> None:
 def test_slow_command_times_out(home) -> None:
     msg = alerts.run_command(f"{sys.executable} -c 'import time; time.sleep(5)'", {"run_date": "x"}, timeout_s=0.5)
     assert msg is not None and "Timeout" in msg
+
+
+def test_a_night_that_raises_is_alerted_from_the_cli_and_from_the_backfill(home, receiver, monkeypatch) -> None:
+    """Not only a night that ends partial or failed: one that raises (a broken warehouse, ingest or
+    publishing failing) alerts too, as the Prefect flow's failure hook does."""
+    from typer.testing import CliRunner
+
+    from nightshift import cli, night
+
+    url, got, _ = receiver
+    monkeypatch.setenv("NIGHTSHIFT_ALERT_WEBHOOK", url)
+    (home / "data" / "landing" / "sales" / "date=2026-03-01").mkdir(parents=True)  # not empty: no demo data
+
+    def raising(settings, run_date, *args, **kwargs):
+        raise OSError(f"disk full while loading {run_date}")
+
+    monkeypatch.setattr(night, "run_night", raising)
+    runner = CliRunner()
+    result = runner.invoke(cli.app, ["run", "--date", "2026-03-01"])
+    assert isinstance(result.exception, OSError)  # `main` turns it into one line; the alert went first
+    assert len(got) == 1
+    assert {k: got[0]["json"][k] for k in ("run_date", "status", "trigger", "error")} == {
+        "run_date": "2026-03-01", "status": "failed", "trigger": "manual",
+        "error": "OSError: disk full while loading 2026-03-01"}
+    runner.invoke(cli.app, ["backfill", "--start", "2026-03-01", "--end", "2026-03-02", "--mode", "all"])
+    assert [(g["json"]["run_date"], g["json"]["trigger"]) for g in got[1:]] == [
+        ("2026-03-01", "backfill"), ("2026-03-02", "backfill")]
