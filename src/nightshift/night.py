@@ -270,7 +270,7 @@ def _loaded(loads: dict[str, ingest.TableLoad]) -> str:
     rows = sum(load.rows_loaded for load in loads.values())
     bad = sum(load.rows_quarantined for load in loads.values())
     unusable = [t for t, load in loads.items() if not load.usable]
-    return (f"loaded {len(loads)} tables: {rows:,} rows new, {bad:,} quarantined"
+    return (f"loaded {len(loads)} table{'' if len(loads) == 1 else 's'}: {rows:,} rows new, {bad:,} quarantined"
             + (f"; not usable tonight: {', '.join(unusable)}" if unusable else ""))
 
 

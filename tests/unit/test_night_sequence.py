@@ -598,7 +598,7 @@ def test_progress_helpers_word_each_line():
              "energy": ingest.TableLoad("energy", rows_loaded=34, rows_quarantined=1000, problem="no drops"),
              "users": ingest.TableLoad("users", problem="no drops")}
     assert night._loaded(loads) == "loaded 3 tables: 1,234 rows new, 1,003 quarantined; not usable tonight: energy, users"
-    assert night._loaded({"sales": loads["sales"]}) == "loaded 1 tables: 1,200 rows new, 3 quarantined"
+    assert night._loaded({"sales": loads["sales"]}) == "loaded 1 table: 1,200 rows new, 3 quarantined"
 
     class F:
         def __init__(self, value=None, error=None):
