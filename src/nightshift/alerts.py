@@ -97,12 +97,16 @@ def on_result(settings: Settings, result: dict[str, Any], trigger: str = "manual
     return notify(settings, event_from_result(result, trigger))
 
 
+def stopped_event(run_date: Any, trigger: str, error: str) -> dict[str, Any]:
+    """The alert payload for a night that stopped with an error instead of finishing."""
+    return {"source": "nightshift", "run_date": str(run_date or ""), "status": "failed", "trigger": trigger,
+            "failed_jobs": {}, "error": error, "report": None}
+
+
 def on_error(settings: Settings, run_date: Any, exc: BaseException, trigger: str = "manual") -> list[str]:
     """Alert for a night that raised instead of finishing (the warehouse broken, ingest or publishing
     failed, no data for the date): the CLI's and the backfill's counterpart of the Prefect hook below."""
-    return notify(settings, {"source": "nightshift", "run_date": str(run_date or ""), "status": "failed",
-                             "trigger": trigger, "failed_jobs": {}, "error": f"{type(exc).__name__}: {exc}",
-                             "report": None})
+    return notify(settings, stopped_event(run_date, trigger, f"{type(exc).__name__}: {exc}"))
 
 
 def prefect_on_failure(flow: Any, flow_run: Any, state: Any) -> None:
@@ -111,9 +115,7 @@ def prefect_on_failure(flow: Any, flow_run: Any, state: Any) -> None:
         from nightshift.settings import load_settings
 
         params = getattr(flow_run, "parameters", {}) or {}
-        event = {"source": "nightshift", "run_date": str(params.get("run_date") or ""), "status": "failed",
-                 "trigger": params.get("trigger", "manual"), "failed_jobs": {},
-                 "error": f"{getattr(state, 'name', 'Failed')}: {getattr(state, 'message', '')}", "report": None}
-        notify(load_settings(), event)
+        notify(load_settings(), stopped_event(params.get("run_date"), params.get("trigger", "manual"),
+                                              f"{getattr(state, 'name', 'Failed')}: {getattr(state, 'message', '')}"))
     except Exception as e:
         log.warning("alert hook failed: %s", e)

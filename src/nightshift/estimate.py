@@ -1,6 +1,7 @@
 """How long a backfill will take: training nights and scoring nights, each at its own median pace.
 
-A night on which a job trains (`nightshift.cadence`) costs several times one on which all only score, so the plan's dates are split the way the cadence will split them, and each kind is priced
+A night on which a job trains (`nightshift.cadence`) costs several times one on which all only
+score, so the plan's dates are split the way the cadence will split them, and each kind is priced
 at the median wall time of the nights of that kind already run in this home (from the run records
 and the jobs' state stores). While the backfill runs, the nights it has finished take over.
 """
@@ -82,12 +83,14 @@ def _computed(attempt: dict, jobs: list[str]) -> bool:
 def longest_first(settings: Settings, jobs: list[str], run_date: date) -> list[str]:
     """`jobs` in the order a night starts them: the longest first. A night lasts as long as its
     busiest thread, and a long job started last, after the short ones, runs on alone (the listed
-    order starts energy, the second longest on a training night, last: on the small demo's training
-    night of 2026-11-23 the night took 63 s so, 55 s longest first). Each job is priced by its seconds on its newest earlier night of tonight's kind for it (training
-    or scoring); a job with no such night starts first (it may be long), in the given order."""
-    trained = {job: set(JobState(settings.models_dir, job).days(cadence.NAME)) for job in jobs}
-    trains = {job: job in cadence.JOBS and cadence.trains(settings.cadence(job), max(
-        (d for d in trained[job] if d < run_date), default=None), run_date) for job in jobs}
+    order started energy, the second longest on a training night, last: the small demo's training
+    night of 2026-11-23 took 63 s that way, 55 s longest first). Each job is priced by its seconds
+    on its newest earlier night of tonight's kind for it (training or scoring); a job with no such
+    night starts first (it may be long), in the given order."""
+    states = {job: JobState(settings.models_dir, job) for job in jobs}
+    trained = {job: set(states[job].days(cadence.NAME)) for job in jobs}
+    trains = {job: job in cadence.JOBS and cadence.plan(states[job], settings.cadence(job), run_date).trains
+              for job in jobs}
     seconds: dict[str, float] = {}
     for record in runs.all_records(settings):  # newest first
         day, attempt = date.fromisoformat(record["run_date"]), runs.last_attempt(record)
