@@ -304,3 +304,114 @@ def test_means_of_a_fully_suppressed_release_count_cells_times_means():
     assert layer._mean_values(r, pl.DataFrame({"g": ["a", "b", "c"]})) == 6
     assert layer._mean_values(r, None) == 0
     assert layer._mean_values(KeySelection("s", "users", "u", "g", "l"), pl.DataFrame({"g": ["a"]})) == 0
+
+
+# -- what the salt, the ledger lookup and the cadence decide (mutants of the layer's second pass) ---------------
+def crowded() -> pl.DataFrame:
+    """60 users with 4 rows each, in mixed groups: with K = 1 the salted hash picks which row each one keeps."""
+    return pl.DataFrame({"u": [u for u in range(60) for _ in range(4)],
+                         "g": [["a", "b", "c"][(u + r) % 3] for u in range(60) for r in range(4)],
+                         "cents": [100 * r for _ in range(60) for r in range(4)]})
+
+
+def test_the_salt_is_job_and_name_so_the_rows_kept_per_unit_are_the_releases_own(wh, tmp_path):
+    sel = KeySelection("sel", "users", "u", "g", "campaigns", epsilon=1.0, delta=1e-6)
+    by_salt = {salt: layer.candidate_counts(wh.cursor, sel, crowded(), salt) for salt in ("job/sel", "other")}
+    assert by_salt["job/sel"][1] != by_salt["other"][1]  # the salt decides which value each user counts toward
+    s = settings(tmp_path)
+    lay = PrivacyLayer(wh, s, "job", RUN)
+    selected = lay.select_keys(sel, crowded())
+    at = keys.threshold(sel)
+    described = {**{k: repr(v) for k, v in vars(sel).items()}, "threshold": at}
+    input_hash = hashlib.sha256((json.dumps(described, sort_keys=True) + "|" + by_salt["job/sel"][1]).encode()
+                                ).hexdigest()
+    assert selected.release_id == layer.release_id("job", "sel", RUN, input_hash)
+    (charge,) = charges(s)
+    assert charge["input_hash"] == input_hash and charge["release_id"] == selected.release_id
+    r = rel(max_rows_per_unit=1)
+    released = lay.release(r, crowded())
+    measured = {salt: layer.measure(wh.cursor, r, crowded(), salt).input_hash for salt in ("job/r", "other")}
+    assert measured["job/r"] != measured["other"]
+    assert released.release_id == layer.release_id("job", "r", RUN, measured["job/r"])
+
+
+def test_a_release_made_tonight_is_served_again_by_its_id_even_with_no_budget_left(wh, tmp_path):
+    s = settings(tmp_path, eps=1.0)
+    sel = KeySelection("sel", "users", "u", "g", "campaigns", epsilon=0.5, delta=1e-6)
+    eps, _ = keys.privacy_loss(sel, keys.threshold(sel))
+    lay = PrivacyLayer(wh, s, "job", RUN)
+    first_sel = lay.select_keys(sel, frame())
+    first = lay.release(rel(eps=1.0 - eps), frame())  # the budget is now spent to the last ε
+    assert not first_sel.refused and not first.refused and not first.reused
+    rerun = PrivacyLayer(wh, s, "job", RUN)  # the same night run again: nothing new to spend, nothing refused
+    again_sel, again = rerun.select_keys(sel, frame()), rerun.release(rel(eps=1.0 - eps), frame())
+    assert (again_sel.refused, again_sel.reused, again_sel.release_id) == (None, True, first_sel.release_id)
+    assert (again.refused, again.reused, again.release_id) == (None, True, first.release_id)
+    assert again.table.equals(first.table) and len(charges(s)) == 2
+
+
+def test_stored_suppressions_travel_with_a_reserved_or_stale_release(wh, tmp_path):
+    s = settings(tmp_path, eps=1.5)
+    r = rel(measures=[Count("n"), Mean("avg", "cents", 0, 500)])
+    first = PrivacyLayer(wh, s, "job", RUN).release_every(r, frame(), 3)
+    assert [x["cell"] for x in first.suppressed] == ["g=c"]
+    served = PrivacyLayer(wh, s, "job", RUN + timedelta(days=1)).release_every(r, frame(), 3)
+    assert served.reused and served.suppressed == first.suppressed
+    stale = PrivacyLayer(wh, s, "job", RUN + timedelta(days=3)).release(r, frame().head(250))  # 1 + 1 > 1.5
+    assert stale.refused and stale.stale and stale.suppressed == first.suppressed
+
+
+def test_a_release_is_due_again_after_exactly_its_days_and_a_rerun_with_new_data_is_new(wh, tmp_path):
+    s = settings(tmp_path)
+    first = PrivacyLayer(wh, s, "job", RUN).release_every(rel(), frame(), 2)
+    assert PrivacyLayer(wh, s, "job", RUN + timedelta(days=1)).release_every(rel(), frame(), 2).reused
+    due = PrivacyLayer(wh, s, "job", RUN + timedelta(days=2)).release_every(rel(), frame(), 2)
+    assert not due.reused and due.run_date == RUN + timedelta(days=2)
+    # Re-running the first night on corrected data is a new release, not tonight's old numbers served again.
+    corrected = PrivacyLayer(wh, s, "job", RUN).release_every(rel(), frame().head(250), 2)
+    assert not corrected.reused and corrected.release_id != first.release_id and corrected.epsilon == 1.0
+
+
+def test_public_keys_are_selected_every_night_unless_told_otherwise_and_handed_to_the_release(wh, tmp_path):
+    s = settings(tmp_path)
+    sel = KeySelection("sel", "users", "u", "g", "campaigns", epsilon=1.0, delta=1e-6)
+    PrivacyLayer(wh, s, "job", RUN).public_keys(sel, frame())
+    nightly = PrivacyLayer(wh, s, "job", RUN + timedelta(days=1))
+    assert nightly.public_keys(sel, frame()) == ["a", "b", keys.OTHER]
+    assert not nightly.results[0].reused and nightly.results[0].epsilon > 0  # every = 1: selected again
+    weekly = PrivacyLayer(wh, s, "job", RUN + timedelta(days=2))
+    assert weekly.public_keys(sel, frame(), every=7) == ["a", "b", keys.OTHER]
+    assert weekly.results[0].reused and weekly.results[0].run_date == RUN + timedelta(days=1)
+    listed = rel(keys={"g": ["a", "b", keys.OTHER]}, public_lists={"g": "campaigns"})
+    assert weekly.release(listed, keys.fold_other(frame(), "g", ["a", "b"])).refused is None
+
+
+def test_the_section_describes_a_refused_key_selection_with_nothing_to_show(wh, tmp_path):
+    sel = KeySelection("sel", "users", "u", "g", "campaigns", epsilon=1.0, delta=1e-6)
+    poor = PrivacyLayer(wh, settings(tmp_path, eps=0.5), "job", RUN)
+    assert poor.select_keys(sel, frame()).refused
+    (described,) = poor.section()["releases"]
+    assert described["status"] == "refused, nothing to show" and described["run_date"] is None
+    assert described["release_id"] is None and described["epsilon_charged"] == 0.0
+    assert {k: described["measures"][0][k] for k in ("moe", "epsilon", "sensitivity", "scale")} == dict.fromkeys(
+        ("moe", "epsilon", "sensitivity", "scale"))
+
+
+def test_the_section_finds_each_counts_query_and_rounds_spend_to_six_places(wh, tmp_path):
+    lay = PrivacyLayer(wh, settings(tmp_path), "job", RUN)
+    rows = lay.release(rel("rows", measures=[Count("n")], eps=1 / 3), frame())
+    units = lay.release(rel("units", measures=[Count("d", distinct=True)], eps=1 / 3), frame())
+    sec = lay.section()
+    assert sec["epsilon_spent"] == 0.666667
+    for res, described in zip((rows, units), sec["releases"], strict=True):
+        (query,) = res.queries
+        (measure,) = described["measures"]
+        assert measure["moe"] == query["moe"] and measure["scale"] == query["scale"] and query["moe"] is not None
+
+
+def test_a_stray_key_message_names_the_first_five_values():
+    lay = PrivacyLayer.__new__(PrivacyLayer)
+    lay._lists = {"campaigns": ["a", keys.OTHER]}
+    listed = rel(keys={"g": ["a", *"bcdefgh"]}, public_lists={"g": "campaigns"})
+    with pytest.raises(ValueError, match=r"values \['b', 'c', 'd', 'e', 'f'\] are not in the public list"):
+        lay._check_public(listed)

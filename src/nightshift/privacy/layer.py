@@ -138,7 +138,7 @@ class PrivacyLayer:
 
         Fold the frame with `keys.fold_other` before releasing it under these keys.
         """
-        declared = getattr(self.settings, "privacy_public_keys", {}).get(selection.public_list)
+        declared = self.settings.privacy_public_keys.get(selection.public_list)
         if declared:
             values, how = list(declared), "declared in the settings"
         else:
