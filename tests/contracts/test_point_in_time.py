@@ -9,7 +9,7 @@ read paths are covered: JobContext.sql (the marts) and JobContext.table (Warehou
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pit_cases as pit
 import polars as pl
@@ -192,6 +192,123 @@ def test_late_orders_do_not_change_inventory_features_at_d(scratch, demo_night, 
     keys = ["warehouse_id", "product_id", "date"]
     seen = relanded.select(*keys, pl.col("ordered").cast(pl.Float64).alias("want")).join(later, on=keys)
     assert seen.height == relanded.height and (seen["demand"] == seen["want"]).all()
+
+
+def behavior(ctx: JobContext, name: str) -> pl.DataFrame:
+    return dataclasses.replace(ctx, job="behavior").sql(name, **pit.job_params(f"behavior/{name}"))
+
+
+def test_late_activity_does_not_retain_a_user_at_d(scratch, demo_night, tmp_path_factory, base_outputs):
+    """An event landed after D, dated inside a cohort user's closed horizon in which the user was idle."""
+    ctx = context(scratch, demo_night.settings, tmp_path_factory)
+    idle = behavior(ctx, "retention").filter(pl.col("retained") == 0).sort("user_id", "horizon").row(0, named=True)
+    signup = scratch.as_of("users", D).filter(pl.col("user_id") == idle["user_id"])["signup_date"].item()
+    when = datetime.combine(signup + timedelta(days=idle["horizon"]), datetime.min.time()) + timedelta(hours=12)
+    landed = D + timedelta(days=1)
+    pit.insert(scratch, "events", pl.DataFrame(
+        {"event_id": ["late-activity"], "user_id": [idle["user_id"]], "ts": [when], "event_type": ["page_view"],
+         "channel": ["organic"], "_partition": [landed]}))
+    same(mart(ctx, "behavior/retention"), base_outputs["behavior/retention"], "retention with late activity")
+    # control: once landed, the same event retains the user
+    later = behavior(context(scratch, demo_night.settings, tmp_path_factory, landed), "retention")
+    row = later.filter((pl.col("user_id") == idle["user_id"]) & (pl.col("horizon") == idle["horizon"]))
+    assert row["retained"].to_list() == [1]
+
+
+def test_a_late_event_at_a_tied_session_start_keeps_the_sessions_channel_at_d(scratch, demo_night, tmp_path_factory):
+    """A session whose first timestamp two events share takes the smaller event id's channel: one landed
+    after D, with a smaller id and another channel, must not change it."""
+    start = behavior(context(scratch, demo_night.settings, tmp_path_factory), "user_day").sort(
+        "user_id", "day").row(0, named=True)
+    first = scratch.as_of("events", D).filter(
+        (pl.col("user_id") == start["user_id"]) & (pl.col("ts").cast(pl.Date) == start["day"])).sort("ts").row(
+        0, named=True)
+    other = [c for c in ("search", "social") if c != first["channel"]][0]
+    tie = {**first, "event_id": "~tie", "event_type": "page_view", "channel": first["channel"]}
+    pit.insert(scratch, "events", pl.DataFrame([{**tie, "_partition": D}]).drop("revenue_cents"))
+    ctx = context(scratch, demo_night.settings, tmp_path_factory)
+    tied = pit.canonical(behavior(ctx, "user_day"))  # the start is now tied; its channel is still first's
+    landed = D + timedelta(days=2)
+    late = {**first, "event_id": "!late", "event_type": "page_view", "channel": other}  # '!' sorts before any id
+    pit.insert(scratch, "events", pl.DataFrame([{**late, "_partition": landed}]).drop("revenue_cents"))
+    same(pit.canonical(behavior(ctx, "user_day")), tied, "user_day with a late event at a tied session start")
+    later = behavior(context(scratch, demo_night.settings, tmp_path_factory, landed), "user_day")
+    row = later.filter((pl.col("user_id") == start["user_id"]) & (pl.col("day") == start["day"]))
+    assert other in row["channel"].to_list()  # control: once landed, its channel is the session's
+
+
+def test_sales_dated_after_d_do_not_make_a_product_known_to_sales(scratch, demo_night, tmp_path_factory,
+                                                                   base_outputs):
+    """Planned sales rows (dated after D, landed by D) of a product the inventory holds and sales never saw."""
+    ctx = context(scratch, demo_night.settings, tmp_path_factory)
+    feats = dataclasses.replace(ctx, job="inventory").sql("features")
+    known = set(scratch.as_of("sales", D)["product_id"].unique().to_list())
+    product = scratch.as_of("inventory", D).filter(~pl.col("product_id").is_in(list(known)))["product_id"]
+    if product.is_empty():  # every stocked product sells in the demo: stock one that does not
+        row = scratch.as_of("inventory", D).sort("date").row(0, named=True)
+        pit.insert(scratch, "inventory", pl.DataFrame([{**row, "product_id": "~unsold", "_partition": row["date"]}]))
+        product = pl.Series(["~unsold"])
+        feats = dataclasses.replace(ctx, job="inventory").sql("features")
+    pid = product[0]
+    assert not feats.filter(pl.col("product_id") == pid)["has_sales"].any()
+    planned = D + timedelta(days=5)
+    sale = scratch.as_of("sales", D).row(0, named=True)
+    pit.insert(scratch, "sales", pl.DataFrame([{**sale, "product_id": pid, "date": planned, "_partition": D}]))
+    after = dataclasses.replace(ctx, job="inventory").sql("features")
+    same(pit.canonical(after), pit.canonical(feats), "inventory features with sales planned after D")
+    later = dataclasses.replace(context(scratch, demo_night.settings, tmp_path_factory, planned),
+                                job="inventory").sql("features")
+    assert later.filter(pl.col("product_id") == pid)["has_sales"].all()  # control: known once dated
+
+
+def test_restated_application_dates_do_not_change_label_lags_at_d(scratch, warehouses, demo_night, tmp_path_factory,
+                                                                   base_outputs):
+    """Decided applications re-delivered with another application date: landed after D, or dated after D."""
+    decided = scratch.as_of("loan_outcomes", D).filter(pl.col("status").is_in(["repaid", "default"]))
+    apps = scratch.as_of("loans", D).filter(pl.col("application_id").is_in(decided["application_id"].unique().implode()))
+    assert apps.height > 1
+    half = apps.height // 2
+    restated_late = apps.head(half).with_columns(pl.col("application_date") - timedelta(days=30),
+                                                 pl.lit(D + timedelta(days=1)).alias("_partition"))
+    restated_future = apps.tail(apps.height - half).with_columns(pl.lit(D + timedelta(days=3)).alias("application_date"),
+                                                                 pl.lit(D).alias("_partition"))
+    pit.insert(scratch, "loans", pl.concat([restated_late, restated_future]))
+    ctx = context(scratch, demo_night.settings, tmp_path_factory)
+    same(mart(ctx, "loans/label_lag"), base_outputs["loans/label_lag"], "label_lag with restated application dates")
+    # control: once both restatements are known, the lags change
+    later = {name: mart(context(wh, demo_night.settings, tmp_path_factory, D + timedelta(days=3)), "loans/label_lag")
+             for name, wh in (("restated", scratch), ("base", warehouses["base"]))}
+    assert not later["restated"].equals(later["base"])
+
+
+def test_history_scores_count_the_forecast_days_up_to_d_and_no_later(warehouses, base_outputs):
+    """The forecasts made before D (D-21, D-14, D-7, each for 14 days) are scored on their days up to D
+    alone: a day after D has no actual yet (a daily series would read it as zero sold)."""
+    scores = base_outputs["sales/history_scores"].sort("run_date")
+    made = {D - timedelta(days=n): n for n in (21, 14, 7)}
+    want = {}
+    for run_date, ago in made.items():
+        series = warehouses["base"].as_of("sales", run_date, ["store_id", "product_id"]).unique().height
+        want[run_date] = series * min(ago, 14)  # days run_date+1 .. min(run_date+14, D)
+    assert dict(zip(scores["run_date"], scores["points"], strict=True)) == want
+
+
+def test_a_month_is_scored_on_the_sales_dated_by_d_not_on_planned_days(scratch):
+    """A monthly forecast for D's month is matched with the month's sales as of D: a sales row dated later
+    in the month (planned, landed by D) is not part of it yet."""
+    made = D - timedelta(days=3)
+    forecast = pit.forecasts(scratch, made, first_horizon=3, days=1).head(1).with_columns(pl.lit("monthly").alias("freq"))
+    history.record(scratch, made, forecast)
+    before = history.scores(scratch, D).filter(pl.col("run_date") == made)
+    assert before.height == 1
+    sale = scratch.as_of("sales", D).row(0, named=True)
+    series = forecast.row(0, named=True)
+    planned = {**sale, "store_id": series["store_id"], "product_id": series["product_id"], "units": 50,
+               "date": D + timedelta(days=5), "_partition": D}
+    pit.insert(scratch, "sales", pl.DataFrame([planned]))
+    same(history.scores(scratch, D).filter(pl.col("run_date") == made), before, "a month's score with a planned day")
+    later = history.scores(scratch, D + timedelta(days=5)).filter(pl.col("run_date") == made)
+    assert not later.equals(before)  # control: on its day, the planned row is part of the month
 
 
 # -- property: any subset of late rows, in any arrival order, leaves D's reads unchanged ------------
