@@ -237,6 +237,18 @@ def test_a_late_event_at_a_tied_session_start_keeps_the_sessions_channel_at_d(sc
     assert other in row["channel"].to_list()  # control: once landed, its channel is the session's
 
 
+def test_an_impression_relanded_after_d_keeps_its_channel_and_device(scratch, demo_night, tmp_path_factory):
+    """The impressions mart takes channel and device from the events table at the end: a later version of
+    the same event (same id, user and time) landed after D must not be joined in."""
+    ctx = context(scratch, demo_night.settings, tmp_path_factory)
+    before = pit.canonical(behavior(ctx, "impressions"))
+    event_id = before.sort("event_id")["event_id"][0]
+    event = scratch.as_of("events", D).filter(pl.col("event_id") == event_id).row(0, named=True)
+    other = [c for c in ("search", "social") if c != event["channel"]][0]
+    pit.insert(scratch, "events", pl.DataFrame([{**event, "channel": other, "_partition": D + timedelta(days=1)}]))
+    same(pit.canonical(behavior(ctx, "impressions")), before, "impressions with a relanded event")
+
+
 def test_sales_dated_after_d_do_not_make_a_product_known_to_sales(scratch, demo_night, tmp_path_factory,
                                                                    base_outputs):
     """Planned sales rows (dated after D, landed by D) of a product the inventory holds and sales never saw."""

@@ -328,6 +328,7 @@ def test_the_salt_is_job_and_name_so_the_rows_kept_per_unit_are_the_releases_own
     assert selected.release_id == layer.release_id("job", "sel", RUN, input_hash)
     (charge,) = charges(s)
     assert charge["input_hash"] == input_hash and charge["release_id"] == selected.release_id
+    assert charge["unit"] == "u" and charge["delta"] > 0
     r = rel(max_rows_per_unit=1)
     released = lay.release(r, crowded())
     measured = {salt: layer.measure(wh.cursor, r, crowded(), salt).input_hash for salt in ("job/r", "other")}
@@ -346,6 +347,7 @@ def test_a_release_made_tonight_is_served_again_by_its_id_even_with_no_budget_le
     rerun = PrivacyLayer(wh, s, "job", RUN)  # the same night run again: nothing new to spend, nothing refused
     again_sel, again = rerun.select_keys(sel, frame()), rerun.release(rel(eps=1.0 - eps), frame())
     assert (again_sel.refused, again_sel.reused, again_sel.release_id) == (None, True, first_sel.release_id)
+    assert (again_sel.epsilon, again_sel.delta, first_sel.delta > 0) == (0.0, 0.0, True)
     assert (again.refused, again.reused, again.release_id) == (None, True, first.release_id)
     assert again.table.equals(first.table) and len(charges(s)) == 2
 
@@ -389,7 +391,8 @@ def test_public_keys_are_selected_every_night_unless_told_otherwise_and_handed_t
 def test_the_section_describes_a_refused_key_selection_with_nothing_to_show(wh, tmp_path):
     sel = KeySelection("sel", "users", "u", "g", "campaigns", epsilon=1.0, delta=1e-6)
     poor = PrivacyLayer(wh, settings(tmp_path, eps=0.5), "job", RUN)
-    assert poor.select_keys(sel, frame()).refused
+    refused = poor.select_keys(sel, frame())
+    assert refused.refused.startswith("privacy budget of dataset 'users' would be exceeded")
     (described,) = poor.section()["releases"]
     assert described["status"] == "refused, nothing to show" and described["run_date"] is None
     assert described["release_id"] is None and described["epsilon_charged"] == 0.0
@@ -403,6 +406,7 @@ def test_the_section_finds_each_counts_query_and_rounds_spend_to_six_places(wh, 
     units = lay.release(rel("units", measures=[Count("d", distinct=True)], eps=1 / 3), frame())
     sec = lay.section()
     assert sec["epsilon_spent"] == 0.666667
+    assert (sec["budgets"][0]["spent"], sec["budgets"][0]["left"]) == (0.666667, 9.333333)
     for res, described in zip((rows, units), sec["releases"], strict=True):
         (query,) = res.queries
         (measure,) = described["measures"]
@@ -415,3 +419,20 @@ def test_a_stray_key_message_names_the_first_five_values():
     listed = rel(keys={"g": ["a", *"bcdefgh"]}, public_lists={"g": "campaigns"})
     with pytest.raises(ValueError, match=r"values \['b', 'c', 'd', 'e', 'f'\] are not in the public list"):
         lay._check_public(listed)
+
+
+def test_a_selection_that_keeps_nothing_is_an_empty_typed_table(wh, tmp_path):
+    sel = KeySelection("sel", "users", "u", "g", "campaigns", epsilon=1.0, delta=1e-6)
+    few = pl.DataFrame({"u": [1, 2], "g": ["a", "b"]})  # two units: far below any threshold for δ 1e-6
+    res = PrivacyLayer(wh, settings(tmp_path), "job", RUN).select_keys(sel, few)
+    assert res.table.height == 0 and res.table.schema == {"g": pl.String, "units": pl.Int64}
+
+
+def test_sums_and_means_scale_their_moe_by_the_resolution_unless_per_row(wh, tmp_path):
+    lay = PrivacyLayer(wh, settings(tmp_path), "job", RUN)
+    coarse, fine = Sum("coarse", "cents", 0, 500, resolution=2), Mean("fine", "cents", 0, 5.0, resolution=0.01)
+    res = lay.release(rel(measures=[Count("n"), coarse, fine]), frame())
+    q = {x["key"]: x for x in res.queries}
+    by_name = {m["name"]: m for m in lay.section()["releases"][0]["measures"]}
+    assert by_name["coarse"]["moe"] == pytest.approx(q[sum_key(coarse)]["moe"] * 2)
+    assert by_name["fine"]["moe"] == "per row"
