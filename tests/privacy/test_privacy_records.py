@@ -983,3 +983,28 @@ def test_check_refuses_a_raise_itself_and_lets_a_charge_fill_the_budget_to_the_t
     assert ledger.check(entries, _charge("c", "2026-03-03", TOLERANCE)).epsilon == 1.0  # float slack, not budget
     with pytest.raises(BudgetExceeded):
         ledger.check(entries, _charge("c", "2026-03-03", 3 * TOLERANCE))
+
+
+def test_an_edited_middle_entry_breaks_the_chain_at_the_next_one(tmp_path):
+    from nightshift.privacy.store import LedgerBroken
+
+    store = _store(tmp_path)
+    with store.writing() as entries:
+        store.append(entries, [{"kind": "x", "i": 0}, {"kind": "x", "i": 1}])
+    lines = store.ledger_path.read_bytes().split(b"\n")
+    # seq and prev of both entries untouched; the anchor's head (entry 1's hash) still matches
+    store.ledger_path.write_bytes(lines[0].replace(b'"i":0', b'"i":7') + b"\n" + lines[1] + b"\n")
+    with pytest.raises(LedgerBroken, match="the hash chain breaks at entry 1"):
+        store.entries()
+
+
+def test_the_folder_is_synced_when_the_ledger_file_is_created(tmp_path, monkeypatch):
+    from nightshift.privacy import store as store_module
+
+    synced = []
+    monkeypatch.setattr(store_module, "fsync_dir", synced.append)
+    store = _store(tmp_path)
+    for i in range(2):
+        with store.writing() as entries:
+            store.append(entries, [{"kind": "x", "i": i}])
+    assert synced == [store.folder]  # once, when the new file's name had to reach the disk
