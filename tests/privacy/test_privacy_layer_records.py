@@ -436,3 +436,11 @@ def test_sums_and_means_scale_their_moe_by_the_resolution_unless_per_row(wh, tmp
     by_name = {m["name"]: m for m in lay.section()["releases"][0]["measures"]}
     assert by_name["coarse"]["moe"] == pytest.approx(q[sum_key(coarse)]["moe"] * 2)
     assert by_name["fine"]["moe"] == "per row"
+
+
+def test_a_key_selection_is_made_every_night_unless_told_otherwise(wh, tmp_path):
+    s = settings(tmp_path)
+    sel = KeySelection("sel", "users", "u", "g", "campaigns", epsilon=1.0, delta=1e-6)
+    first = PrivacyLayer(wh, s, "job", RUN).select_keys(sel, frame())
+    second = PrivacyLayer(wh, s, "job", RUN + timedelta(days=1)).select_keys(sel, frame())
+    assert not second.reused and second.release_id != first.release_id and second.epsilon > 0

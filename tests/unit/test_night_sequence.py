@@ -593,7 +593,7 @@ def test_a_new_attempt_is_fresh_and_the_result_as_data():
     assert r.as_dict()["alerted"] is True
 
 
-def test_progress_helpers_word_each_line():
+def test_progress_helpers_word_each_line(monkeypatch):
     loads = {"sales": ingest.TableLoad("sales", rows_loaded=1200, rows_quarantined=3),
              "energy": ingest.TableLoad("energy", rows_loaded=34, rows_quarantined=1000, problem="no drops"),
              "users": ingest.TableLoad("users", problem="no drops")}
@@ -615,8 +615,12 @@ def test_progress_helpers_word_each_line():
     assert night._finished("sales", F(skipped)) == "sales: skipped in 0 s (sales: empty drop)"
     assert night._finished("sales", F(error=KeyError("x"))) == "sales: failed (KeyError: 'x')"
     assert night._outcome("sales", F(ok)) is ok
-    out = night._outcome("sales", F(error=ValueError("bad")))
+    logged: list[tuple[str, BaseException]] = []
+    monkeypatch.setattr(night.nightlog, "record_traceback", lambda message, exc: logged.append((message, exc)))
+    bad = ValueError("bad")
+    out = night._outcome("sales", F(error=bad))
     assert out.job == "sales" and out.status == "failed" and out.error == "ValueError: bad"
+    assert logged == [("job sales failed: bad", bad)]  # the traceback goes to the night's log file
 
 
 def test_told_passes_each_line_on_and_tolerates_no_listener():
