@@ -1007,4 +1007,4 @@ def test_the_folder_is_synced_when_the_ledger_file_is_created(tmp_path, monkeypa
     for i in range(2):
         with store.writing() as entries:
             store.append(entries, [{"kind": "x", "i": i}])
-    assert synced == [store.folder]  # once, when the new file's name had to reach the disk
+        assert synced == [store.folder]  # at the first append, when the new file's name had to reach the disk
