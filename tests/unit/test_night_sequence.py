@@ -479,6 +479,12 @@ def test_the_date_defaults_to_the_latest_complete_one_and_a_later_date_is_refuse
     plant(monkeypatch, "energy", counting([]), tables=("sales", "inventory"))
     assert night._checked_date(s, None, ["inventory", "sales"], ["energy"]) == D - timedelta(days=2)
     assert night._checked_date(s, D - timedelta(days=1), ["inventory", "sales"], ["energy"]) == D - timedelta(days=1)
+    with pytest.raises(night.NoCompleteDate) as e:  # only the tables asked about count: sales' D is not inventory's
+        night._checked_date(s, D, ["inventory"], ["stock"])
+    assert f"the newest date with data for inventory is {D - timedelta(days=2)}" in str(e.value)
+    with pytest.raises(night.NoCompleteDate) as e:
+        night._checked_date(s, D + timedelta(days=1), ["inventory", "sales"], ["energy"])
+    assert f"the newest date with data for inventory, sales is {D}; run that date" in str(e.value)
 
 
 def test_no_data_at_all_is_refused_clearly(home):
