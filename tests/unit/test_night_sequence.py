@@ -43,11 +43,12 @@ SCHEMA = {"date": pl.Date, "store_id": pl.String, "product_id": pl.String, "unit
           "unit_price_cents": pl.Int64, "on_promotion": pl.Boolean}
 
 
-def _drop(settings, day: date, rows: list[dict[str, Any]] | None = None, table: str = "sales") -> None:
+def _drop(settings, day: date, rows: list[dict[str, Any]] | None = None, table: str = "sales",
+          schema: dict[str, Any] | None = None) -> None:
     """One landing drop of `table` for `day` (good sales rows unless `rows` says otherwise)."""
     folder = settings.landing_dir / table / f"date={day}"
     folder.mkdir(parents=True, exist_ok=True)
-    pl.DataFrame(_rows(day) if rows is None else rows, schema=SCHEMA).write_parquet(folder / "part-0.parquet")
+    pl.DataFrame(_rows(day) if rows is None else rows, schema=schema or SCHEMA).write_parquet(folder / "part-0.parquet")
 
 
 def _drops(settings, days: int = 3, until: date = D) -> None:
@@ -504,25 +505,32 @@ def test_no_data_at_all_is_refused_clearly(home):
 def test_data_quality_sums_every_drop_and_names_the_missing_ones(home):
     s = load_settings()
     _drop(s, D - timedelta(days=3), _rows(D - timedelta(days=3), 2) + [
-        {**_rows(D)[0], "date": D - timedelta(days=3), "product_id": "px", "units": -1}])
+        {**_rows(D)[0], "date": D - timedelta(days=3), "product_id": f"px{k}", "units": -1} for k in range(3)])
     _drop(s, D - timedelta(days=2), _rows(D - timedelta(days=2)) + [
         {**_rows(D)[0], "date": D - timedelta(days=2), "product_id": None}])
     _drop(s, D, _rows(D, 4) + [{**_rows(D)[0], "product_id": None}])  # D - 1 never came
+    users = {"user_id": pl.Int64, "signup_date": pl.Date, "signup_channel": pl.String, "country": pl.String}
+    for day in (D - timedelta(days=3), D):  # users is not a daily table: its gaps are no missing drops
+        _drop(s, day, [{"user_id": day.day, "signup_date": day, "signup_channel": "organic", "country": "NL"}],
+              "users", users)
     with Warehouse(s.warehouse_path) as wh:
         loads = ingest.ingest(s, wh, D)
         q = night.data_quality(wh, D, loads)
         bare = night.data_quality(wh, D, {})
         early = night.data_quality(wh, D - timedelta(days=3), {})
-    assert early["sales"]["drops"] == 1 and early["sales"]["rows_read"] == 3 and early["sales"]["missing_drops"] == []
+        unusable = night.data_quality(wh, D, {"sales": ingest.TableLoad("sales", problem="no drop for D")})
+    assert early["sales"]["drops"] == 1 and early["sales"]["rows_read"] == 5 and early["sales"]["missing_drops"] == []
+    assert unusable["sales"]["usable"] is False and unusable["sales"]["problem"] == "no drop for D"
     sales, load = q["sales"], loads["sales"]
-    assert sales["drops"] == 3 and sales["rows_read"] == 3 + 4 + 5
-    assert sales["rows_quarantined"] == 3 and sales["rows_loaded"] == 9
+    assert sales["drops"] == 3 and sales["rows_read"] == 5 + 4 + 5
+    assert sales["rows_quarantined"] == 5 and sales["rows_loaded"] == 9
     assert sales["first_drop"] == D - timedelta(days=3) and sales["last_drop"] == D
     assert sales["missing_drops"] == [D - timedelta(days=1)]
-    assert len(sales["reasons"]) == 2 and list(sales["reasons"].values()) == [2, 1]  # most frequent first
+    assert list(sales["reasons"].items()) == [  # most frequent first, not in name order
+        ("out of range in units", 3), ("null in required column product_id", 2)]
     assert sales["usable"] is load.usable and sales["problem"] == load.problem and sales["errors"] == load.errors
     assert sales["day_rows_read"] == 5 and sales["day_rows_quarantined"] == 1 and sales["drops_loaded_now"] == 3
-    assert set(q) == {"sales"}
+    assert set(q) == {"sales", "users"} and q["users"]["drops"] == 2 and q["users"]["missing_drops"] == []
     assert {k: bare["sales"][k] for k in ("usable", "problem", "errors", "day_rows_read", "day_rows_quarantined",
                                           "drops_loaded_now")} == {
         "usable": True, "problem": None, "errors": [], "day_rows_read": 0, "day_rows_quarantined": 0,
