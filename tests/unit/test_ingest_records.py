@@ -158,6 +158,15 @@ def test_an_unreadable_old_drop_is_reported_but_leaves_the_run_date_usable(env):
     assert list(log(wh)) == [D]  # the unreadable drop is not recorded as loaded: the next run tries it again
 
 
+def test_an_unreadable_drop_on_the_run_date_is_the_days_problem(env):
+    s, wh = env
+    drop(s, D, rows(D))
+    (s.landing_dir / "sales" / f"date={D}" / "part-0.parquet").write_bytes(b"garbage")
+    out = ingest.load_table(s, wh, "sales", D)
+    assert not out.usable and out.errors == [out.problem]  # said once, as the reason the day can't be used
+    assert f"date={D}" in out.problem and "not a readable Parquet" in out.problem
+
+
 def test_a_bad_share_of_exactly_the_limit_is_still_usable(env):
     s, wh = env
     drop(s, D, rows(D, 2) + rows(D, 2, first=5, units=-1))
