@@ -249,28 +249,19 @@ def test_an_impression_relanded_after_d_keeps_its_channel_and_device(scratch, de
     same(pit.canonical(behavior(ctx, "impressions")), before, "impressions with a relanded event")
 
 
-def test_sales_dated_after_d_do_not_make_a_product_known_to_sales(scratch, demo_night, tmp_path_factory,
-                                                                   base_outputs):
+def test_sales_dated_after_d_do_not_make_a_product_known_to_sales(scratch, demo_night, tmp_path_factory):
     """Planned sales rows (dated after D, landed by D) of a product the inventory holds and sales never saw."""
+    stocked = scratch.as_of("inventory", D).sort("date").row(0, named=True)
+    pit.insert(scratch, "inventory", pl.DataFrame([{**stocked, "product_id": "~unsold", "_partition": stocked["date"]}]))
     ctx = context(scratch, demo_night.settings, tmp_path_factory)
-    feats = dataclasses.replace(ctx, job="inventory").sql("features")
-    known = set(scratch.as_of("sales", D)["product_id"].unique().to_list())
-    product = scratch.as_of("inventory", D).filter(~pl.col("product_id").is_in(list(known)))["product_id"]
-    if product.is_empty():  # every stocked product sells in the demo: stock one that does not
-        row = scratch.as_of("inventory", D).sort("date").row(0, named=True)
-        pit.insert(scratch, "inventory", pl.DataFrame([{**row, "product_id": "~unsold", "_partition": row["date"]}]))
-        product = pl.Series(["~unsold"])
-        feats = dataclasses.replace(ctx, job="inventory").sql("features")
-    pid = product[0]
-    assert not feats.filter(pl.col("product_id") == pid)["has_sales"].any()
+    feats = mart(ctx, "inventory/features")
+    assert not feats.filter(pl.col("product_id") == "~unsold")["has_sales"].any()
     planned = D + timedelta(days=5)
     sale = scratch.as_of("sales", D).row(0, named=True)
-    pit.insert(scratch, "sales", pl.DataFrame([{**sale, "product_id": pid, "date": planned, "_partition": D}]))
-    after = dataclasses.replace(ctx, job="inventory").sql("features")
-    same(pit.canonical(after), pit.canonical(feats), "inventory features with sales planned after D")
-    later = dataclasses.replace(context(scratch, demo_night.settings, tmp_path_factory, planned),
-                                job="inventory").sql("features")
-    assert later.filter(pl.col("product_id") == pid)["has_sales"].all()  # control: known once dated
+    pit.insert(scratch, "sales", pl.DataFrame([{**sale, "product_id": "~unsold", "date": planned, "_partition": D}]))
+    same(mart(ctx, "inventory/features"), feats, "inventory features with sales planned after D")
+    later = mart(context(scratch, demo_night.settings, tmp_path_factory, planned), "inventory/features")
+    assert later.filter(pl.col("product_id") == "~unsold")["has_sales"].all()  # control: known once dated
 
 
 def test_restated_application_dates_do_not_change_label_lags_at_d(scratch, warehouses, demo_night, tmp_path_factory,
