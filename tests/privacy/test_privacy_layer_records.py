@@ -58,6 +58,11 @@ def rel(name: str = "r", eps: float = 1.0, **kw) -> Release:
     return Release(name, "users", "u", **{**base, **kw})
 
 
+def campaigns() -> KeySelection:
+    """The key selection most tests use: campaigns (column g) chosen with ε 1, δ 1e-6."""
+    return KeySelection("sel", "users", "u", "g", "campaigns", epsilon=1.0, delta=1e-6)
+
+
 def charges(s: Settings) -> list[dict]:
     return [e.data for e in Store.for_home(s.data_dir, s.reports_dir).verify() if e.data["kind"] == "charge"]
 
@@ -243,7 +248,7 @@ def test_budget_left_is_the_fullest_window_and_never_negative(wh, tmp_path):
 
 
 def test_public_keys_say_where_they_came_from(wh, tmp_path):
-    sel = KeySelection("sel", "users", "u", "g", "campaigns", epsilon=1.0, delta=1e-6)
+    sel = campaigns()
     s = settings(tmp_path, public={"campaigns": ["a", "b"]})
     lay = PrivacyLayer(wh, s, "job", RUN)
     assert lay.public_keys(sel, frame()) == ["a", "b", keys.OTHER]
@@ -279,7 +284,7 @@ def test_public_keys_say_where_they_came_from(wh, tmp_path):
 
 def test_a_key_selection_made_every_few_nights_is_served_again_in_between(wh, tmp_path):
     s = settings(tmp_path)
-    sel = KeySelection("sel", "users", "u", "g", "campaigns", epsilon=1.0, delta=1e-6)
+    sel = campaigns()
     first = PrivacyLayer(wh, s, "job", RUN).select_keys(sel, frame(), every=3)
     later = PrivacyLayer(wh, s, "job", RUN + timedelta(days=2))
     again = later.select_keys(sel, frame().head(5), every=3)
@@ -315,7 +320,7 @@ def crowded() -> pl.DataFrame:
 
 
 def test_the_salt_is_job_and_name_so_the_rows_kept_per_unit_are_the_releases_own(wh, tmp_path):
-    sel = KeySelection("sel", "users", "u", "g", "campaigns", epsilon=1.0, delta=1e-6)
+    sel = campaigns()
     by_salt = {salt: layer.candidate_counts(wh.cursor, sel, crowded(), salt) for salt in ("job/sel", "other")}
     assert by_salt["job/sel"][1] != by_salt["other"][1]  # the salt decides which value each user counts toward
     s = settings(tmp_path)
@@ -376,7 +381,7 @@ def test_a_release_is_due_again_after_exactly_its_days_and_a_rerun_with_new_data
 
 def test_public_keys_are_selected_every_night_unless_told_otherwise_and_handed_to_the_release(wh, tmp_path):
     s = settings(tmp_path)
-    sel = KeySelection("sel", "users", "u", "g", "campaigns", epsilon=1.0, delta=1e-6)
+    sel = campaigns()
     PrivacyLayer(wh, s, "job", RUN).public_keys(sel, frame())
     nightly = PrivacyLayer(wh, s, "job", RUN + timedelta(days=1))
     assert nightly.public_keys(sel, frame()) == ["a", "b", keys.OTHER]
@@ -389,7 +394,7 @@ def test_public_keys_are_selected_every_night_unless_told_otherwise_and_handed_t
 
 
 def test_the_section_describes_a_refused_key_selection_with_nothing_to_show(wh, tmp_path):
-    sel = KeySelection("sel", "users", "u", "g", "campaigns", epsilon=1.0, delta=1e-6)
+    sel = campaigns()
     poor = PrivacyLayer(wh, settings(tmp_path, eps=0.5), "job", RUN)
     refused = poor.select_keys(sel, frame())
     assert refused.refused.startswith("privacy budget of dataset 'users' would be exceeded")
@@ -413,16 +418,16 @@ def test_the_section_finds_each_counts_query_and_rounds_spend_to_six_places(wh, 
         assert measure["moe"] == query["moe"] and measure["scale"] == query["scale"] and query["moe"] is not None
 
 
-def test_a_stray_key_message_names_the_first_five_values():
-    lay = PrivacyLayer.__new__(PrivacyLayer)
-    lay._lists = {"campaigns": ["a", keys.OTHER]}
+def test_a_stray_key_message_names_the_first_five_values(wh, tmp_path):
+    lay = PrivacyLayer(wh, settings(tmp_path), "job", RUN)
+    lay._lists["campaigns"] = ["a", keys.OTHER]
     listed = rel(keys={"g": ["a", *"bcdefgh"]}, public_lists={"g": "campaigns"})
     with pytest.raises(ValueError, match=r"values \['b', 'c', 'd', 'e', 'f'\] are not in the public list"):
         lay._check_public(listed)
 
 
 def test_a_selection_that_keeps_nothing_is_an_empty_typed_table(wh, tmp_path):
-    sel = KeySelection("sel", "users", "u", "g", "campaigns", epsilon=1.0, delta=1e-6)
+    sel = campaigns()
     few = pl.DataFrame({"u": [1, 2], "g": ["a", "b"]})  # two units: far below any threshold for δ 1e-6
     res = PrivacyLayer(wh, settings(tmp_path), "job", RUN).select_keys(sel, few)
     assert res.table.height == 0 and res.table.schema == {"g": pl.String, "units": pl.Int64}
@@ -440,7 +445,7 @@ def test_sums_and_means_scale_their_moe_by_the_resolution_unless_per_row(wh, tmp
 
 def test_a_key_selection_is_made_every_night_unless_told_otherwise(wh, tmp_path):
     s = settings(tmp_path)
-    sel = KeySelection("sel", "users", "u", "g", "campaigns", epsilon=1.0, delta=1e-6)
+    sel = campaigns()
     first = PrivacyLayer(wh, s, "job", RUN).select_keys(sel, frame())
     second = PrivacyLayer(wh, s, "job", RUN + timedelta(days=1)).select_keys(sel, frame())
     assert not second.reused and second.release_id != first.release_id and second.epsilon > 0
