@@ -194,14 +194,10 @@ def test_late_orders_do_not_change_inventory_features_at_d(scratch, demo_night, 
     assert seen.height == relanded.height and (seen["demand"] == seen["want"]).all()
 
 
-def behavior(ctx: JobContext, name: str) -> pl.DataFrame:
-    return dataclasses.replace(ctx, job="behavior").sql(name, **pit.job_params(f"behavior/{name}"))
-
-
 def test_late_activity_does_not_retain_a_user_at_d(scratch, demo_night, tmp_path_factory, base_outputs):
     """An event landed after D, dated inside a cohort user's closed horizon in which the user was idle."""
     ctx = context(scratch, demo_night.settings, tmp_path_factory)
-    idle = behavior(ctx, "retention").filter(pl.col("retained") == 0).sort("user_id", "horizon").row(0, named=True)
+    idle = mart(ctx, "behavior/retention").filter(pl.col("retained") == 0).sort("user_id", "horizon").row(0, named=True)
     signup = scratch.as_of("users", D).filter(pl.col("user_id") == idle["user_id"])["signup_date"].item()
     when = datetime.combine(signup + timedelta(days=idle["horizon"]), datetime.min.time()) + timedelta(hours=12)
     landed = D + timedelta(days=1)
@@ -210,7 +206,7 @@ def test_late_activity_does_not_retain_a_user_at_d(scratch, demo_night, tmp_path
          "channel": ["organic"], "_partition": [landed]}))
     same(mart(ctx, "behavior/retention"), base_outputs["behavior/retention"], "retention with late activity")
     # control: once landed, the same event retains the user
-    later = behavior(context(scratch, demo_night.settings, tmp_path_factory, landed), "retention")
+    later = mart(context(scratch, demo_night.settings, tmp_path_factory, landed), "behavior/retention")
     row = later.filter((pl.col("user_id") == idle["user_id"]) & (pl.col("horizon") == idle["horizon"]))
     assert row["retained"].to_list() == [1]
 
@@ -218,7 +214,7 @@ def test_late_activity_does_not_retain_a_user_at_d(scratch, demo_night, tmp_path
 def test_a_late_event_at_a_tied_session_start_keeps_the_sessions_channel_at_d(scratch, demo_night, tmp_path_factory):
     """A session whose first timestamp two events share takes the smaller event id's channel: one landed
     after D, with a smaller id and another channel, must not change it."""
-    start = behavior(context(scratch, demo_night.settings, tmp_path_factory), "user_day").sort(
+    start = mart(context(scratch, demo_night.settings, tmp_path_factory), "behavior/user_day").sort(
         "user_id", "day").row(0, named=True)
     first = scratch.as_of("events", D).filter(
         (pl.col("user_id") == start["user_id"]) & (pl.col("ts").cast(pl.Date) == start["day"])).sort("ts").row(
@@ -227,12 +223,12 @@ def test_a_late_event_at_a_tied_session_start_keeps_the_sessions_channel_at_d(sc
     tie = {**first, "event_id": "~tie", "event_type": "page_view", "channel": first["channel"]}
     pit.insert(scratch, "events", pl.DataFrame([{**tie, "_partition": D}]).drop("revenue_cents"))
     ctx = context(scratch, demo_night.settings, tmp_path_factory)
-    tied = pit.canonical(behavior(ctx, "user_day"))  # the start is now tied; its channel is still first's
+    tied = mart(ctx, "behavior/user_day")  # the start is now tied; its channel is still first's
     landed = D + timedelta(days=2)
     late = {**first, "event_id": "!late", "event_type": "page_view", "channel": other}  # '!' sorts before any id
     pit.insert(scratch, "events", pl.DataFrame([{**late, "_partition": landed}]).drop("revenue_cents"))
-    same(pit.canonical(behavior(ctx, "user_day")), tied, "user_day with a late event at a tied session start")
-    later = behavior(context(scratch, demo_night.settings, tmp_path_factory, landed), "user_day")
+    same(mart(ctx, "behavior/user_day"), tied, "user_day with a late event at a tied session start")
+    later = mart(context(scratch, demo_night.settings, tmp_path_factory, landed), "behavior/user_day")
     row = later.filter((pl.col("user_id") == start["user_id"]) & (pl.col("day") == start["day"]))
     assert other in row["channel"].to_list()  # control: once landed, its channel is the session's
 
@@ -241,12 +237,12 @@ def test_an_impression_relanded_after_d_keeps_its_channel_and_device(scratch, de
     """The impressions mart takes channel and device from the events table at the end: a later version of
     the same event (same id, user and time) landed after D must not be joined in."""
     ctx = context(scratch, demo_night.settings, tmp_path_factory)
-    before = pit.canonical(behavior(ctx, "impressions"))
+    before = mart(ctx, "behavior/impressions")
     event_id = before.sort("event_id")["event_id"][0]
     event = scratch.as_of("events", D).filter(pl.col("event_id") == event_id).row(0, named=True)
     other = [c for c in ("search", "social") if c != event["channel"]][0]
     pit.insert(scratch, "events", pl.DataFrame([{**event, "channel": other, "_partition": D + timedelta(days=1)}]))
-    same(pit.canonical(behavior(ctx, "impressions")), before, "impressions with a relanded event")
+    same(mart(ctx, "behavior/impressions"), before, "impressions with a relanded event")
 
 
 def test_sales_dated_after_d_do_not_make_a_product_known_to_sales(scratch, demo_night, tmp_path_factory):
