@@ -200,3 +200,12 @@ def test_works_on_a_users_own_events_with_other_column_names(tiny: dict, tmp_pat
     res = run(JobContext("behavior", END, settings, wh, tmp_path / "out"))
     assert res.context["channel_rows"] and res.context["ctr"] is not None and res.context["recs"] is not None
     wh.close()
+
+
+def test_a_share_clipped_to_zero_reads_zero_not_zero_point_000() -> None:
+    from nightshift.jobs.behavior import report
+
+    assert report.pm(0.0, 0.0412) == "0 ± 0.041"
+    assert report.pm(0.25, 0.0412) == "0.250 ± 0.041"
+    assert report.pm(1234.0, 56.4, 0) == "1,234 ± 56"
+    assert report.pm(None, 1.0) == "suppressed"

@@ -27,8 +27,13 @@ def pm(v: Any, moe: Any, digits: int = 3, scale: float = 1.0) -> str:
     """A value with its margin of error, as text: '12.3 ± 4.5' (or 'suppressed')."""
     if v is None:
         return "suppressed"
-    fmt = f"{{:,.{digits}f}}"
-    return f"{fmt.format(float(v) * scale)} ± {fmt.format(float(moe or 0) * scale)}"
+    return f"{_fixed(float(v) * scale, digits)} ± {_fixed(float(moe or 0) * scale, digits)}"
+
+
+def _fixed(x: float, digits: int) -> str:
+    # A noisy share below zero is clipped to exactly 0: that reads "0", not "0.000", which would claim
+    # three digits of precision the clip does not have.
+    return "0" if x == 0 else f"{x:,.{digits}f}"
 
 
 def nights_shown(day_series: pl.DataFrame | None) -> int:
