@@ -1,16 +1,19 @@
 """Data contracts: every row of a partition is either good or quarantined with the rule it broke.
 
-The staging projection (`staging_sql`, generated from the table's spec) types and normalises the raw rows; the rules
-here come from the table's declaration in `nightshift.tables`: wrong types, nulls in required
-columns, enums, ranges, dates outside the partition, duplicates (within the drop and against
-rows already loaded from other days) and references to other tables.
+The raw rows are typed (`staging_sql`, generated from the table's spec, casts the columns not sent as
+their contract type) and their text normalised. The rules come from the table's declaration in
+`nightshift.tables`: wrong types, nulls in required columns, enums, ranges, dates outside the
+partition, duplicates (within the drop and against rows already loaded from other days) and
+references to other tables.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -94,14 +97,25 @@ def _mark(frame: pl.DataFrame, rules: list[Rule], broken: pl.Expr, rule: Rule) -
 INTEGERS = ("BIGINT", "INTEGER")
 
 
-# What trimming strips: DuckDB's one-argument trim removes spaces only, so a tab or a line break sent
-# around (or as) a value would be kept.
-_WHITESPACE = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"
+# What trimming strips: a tab or a line break sent around (or as) a value, not only spaces.
+_WHITESPACE = " \t\n\x0b\x0c\r"
+
+# Arrow types that already are a contract type: a column sent as one needs no cast (casting every
+# column in SQL was most of the cost of checking a typed Parquet drop).
+_NATIVE = {
+    "BIGINT": pa.types.is_int64,
+    "INTEGER": pa.types.is_int32,
+    "BOOLEAN": pa.types.is_boolean,
+    "DOUBLE": pa.types.is_float64,
+    "DATE": pa.types.is_date32,
+    "TIMESTAMP": lambda a: pa.types.is_timestamp(a) and a.tz is None and a.unit == "us",
+    "VARCHAR": lambda a: pa.types.is_string(a) or pa.types.is_large_string(a) or pa.types.is_string_view(a),
+}
 
 
-def _typed(c: Column) -> str:
-    """One column's staging expression: cast (a value that does not fit becomes null, and the contract
-    quarantines the row as a wrong type), text trimmed, blank text null, enums lower case.
+def _cast(c: Column) -> str:
+    """One column's cast in the staging projection: a value that does not fit becomes null (and the
+    contract quarantines the row as a wrong type).
 
     A whole-number column takes only whole numbers (DuckDB's cast would round 28.5 to 28 or 29); a
     timestamp with an offset (`...T01:00:00+05:00`) becomes UTC, one without stays as sent."""
@@ -110,19 +124,44 @@ def _typed(c: Column) -> str:
         return f"case when {number} = floor({number}) then try_cast({c.name} as {c.type.lower()}) end"
     if c.type == "TIMESTAMP":
         cast = f"try_cast(try_cast({c.name} as timestamptz) as timestamp)"
-        return f"date_trunc('{c.truncate}', {cast})" if c.truncate else cast
-    if c.type != "VARCHAR":
+    else:
         cast = f"try_cast({c.name} as {c.type.lower()})"
-        return f"date_trunc('{c.truncate}', {cast})" if c.truncate else cast
-    text = f"nullif(trim(try_cast({c.name} as varchar), {_WHITESPACE}), '')"
-    return f"lower({text})" if c.enum else text
+    return f"date_trunc('{c.truncate}', {cast})" if c.truncate else cast
 
 
-def staging_sql(t: TableSpec) -> str:
-    """The typed staging projection of the registered `raw` rows, generated from the table's spec."""
+def _needs_cast(c: Column, sent: pa.DataType) -> bool:
+    return not _NATIVE[c.type](sent) or c.truncate is not None
+
+
+def staging_sql(t: TableSpec, types: pa.Schema) -> str | None:
+    """The staging projection of the registered `raw` rows (whose Arrow schema is `types`): the columns
+    not sent as their contract type, cast; None when every column already is."""
     # Identifiers and types come from the table registry, never from data or settings.
-    columns = ",\n        ".join(f"{_typed(c)} as {c.name}" for c in t.columns)
-    return f"select\n        _row,\n        {columns}\nfrom raw\norder by _row"  # noqa: S608
+    cast = [f"{_cast(c)} as {c.name}" for c in t.columns if _needs_cast(c, types.field(c.name).type)]
+    if not cast:
+        return None
+    return "select\n        _row,\n        " + ",\n        ".join(cast) + "\nfrom raw\norder by _row"  # noqa: S608
+
+
+def _text(c: Column) -> pl.Expr:
+    """A text column normalised: trimmed, blank text null, enums lower case."""
+    text = pl.col(c.name).str.strip_chars(_WHITESPACE).replace("", None)
+    return (text.str.to_lowercase() if c.enum else text).alias(c.name)
+
+
+def _typed(t: TableSpec, raw: pa.Table, raw_pl: pl.DataFrame, warehouse: Warehouse) -> pl.DataFrame:
+    """`_row` and the table's columns as their contract types: cast in SQL where sent otherwise, text normalised."""
+    sql = staging_sql(t, raw.schema)
+    frame = raw_pl.select("_row", *t.column_names)
+    if sql is not None:
+        cur = warehouse.cursor
+        cur.register("raw", raw)
+        try:
+            cast = cur.sql(sql).pl()
+        finally:
+            cur.unregister("raw")
+        frame = frame.with_columns(cast.drop("_row"))
+    return frame.with_columns(_text(c) for c in t.columns if c.type == "VARCHAR")
 
 
 @dataclass(frozen=True)
@@ -140,23 +179,20 @@ class Plausible:
         return cls(settings.earliest_date, None if table in settings.sources else settings.max_days_before_drop)
 
 
-def check(table: str, raw: pa.Table, warehouse: Warehouse, plausible: Plausible = Plausible()) -> Checked:
+def check(table: str, raw: pa.Table, warehouse: Warehouse, plausible: Plausible = Plausible(),
+          stored: Callable[[], object] | None = None) -> Checked:
     """Type, normalise and check rows of `table`; `raw` carries `_partition`, the drop each row came in.
+    `stored` waits for rows still being written to the warehouse, before the rows are compared with it.
 
     Rules are decided on every row with boolean columns; the reason text and the raw values kept
     for people are built only for the rows that go to quarantine (usually few): formatting text
     for every row was most of the cost of a check.
     """
     t = spec(table)
-    raw = raw.append_column("_row", pa.array(range(raw.num_rows), pa.int64()))
-    cur = warehouse.cursor
-    cur.register("raw", raw)
-    try:
-        typed = cur.sql(staging_sql(t)).pl()
-    finally:
-        cur.unregister("raw")
+    raw = raw.append_column("_row", pa.array(np.arange(raw.num_rows, dtype=np.int64)))
     raw_pl = pl.from_arrow(raw)
     assert isinstance(raw_pl, pl.DataFrame)
+    typed = _typed(t, raw, raw_pl, warehouse)
     # Whether the source sent a value tells a wrong type (value sent, typed value null) from a null.
     present = raw_pl.select([_present(raw_pl[c]).alias(f"_present_{c}") for c in t.column_names])
     frame = pl.concat([typed, present, raw_pl.select(pl.col("_partition").cast(pl.Date))], how="horizontal")
@@ -175,6 +211,8 @@ def check(table: str, raw: pa.Table, warehouse: Warehouse, plausible: Plausible 
     key = list(t.key)
     if frame.select(pl.struct(key).n_unique()).item() < frame.height:
         frame = _duplicates(t, frame, rules)  # an identical row is a repeated key too: else none
+    if stored is not None:
+        stored()
     frame = _against_warehouse(t, frame, rules, warehouse)
     good = frame.filter(pl.col("_rule_no").is_null()).select([*t.column_names, "_partition"])
     return Checked(good=good, bad=_quarantined(t, frame.filter(pl.col("_rule_no").is_not_null()), rules, raw))

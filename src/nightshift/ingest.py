@@ -7,6 +7,7 @@ loading twice gives the same warehouse. Every row read is accounted for: loaded 
 from __future__ import annotations
 
 import json
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -74,16 +75,23 @@ def load_table(settings: Settings, warehouse: Warehouse, table: str, run_date: d
     out.partitions_unchanged = len(parts) - len(changed)
     batch: list[tuple[Partition, pa.Table]] = []
     rows = 0
-    for part in changed:
-        raw = _read(settings, part, out, run_date)
-        if raw is not None:
-            batch.append((part, raw))
-            rows += raw.num_rows
-        if len(batch) >= CHUNK or rows >= CHUNK_ROWS:
-            _load_chunk(settings, warehouse, batch, out, run_date)
-            batch, rows = [], 0
-    if batch:
-        _load_chunk(settings, warehouse, batch, out, run_date)
+    # A chunk is written to the warehouse on a second thread while the next one is read and typed
+    # (DuckDB and Polars release the GIL); its check waits for the write before looking for keys
+    # already loaded.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-store") as writer:
+        stored: Future[None] | None = None
+        for part in changed:
+            raw = _read(settings, part, out, run_date)
+            if raw is not None:
+                batch.append((part, raw))
+                rows += raw.num_rows
+            if len(batch) >= CHUNK or rows >= CHUNK_ROWS:
+                stored = _load_chunk(settings, warehouse, batch, out, run_date, writer, stored)
+                batch, rows = [], 0
+        if batch:
+            stored = _load_chunk(settings, warehouse, batch, out, run_date, writer, stored)
+        if stored is not None:
+            stored.result()
     if any(p.day == run_date for p in parts) and not out.day_rows_read and not out.problem:
         day = warehouse.run_sql("staging/ingest_day", table=table, day=run_date)
         if day.height:
@@ -105,7 +113,7 @@ def _read(settings: Settings, part: Partition, out: TableLoad, run_date: date) -
         return None
     finally:
         _reject_files(settings, out, part)
-    return raw.append_column("_partition", pa.array([part.day] * raw.num_rows, pa.date32()))
+    return raw.append_column("_partition", pa.repeat(pa.scalar(part.day, pa.date32()), raw.num_rows))
 
 
 def _reject_files(settings: Settings, out: TableLoad, part: Partition) -> None:
@@ -119,11 +127,14 @@ def _reject_files(settings: Settings, out: TableLoad, part: Partition) -> None:
 
 
 def _load_chunk(settings: Settings, warehouse: Warehouse, batch: list[tuple[Partition, pa.Table]], out: TableLoad,
-                run_date: date) -> None:
+                run_date: date, writer: Executor, stored: Future[None] | None) -> Future[None]:
+    """Check a chunk of drops and write its quarantine; its rows and row accounting are stored by
+    `writer` (the returned future), after the previous chunk's (`stored`)."""
     table = out.table
     ok = [part for part, _ in batch]
     raw = one_relation([tb for _, tb in batch])
-    checked = contracts.check(table, raw, warehouse, contracts.Plausible.of(settings, table))
+    checked = contracts.check(table, raw, warehouse, contracts.Plausible.of(settings, table),
+                              stored.result if stored is not None else None)
     days = [p.day for p in ok]
     counts = (
         pl.DataFrame({"_partition": days}, schema={"_partition": pl.Date})
@@ -146,15 +157,7 @@ def _load_chunk(settings: Settings, warehouse: Warehouse, batch: list[tuple[Part
         _quarantine(settings, table, day, bad.drop("_partition"))
     for day in set(days) - set(reasons):
         _quarantine(settings, table, day, checked.bad.clear())
-    # `table` is a registry name (identifiers can't be bound); the partition dates are bound.
-    with warehouse.transaction() as cur:
-        cur.execute("delete from " + table + " where list_contains($p, _partition)", {"p": days})  # noqa: S608
-        cur.register("_incoming", checked.good.to_arrow())
-        cur.execute("insert into " + table + " select * from _incoming")  # noqa: S608
-        cur.unregister("_incoming")
-        cur.register("_log", log.to_arrow())
-        cur.execute(sql_text("staging/ingest_log_upsert"))
-        cur.unregister("_log")
+    done = writer.submit(_store, warehouse, table, days, checked.good, log)
     out.partitions_loaded += len(ok)
     out.rows_read += checked.good.height + checked.bad.height
     out.rows_loaded += checked.good.height
@@ -164,6 +167,20 @@ def _load_chunk(settings: Settings, warehouse: Warehouse, batch: list[tuple[Part
     today = log.filter(pl.col("_partition") == run_date)
     if today.height:
         out.day_rows_read, out.day_rows_quarantined = today["rows_read"][0], today["quarantined"][0]
+    return done
+
+
+def _store(warehouse: Warehouse, table: str, days: list[date], good: pl.DataFrame, log: pl.DataFrame) -> None:
+    """Replace the rows of these drops and their row accounting, in one transaction."""
+    # `table` is a registry name (identifiers can't be bound); the partition dates are bound.
+    with warehouse.transaction() as cur:
+        cur.execute("delete from " + table + " where list_contains($p, _partition)", {"p": days})  # noqa: S608
+        cur.register("_incoming", good.to_arrow(compat_level=pl.CompatLevel.newest()))
+        cur.execute("insert into " + table + " select * from _incoming")  # noqa: S608
+        cur.unregister("_incoming")
+        cur.register("_log", log.to_arrow())
+        cur.execute(sql_text("staging/ingest_log_upsert"))
+        cur.unregister("_log")
 
 
 def _judge_day(settings: Settings, table: str, run_date: date, day_seen: bool, out: TableLoad) -> str | None:

@@ -11,6 +11,7 @@ import pytest
 
 from nightshift import contracts, ingest
 from nightshift.settings import load_settings
+from nightshift.tables import spec
 from nightshift.warehouse import Warehouse
 
 D = date(2026, 3, 1)
@@ -325,3 +326,30 @@ def test_rows_dated_long_before_their_drop(wh):
     assert checked.bad.select("_rule", "_reason").to_dicts() == [{
         "_rule": "dated long before its drop",
         "_reason": "date 2026-01-29 is more than 30 days before the drop date 2026-03-01 (max_days_before_drop)"}]
+
+
+def test_only_columns_not_sent_as_their_contract_type_are_cast_in_sql():
+    typed = frame([sales_rows()])
+    assert contracts.staging_sql(spec("sales"), typed.schema) is None  # a typed Parquet drop: nothing to cast
+    cast = contracts.staging_sql(spec("sales"), _as_sent([sales_rows()]).schema)
+    for column in ("date", "units", "unit_price_cents", "on_promotion"):
+        assert f"as {column}," in cast or f"as {column}\n" in cast
+    assert "as store_id" not in cast and "as product_id" not in cast  # text sent as text is only trimmed
+    wide = pl.DataFrame([sales_rows()]).with_columns(pl.col("units").cast(pl.Int32)).to_arrow()
+    assert "as units" in contracts.staging_sql(spec("sales"), wide.schema)  # INT32 is not the BIGINT contracted
+    meters = frame([{"ts": datetime(2026, 3, 1, 10, 17), "meter_id": "m1", "region": "north", "kwh": 1.5,
+                     "temperature_c": 10.0, "is_holiday": False}])
+    assert "date_trunc('hour', " in contracts.staging_sql(spec("energy"), meters.schema)  # a typed ts is still cut
+
+
+def test_a_drop_is_judged_the_same_whether_sent_typed_or_as_text(wh):
+    rows = [sales_rows(store_id=" s1\t"), sales_rows(product_id="p2", units=-1), sales_rows(product_id="p3", store_id=" "),
+            sales_rows(product_id="p4", unit_price_cents=None), sales_rows(product_id="p5", on_promotion=True)]
+    typed, text = contracts.check("sales", frame(rows), wh), contracts.check("sales", _as_sent(rows), wh)
+    assert typed.good.equals(text.good) and typed.good.height == 2
+    assert typed.bad.select("_row", "_rule", "_reason").equals(text.bad.select("_row", "_rule", "_reason"))
+
+
+def test_a_number_sent_for_a_text_column_is_kept_as_its_text(wh):
+    raw = pl.DataFrame([sales_rows(store_id=7)]).with_columns(pl.lit(D).alias("_partition")).to_arrow()
+    assert contracts.check("sales", raw, wh).good["store_id"].to_list() == ["7"]

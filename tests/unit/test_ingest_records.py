@@ -8,6 +8,7 @@ Each test builds a few hand-made `sales` (or `users`/`events`) drops in a fresh 
 from __future__ import annotations
 
 import json
+import time
 from datetime import date, datetime, timedelta
 
 import polars as pl
@@ -283,6 +284,47 @@ def test_drops_are_checked_and_loaded_in_chunks_of_days_and_of_rows(env, monkeyp
     assert sizes == [4, 4] and out.partitions_loaded == 4
     assert wh.frame("select sum(units) as u from sales")["u"][0] == 16
 
+
+
+def test_a_chunk_meets_the_keys_of_the_chunk_before_even_while_that_one_is_still_being_written(env, monkeypatch):
+    """Chunks are written on a second thread; the next chunk's check must wait for that write, or a key
+    delivered again the next day would slip in twice."""
+    s, wh = env
+    d1 = D - timedelta(days=1)
+    drop(s, d1, [_user(1, d1), _user(2, d1)], "users", USERS)
+    drop(s, D, [_user(2, D), _user(3, D)], "users", USERS)  # user 2 again
+    store = ingest._store
+
+    def slow(*a, **k):
+        time.sleep(0.5)
+        return store(*a, **k)
+
+    monkeypatch.setattr(ingest, "_store", slow)
+    monkeypatch.setattr(ingest, "CHUNK", 1)
+    out = ingest.load_table(s, wh, "users", D)
+    assert out.reasons == {"duplicate key across days": 1} and out.rows_loaded == 3
+    assert wh.frame("select user_id, _partition from users order by 1").rows() == [(1, d1), (2, d1), (3, D)]
+
+
+def test_a_failed_write_stops_the_load_and_later_chunks_are_not_stored(env, monkeypatch):
+    s, wh = env
+    days = [D - timedelta(days=i) for i in range(2, -1, -1)]
+    for d in days:
+        drop(s, d, rows(d))
+    store, calls = ingest._store, []
+
+    def failing(*a, **k):
+        calls.append(a[2])
+        if len(calls) == 1:
+            raise OSError("disk full")
+        return store(*a, **k)
+
+    monkeypatch.setattr(ingest, "_store", failing)
+    monkeypatch.setattr(ingest, "CHUNK", 1)
+    with pytest.raises(OSError, match="disk full"):
+        ingest.load_table(s, wh, "sales", D)
+    assert len(calls) == 1  # the second chunk waited for the first write, saw it fail and stored nothing
+    assert wh.frame("select count(*) as n from sales")["n"][0] == 0 and log(wh) == {}
 
 
 def test_the_plausible_window_comes_from_the_settings(home):
