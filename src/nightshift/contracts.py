@@ -97,9 +97,6 @@ def _mark(frame: pl.DataFrame, rules: list[Rule], broken: pl.Expr, rule: Rule) -
 INTEGERS = ("BIGINT", "INTEGER")
 
 
-# What trimming strips: a tab or a line break sent around (or as) a value, not only spaces.
-_WHITESPACE = " \t\n\x0b\x0c\r"
-
 # Arrow types that already are a contract type: a column sent as one needs no cast (casting every
 # column in SQL was most of the cost of checking a typed Parquet drop).
 _NATIVE = {
@@ -144,8 +141,9 @@ def staging_sql(t: TableSpec, types: pa.Schema) -> str | None:
 
 
 def _text(c: Column) -> pl.Expr:
-    """A text column normalised: trimmed, blank text null, enums lower case."""
-    text = pl.col(c.name).str.strip_chars(_WHITESPACE).replace("", None)
+    """A text column normalised: trimmed of any whitespace (tabs, line breaks and no-break spaces too, as
+    `_present` judges a blank), blank text null, enums lower case."""
+    text = pl.col(c.name).str.strip_chars().replace("", None)
     return (text.str.to_lowercase() if c.enum else text).alias(c.name)
 
 

@@ -293,13 +293,15 @@ def test_text_is_trimmed_enums_lower_cased_and_blank_optional_text_null(wh):
     wh.cursor.execute("insert into users select * from u")
     ev = {"event_id": " e1 ", "user_id": 1, "ts": datetime(2026, 3, 1, 10), "event_type": "visit", "channel": " EMAIL ",
           "campaign_id": "  ", "device": "Tablet", "product_id": "P-7a", "revenue_cents": None}
-    # tabs and line breaks are blank too (DuckDB's plain trim strips spaces only)
+    # tabs, line breaks and no-break spaces are blank too (DuckDB's plain trim strips spaces only)
     tabbed = {**ev, "event_id": "\te2\r\n", "campaign_id": "\t", "device": "\n", "product_id": " P-7b\t"}
-    checked = contracts.check("events", frame([ev, tabbed]), wh)
+    pasted = {**ev, "event_id": "\u00a0e3\u2003", "campaign_id": "\u00a0", "product_id": "P-7c\u00a0"}
+    checked = contracts.check("events", frame([ev, tabbed, pasted]), wh)
     assert checked.bad.height == 0
     got = checked.good.select("event_id", "channel", "campaign_id", "device", "product_id").rows(named=True)
     assert got == [{"event_id": "e1", "channel": "email", "campaign_id": None, "device": "tablet", "product_id": "P-7a"},
-                   {"event_id": "e2", "channel": "email", "campaign_id": None, "device": None, "product_id": "P-7b"}]
+                   {"event_id": "e2", "channel": "email", "campaign_id": None, "device": None, "product_id": "P-7b"},
+                   {"event_id": "e3", "channel": "email", "campaign_id": None, "device": "tablet", "product_id": "P-7c"}]
 
 
 def test_meter_readings_are_kept_to_the_hour(wh):

@@ -290,9 +290,12 @@ def test_a_chunk_meets_the_keys_of_the_chunk_before_even_while_that_one_is_still
     """Chunks are written on a second thread; the next chunk's check must wait for that write, or a key
     delivered again the next day would slip in twice."""
     s, wh = env
-    d1 = D - timedelta(days=1)
-    drop(s, d1, [_user(1, d1), _user(2, d1)], "users", USERS)
-    drop(s, D, [_user(2, D), _user(3, D)], "users", USERS)  # user 2 again
+    d1, d2, d3, d4 = (D - timedelta(days=i) for i in (4, 3, 2, 1))
+    drop(s, d1, [_user(1, d1)], "users", USERS)
+    drop(s, d2, [_user(2, d2)], "users", USERS)
+    drop(s, d3, [_user(2, d3), _user(3, d3)], "users", USERS)  # user 2 again, in the next chunk
+    drop(s, d4, [_user(4, d4)], "users", USERS)
+    drop(s, D, [_user(4, D), _user(5, D)], "users", USERS)  # user 4 again, in the last chunk
     store = ingest._store
 
     def slow(*a, **k):
@@ -300,10 +303,11 @@ def test_a_chunk_meets_the_keys_of_the_chunk_before_even_while_that_one_is_still
         return store(*a, **k)
 
     monkeypatch.setattr(ingest, "_store", slow)
-    monkeypatch.setattr(ingest, "CHUNK", 1)
+    monkeypatch.setattr(ingest, "CHUNK", 2)  # chunks d1+d2, d3+d4 (in the loop) and D (the one left after it)
     out = ingest.load_table(s, wh, "users", D)
-    assert out.reasons == {"duplicate key across days": 1} and out.rows_loaded == 3
-    assert wh.frame("select user_id, _partition from users order by 1").rows() == [(1, d1), (2, d1), (3, D)]
+    assert out.reasons == {"duplicate key across days": 2} and out.rows_loaded == 5
+    assert wh.frame("select user_id, _partition from users order by 1").rows() == [
+        (1, d1), (2, d2), (3, d3), (4, d4), (5, D)]
 
 
 def test_a_failed_write_stops_the_load_and_later_chunks_are_not_stored(env, monkeypatch):
