@@ -80,7 +80,8 @@ class NightshiftSide:
         )
 
     def _sales_series(self) -> pl.DataFrame:
-        """The sales job's series, gridded at each one's frequency as the job does, cut to the bench's window.
+        """The sales job's series, gridded at each one's frequency as the job does (daily where none can be
+        inferred), cut to the bench's window.
 
         The SQL reads the job's own (wider) window: a series' grid starts at its first row, so a window
         cut before gridding would start it at its first row inside the window instead of the window's
@@ -91,7 +92,10 @@ class NightshiftSide:
         history_days, _ = frequency.window_days(None)
         rows = self.wh.run_sql("marts/sales/series", run_date=self.run_date, history_days=history_days,
                                retire_days=workload.RETIRE_DAYS).with_columns(job.series_key())
-        freqs, _ = frequency.assign(rows, None)
+        freqs, unknown = frequency.assign(rows, None)
+        # The generator's series are all daily and the pandas side grids every one daily; a series whose
+        # few sales days have no regular spacing (the job leaves it out, saying so) is gridded daily here too.
+        freqs |= dict.fromkeys(unknown, "daily")
         return (frequency.grid(rows, freqs, self.run_date)
                 .filter(pl.col("date") > self.run_date - timedelta(days=workload.HISTORY_DAYS))
                 .sort("store_id", "product_id", "date"))
