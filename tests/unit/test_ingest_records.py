@@ -285,7 +285,6 @@ def test_drops_are_checked_and_loaded_in_chunks_of_days_and_of_rows(env, monkeyp
     assert wh.frame("select sum(units) as u from sales")["u"][0] == 16
 
 
-
 def test_a_chunk_meets_the_keys_of_the_chunk_before_even_while_that_one_is_still_being_written(env, monkeypatch):
     """Chunks are written on a second thread; the next chunk's check must wait for that write, or a key
     delivered again the next day would slip in twice."""

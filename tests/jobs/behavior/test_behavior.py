@@ -209,3 +209,4 @@ def test_a_share_clipped_to_zero_reads_zero_not_zero_point_000() -> None:
     assert report.pm(0.25, 0.0412) == "0.250 ± 0.041"
     assert report.pm(1234.0, 56.4, 0) == "1,234 ± 56"
     assert report.pm(None, 1.0) == "suppressed"
+    assert report.pm(1.0, 0.02) == "1 ± 0.020" and report.pm(1200.0, 0.5, 2, 0.01) == "12 ± 0.01"  # as `fmt` does

@@ -31,9 +31,9 @@ def pm(v: Any, moe: Any, digits: int = 3, scale: float = 1.0) -> str:
 
 
 def _fixed(x: float, digits: int) -> str:
-    # A noisy share below zero is clipped to exactly 0: that reads "0", not "0.000", which would claim
-    # three digits of precision the clip does not have.
-    return "0" if x == 0 else f"{x:,.{digits}f}"
+    # The rule of the pages' one number formatter (`fmt` in _macros.html.j2): a whole number without
+    # decimals. A noisy share clipped to exactly 0 reads "0", not "0.000", a precision the clip lacks.
+    return f"{x:,.0f}" if x == round(x) else f"{x:,.{digits}f}"
 
 
 def nights_shown(day_series: pl.DataFrame | None) -> int:
