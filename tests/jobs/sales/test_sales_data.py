@@ -109,6 +109,10 @@ def _months(first: date, n: int, every: int = 1) -> list[date]:
     (_months(date(1990, 1, 1), 12, every=3), "quarterly"),
     ([date(2020, 1, 1), date(2020, 1, 12), date(2020, 3, 3), date(2020, 3, 9)], None),  # irregular
     ([date(2020, 1, 1), date(2020, 2, 1)], None),  # too few to tell
+    ([END - timedelta(days=d) for d in (30, 23, 16, 9, 6)], None),  # weekly but for one gap of three days
+    ([date(1990, 1, 1), date(1990, 4, 1), date(1990, 10, 1), date(1991, 1, 1)], "quarterly"),  # a missing quarter
+    ([date(1990, 1, 1), date(1990, 4, 1), date(1990, 8, 1), date(1990, 11, 1)], None),  # a four-month step
+    ([date(1990, 1, 1), date(1990, 2, 1), date(1990, 3, 2), date(1990, 4, 1)], None),  # one date off the 1st
 ])
 def test_frequency_is_inferred_from_the_dates(dates, expected):
     assert frequency.infer(dates) == expected
@@ -121,6 +125,15 @@ def test_frequency_override_short_series_and_unknown_ones_are_named():
     freqs, unknown = frequency.assign(rows, None)
     assert freqs == {"S1/M": "monthly", "S1/NEW": "monthly"} and unknown == ["S1/ODD"]
     assert frequency.assign(rows, "weekly") == ({"S1/M": "weekly", "S1/NEW": "weekly", "S1/ODD": "weekly"}, [])
+
+
+def test_a_short_series_takes_the_most_common_frequency_and_a_tie_the_first_name():
+    weeks = [END - timedelta(weeks=w) for w in range(10)]
+    rows = pl.concat([_series(weeks, key="S1/W1"), _series(weeks, key="S1/W2"), _series(_months(date(1949, 1, 1), 30),
+                      key="S1/M"), _series(weeks[:2], key="S1/NEW")])
+    assert frequency.assign(rows, None)[0]["S1/NEW"] == "weekly"  # two weekly series, one monthly
+    tie = rows.filter(pl.col("series") != "S1/W2")
+    assert frequency.assign(tie, None)[0]["S1/NEW"] == "monthly"  # one of each: "monthly" < "weekly"
 
 
 def test_grid_fills_gaps_only_at_the_series_frequency_and_zero_only_for_days():
