@@ -88,7 +88,7 @@ def inferred(frame: pl.DataFrame) -> pl.DataFrame:
     gaps, months = date_.cast(pl.Int64).diff(), _month(date_).diff()  # the first row's diff is null: ignored
     same_day = (date_.dt.day().n_unique() == 1) | (date_ == date_.dt.month_end()).all()
     by_month = same_day & (months > 0).all()
-    # sorted before `unique`: sorting 6M rows of strings after it is 3x slower (Polars 1.x)
+    # sorted before `unique`: sorting 6M rows of strings after it takes 3x as long (Polars 2.1)
     stats = (frame.lazy().select("series", "date").sort("series", "date").unique(maintain_order=True)
              .group_by("series", maintain_order=True)
              .agg(pl.len().alias("n"), gaps.median().alias("gap"), (gaps % 7 == 0).all().alias("whole_weeks"),
@@ -104,8 +104,9 @@ def inferred(frame: pl.DataFrame) -> pl.DataFrame:
 
 def infer(dates: list[date]) -> str | None:
     """The frequency of sorted distinct dates, or None when fewer than 3 or none fits (`inferred` for one)."""
-    return inferred(pl.DataFrame({"series": "", "date": dates}, schema={"series": pl.String, "date": pl.Date}))[
-        "freq"][0] if dates else None
+    if not dates:
+        return None
+    return inferred(pl.DataFrame({"series": "", "date": dates}, schema={"series": pl.String, "date": pl.Date}))["freq"][0]
 
 
 def assign(frame: pl.DataFrame, override: str | None) -> tuple[dict[str, str], list[str]]:
@@ -117,13 +118,12 @@ def assign(frame: pl.DataFrame, override: str | None) -> tuple[dict[str, str], l
     if override:
         return dict.fromkeys(frame["series"].unique(maintain_order=True).to_list(), override), []
     found = inferred(frame)
-    counts = found["freq"].drop_nulls().value_counts(sort=True, name="count").sort(["count", "freq"],
-                                                                                    descending=[True, False])
+    counts = found["freq"].drop_nulls().value_counts(name="count").sort(["count", "freq"], descending=[True, False])
     common = counts["freq"][0] if counts.height else None
     freq = pl.col("freq").fill_null(pl.when(pl.col("n") < 3).then(pl.lit(common, pl.String)))
     found = found.with_columns(freq)
-    known = found.filter(pl.col("freq").is_not_null())
-    return dict(zip(known["series"], known["freq"], strict=True)), found.filter(pl.col("freq").is_null())["series"].to_list()
+    known, unknown = found.filter(pl.col("freq").is_not_null()), found.filter(pl.col("freq").is_null())
+    return dict(zip(known["series"], known["freq"], strict=True)), unknown["series"].to_list()
 
 
 def grid(frame: pl.DataFrame, freqs: dict[str, str], run_date: date, table: dict[str, Frequency] = FREQUENCIES,
@@ -139,7 +139,7 @@ def grid(frame: pl.DataFrame, freqs: dict[str, str], run_date: date, table: dict
     # grouping and joining on it, both sides sorted, is a merge (on the names, 30x the time at 6M rows).
     f = (pl.DataFrame({"series": list(freqs), "freq": list(freqs.values())},
                       schema={"series": pl.String, "freq": pl.String}).sort("series").with_row_index("sid"))
-    cell = pl.col("sid").cast(pl.Int64) * 2**32 + pl.col("p")  # |p| < 2^31 (days since 1970 at most)
+    cell = pl.col("sid").cast(pl.Int64) * 2**32 + pl.col("p")  # |p| < 2^31: a day, week or month number
     spec = pl.DataFrame([{"freq": v.name, "step": v.step, "keep": v.history + origins * v.horizon,
                           "retire": v.retire, "zero": v.gap_is_zero} for v in table.values()])
     rows = frame.join(f, on="series").with_columns(pl.col("date").min().over("sid").alias("anchor"))
@@ -159,7 +159,7 @@ def grid(frame: pl.DataFrame, freqs: dict[str, str], run_date: date, table: dict
              .agg(pl.col("date").min(), pl.col("units").sum(), pl.col("on_promotion").any()).sort("cell"))
     cells = (spans.with_columns(pl.int_ranges("start", pl.col("end") + 1).alias("p")).explode("p")
              .with_columns(cell.alias("cell")).set_sorted("cell"))  # sid, then p ascending: sorted by construction
-    out = cells.join(known, on="cell", how="left")
+    out = cells.join(known, on="cell", how="left", maintain_order="left")
     return (out.with_columns(
         pl.col("date").is_null().alias("filled"),
         pl.coalesce("date", offset(pl.col("first_date"), pl.col("p") - pl.col("first"), pl.col("step"))).alias("date"),
