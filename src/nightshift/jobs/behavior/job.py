@@ -17,8 +17,6 @@ The job reads canonical columns only; mapping a user's own column names is the s
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
@@ -86,12 +84,6 @@ def _ctr(ctx: JobContext, warnings: list[str]) -> dict[str, Any] | None:
     return out
 
 
-def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
-    """`fn(*args)` and the seconds it took (a step run beside others has no lap of its own)."""
-    t0 = time.perf_counter()
-    return fn(*args), round(time.perf_counter() - t0, 2)
-
-
 def _recommendations(ctx: JobContext, features: pl.DataFrame, warnings: list[str]) -> dict[str, Any] | None:
     inter = ctx.sql("interactions", days=WINDOW_DAYS)
     if inter.is_empty():
@@ -124,22 +116,14 @@ def run(ctx: JobContext) -> JobResult:
         timings[name] = round(time.perf_counter() - t0, 2)
         t0 = time.perf_counter()
 
-    # The click-through part shares nothing with segments and recommendations: it runs beside them on
-    # a second thread, mostly inside DuckDB (which leaves the interpreter lock free), which takes about
-    # a third off a scoring night. Its warnings keep their place on the page: after the segments'.
-    ctr_warnings: list[str] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="behavior-ctr") as beside:
-        ctr_run = beside.submit(_timed, _ctr, ctx, ctr_warnings)
-        features = ctx.sql("user_features", days=WINDOW_DAYS)
-        lap("features")
-        seg = _segments(ctx, features, warnings)
-        lap("segments")
-        rec_warnings: list[str] = []
-        rec = _recommendations(ctx, features, rec_warnings)
-        lap("recommendations")
-        model, timings["ctr_model"] = ctr_run.result()
-    warnings += ctr_warnings + rec_warnings
-    t0 = time.perf_counter()
+    features = ctx.sql("user_features", days=WINDOW_DAYS)
+    lap("features")
+    seg = _segments(ctx, features, warnings)
+    lap("segments")
+    model = _ctr(ctx, warnings)
+    lap("ctr_model")
+    rec = _recommendations(ctx, features, warnings)
+    lap("recommendations")
 
     # -- aggregates about people: the privacy layer only --------------------------------------------
     frames = channels.person_frames(ctx.sql)
