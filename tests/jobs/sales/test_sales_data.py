@@ -136,6 +136,17 @@ def test_a_short_series_takes_the_most_common_frequency_and_a_tie_the_first_name
     assert frequency.assign(tie, None)[0]["S1/NEW"] == "monthly"  # one of each: "monthly" < "weekly"
 
 
+def test_grid_is_sorted_by_series_then_date_whatever_the_order_of_its_input():
+    weeks = [END - timedelta(weeks=w) for w in range(12, -1, -1)]
+    days = [END - timedelta(days=d) for d in range(40, 0, -3)]
+    rows = pl.concat([_series(days, key="S2/B"), _series(weeks, key="S1/W"), _series(days, key="S1/A")])
+    freqs = {"S2/B": "daily", "S1/W": "weekly", "S1/A": "daily"}
+    once = frequency.grid(rows, freqs, END)
+    assert once.equals(once.sort("series", "date")) and once["series"].unique(maintain_order=True).to_list() == [
+        "S1/A", "S1/W", "S2/B"]
+    assert frequency.grid(rows.sample(fraction=1.0, shuffle=True, seed=3), freqs, END).equals(once)
+
+
 def test_grid_fills_gaps_only_at_the_series_frequency_and_zero_only_for_days():
     months = [d for d in _months(date(1958, 1, 1), 24) if d.month != 6]  # June 1958 and 1959 missing
     days = [END - timedelta(days=d) for d in range(30, 1, -1) if d not in (10, 11)]
