@@ -113,7 +113,7 @@ def assign(frame: pl.DataFrame, override: str | None) -> tuple[dict[str, str], l
     """Per series (`series`, `date` columns) its frequency, and the series none could be inferred for.
 
     The override applies to every series. A series with fewer than three dates takes the most common
-    frequency of the others (a new product is too young to tell; ties go to the first name).
+    frequency of the others (a new product is too young to tell; a tie goes to the name sorting first).
     """
     if override:
         return dict.fromkeys(frame["series"].unique(maintain_order=True).to_list(), override), []
