@@ -6,6 +6,7 @@ import shutil
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
+from numbers import Number
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,23 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.globals["sparkline"] = sparkline  # numbers in, escaped SVG out (see charts.sparkline)
+    env.filters["number"] = number  # the `fmt` macro of _macros.html.j2
     return env
+
+
+def number(v: Any, digits: int = 3) -> str:
+    """The one number formatter of the pages (templates use it as the `fmt` macro): yes/no for booleans,
+    thousands separators for whole numbers (a whole float such as 6881.0 included), `digits` decimals
+    for the rest, a dash for none; anything else as it is."""
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, Number):
+        return f"{v:,.0f}" if v == round(v, 0) else f"{v:,.{digits}f}"
+    return str(v)
 
 
 def render(template: str, **context: Any) -> str:

@@ -115,7 +115,8 @@ def _months(first: date, n: int, every: int = 1) -> list[date]:
     ([date(1990, 1, 1), date(1990, 2, 1), date(1990, 3, 2), date(1990, 4, 1)], None),  # one date off the 1st
 ])
 def test_frequency_is_inferred_from_the_dates(dates, expected):
-    assert frequency.infer(dates) == expected
+    one = pl.DataFrame({"series": "S1/X", "date": dates}, schema={"series": pl.String, "date": pl.Date})
+    assert frequency.inferred(one)["freq"][0] == expected
 
 
 def test_frequency_override_short_series_and_unknown_ones_are_named():

@@ -12,7 +12,7 @@ from typing import Any
 import plotly.graph_objects as go
 import polars as pl
 
-from nightshift.reporting import charts
+from nightshift.reporting import charts, number
 
 COLOUR = "#636efa"
 AVG_NIGHTS = 7  # the trend line averages the stored releases of this many nights
@@ -27,13 +27,8 @@ def pm(v: Any, moe: Any, digits: int = 3, scale: float = 1.0) -> str:
     """A value with its margin of error, as text: '12.3 ± 4.5' (or 'suppressed')."""
     if v is None:
         return "suppressed"
-    return f"{_fixed(float(v) * scale, digits)} ± {_fixed(float(moe or 0) * scale, digits)}"
-
-
-def _fixed(x: float, digits: int) -> str:
-    # The rule of the pages' one number formatter (`fmt` in _macros.html.j2): a whole number without
-    # decimals. A noisy share clipped to exactly 0 reads "0", not "0.000", a precision the clip lacks.
-    return f"{x:,.0f}" if x == round(x) else f"{x:,.{digits}f}"
+    # The pages' one number rule: a noisy share clipped to exactly 0 reads "0", not "0.000".
+    return f"{number(float(v) * scale, digits)} ± {number(float(moe or 0) * scale, digits)}"
 
 
 def nights_shown(day_series: pl.DataFrame | None) -> int:

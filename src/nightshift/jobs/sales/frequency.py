@@ -102,13 +102,6 @@ def inferred(frame: pl.DataFrame) -> pl.DataFrame:
     return stats.select("series", "n", freq.alias("freq"))
 
 
-def infer(dates: list[date]) -> str | None:
-    """The frequency of sorted distinct dates, or None when fewer than 3 or none fits (`inferred` for one)."""
-    if not dates:
-        return None
-    return inferred(pl.DataFrame({"series": "", "date": dates}, schema={"series": pl.String, "date": pl.Date}))["freq"][0]
-
-
 def assign(frame: pl.DataFrame, override: str | None) -> tuple[dict[str, str], list[str]]:
     """Per series (`series`, `date` columns) its frequency, and the series none could be inferred for.
 
