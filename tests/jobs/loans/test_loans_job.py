@@ -6,11 +6,11 @@ import dataclasses
 from datetime import date, timedelta
 from pathlib import Path
 
-import jinja2
 import numpy as np
 import polars as pl
 import pytest
 
+from nightshift import reporting
 from nightshift.demo import SIZES
 from nightshift.demo.loans import generate
 from nightshift.jobs import JobContext
@@ -127,10 +127,8 @@ def test_night_on_user_data_with_other_column_names(demo: dict, tmp_path: Path) 
     assert again.context["challenger_version"] == res.context["challenger_version"]
     assert ctx.registry.versions() == [res.context["challenger_version"]]
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(
-        Path(__file__).resolve().parents[3] / "src/nightshift/reporting/templates"), autoescape=True)
-    html = env.get_template("loans.html.j2").render(**res.context, run_date=D, job="loans", selections=res.selections,
-                                                    warnings=res.warnings, assets=".", root=".")
+    html = reporting.render("loans.html.j2", **res.context, run_date=D, job="loans", selections=res.selections,
+                            warnings=res.warnings, assets=".", root=".")
     assert res.context["scoring_version"] in html and "Calibration" in html
     verdict = res.selections["default_model"]
     assert {e["name"] for e in verdict["board"]} == {"xgboost", "logistic baseline"}
