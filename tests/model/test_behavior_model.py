@@ -177,6 +177,7 @@ def _assert_reconstruction_matches(rows: pl.DataFrame, p: np.ndarray) -> None:
 @pytest.fixture(scope="module", params=CTR_SEEDS, ids=lambda s: f"seed{s}")
 def ctr_draw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> CtrDraw:
     """One draw through the job's click-through steps: impressions mart, time split, baseline, model."""
+    from nightshift.jobs.behavior import event_history
     from nightshift.warehouse import Warehouse
 
     rng = RecordingRng(np.random.default_rng([7, request.param]))
@@ -185,8 +186,8 @@ def ctr_draw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     assert user_click.shape == (CTR_SIZE.users,)
     wh = Warehouse(Path(tmp_path_factory.mktemp(f"ctr{request.param}")) / "wh.duckdb")
     _load(wh, frames)
-    rows = wh.run_sql("marts/behavior/impressions", run_date=END, days=job.CTR_DAYS,
-                      history_days=job.CTR_HISTORY_DAYS, max_rows=job.CTR_MAX_ROWS)
+    rows = event_history.impressions(wh, END, days=job.CTR_DAYS, history_days=job.CTR_HISTORY_DAYS,
+                                     max_rows=job.CTR_MAX_ROWS)
     wh.close()
     train_rows, holdout = ctr.split(rows, END)
     model, baseline = ctr.train(train_rows), ctr.campaign_baseline(train_rows)

@@ -63,7 +63,8 @@ def cold_start(cold: dict, table: dict) -> dict[str, Any]:
     b = table["load"]["pandas"]["seconds"]["median"]
     return {"nightshift_seconds": a["seconds"], "nightshift_peak_mib": a["peak_mib"], "pandas_load_seconds": b,
             "ratio_b_over_a": round(b / a["seconds"], 3) if a["seconds"] else None,
-            "rows_loaded": cold["checks"]["rows_loaded"]}
+            "rows_loaded": cold["checks"]["rows_loaded"], "kept_history_seconds": cold["stages"]["kept"]["seconds"],
+            "kept_history_peak_mib": cold["stages"]["kept"]["peak_mib"]}
 
 
 def agreement(reps: dict[str, list[dict]]) -> dict[str, Any]:

@@ -35,7 +35,7 @@ def run_side(side: str, data: BenchData, workdir: Path, work: workload.Workload,
         raise ValueError(f"unknown side {side!r}: nightshift, history or pandas")
     stages, method = {}, ""
     t_all = time.perf_counter()
-    for stage in ("history",) if side == "history" else workload.STAGES:
+    for stage in ("history", "kept") if side == "history" else workload.STAGES:
         with StagePeak() as peak:
             t0 = time.perf_counter()
             getattr(runner, stage)()

@@ -124,9 +124,18 @@ class JobContext:
         return self.warehouse.as_of(name, self.run_date, columns)
 
     def sql(self, name: str, **params: Any) -> pl.DataFrame:
-        """Run the job's mart `sql/marts/<job>/<name>.sql` with `$run_date` and `params` bound."""
+        """Run the job's mart `sql/marts/<job>/<name>.sql` with `$run_date` and `params` bound.
+
+        A mart that reads a table kept between nights (an incremental mart) has that table brought
+        to the run date first, so its output is what the events known by then give.
+        """
+        mart = "/".join(("marts", self.job, name))
+        if mart == "marts/behavior/impressions":  # event_history.MART, imported only when read
+            from nightshift.jobs.behavior import event_history
+
+            return event_history.impressions(self.warehouse, self.run_date, **params)
         # A file name under sql/ (checked by sql_text), not SQL text: nothing is formatted into a query.
-        return self.warehouse.run_sql("/".join(("marts", self.job, name)), run_date=self.run_date, **params)
+        return self.warehouse.run_sql(mart, run_date=self.run_date, **params)
 
     def write_parquet(self, name: str, frame: pl.DataFrame) -> Path:
         """Write one of the job's output tables as `<out_dir>/<name>.parquet`."""

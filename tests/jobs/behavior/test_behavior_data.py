@@ -11,6 +11,7 @@ import pytest
 
 from nightshift.demo import SIZES
 from nightshift.demo import events as demo_events
+from nightshift.jobs.behavior import event_history
 from nightshift.tables import TABLES
 from nightshift.warehouse import Warehouse
 
@@ -92,7 +93,7 @@ def test_campaigns_have_different_click_through(tiny: dict) -> None:
 
 def test_impression_rows_label_and_history_do_not_peek(behavior_wh) -> None:
     wh, run_date = behavior_wh
-    rows = wh.run_sql("marts/behavior/impressions", run_date=run_date, days=60, history_days=60, max_rows=10**9)
+    rows = event_history.impressions(wh, run_date, days=60, history_days=60, max_rows=10**9)
     ev = wh.as_of("events", run_date).sort("user_id", "ts", "event_id")
     assert 0.02 < rows["clicked"].mean() < 0.4
     # prior_clicks must equal the user's clicks strictly before the impression, recomputed here.
@@ -104,9 +105,8 @@ def test_impression_rows_label_and_history_do_not_peek(behavior_wh) -> None:
     assert (got["prior_clicks"] == got["n"]).all()
     # Features and labels of an impression do not depend on what happened after it: an earlier run
     # date (seeing less) gives the same rows for the impressions both runs see.
-    full = wh.run_sql("marts/behavior/impressions", run_date=run_date, days=60, history_days=999, max_rows=10**9)
-    early = wh.run_sql("marts/behavior/impressions", run_date=run_date - timedelta(days=10), days=50,
-                       history_days=989, max_rows=10**9)
+    full = event_history.impressions(wh, run_date, days=60, history_days=999, max_rows=10**9)
+    early = event_history.impressions(wh, run_date - timedelta(days=10), days=50, history_days=989, max_rows=10**9)
     assert early.height > 100
     same = full.join(early.select("event_id"), on="event_id", how="semi").sort("event_id")
     assert same.equals(early.sort("event_id"))

@@ -1,0 +1,121 @@
+-- Bring the kept history forward with the new events in `_history_new` (sql/state/event_history_new.sql).
+--
+-- A user's new events usually all come after the user's last kept event: they continue its totals
+-- and its session from there (behavior_event_history_users). A user with a new event before the
+-- last kept one (a late drop) is recomputed from all of the user's events instead: the user's kept
+-- rows go back into `_history_new` and the user starts from nothing, like a new one.
+create or replace temp table _history_late as
+select n.user_id
+from (select user_id, min((ts, event_id)) as first_new from _history_new group by user_id) as n
+inner join behavior_event_history_users as u on n.user_id = u.user_id
+where n.first_new <= (u.ts, u.event_id);
+
+insert into _history_new
+select user_id, ts, event_id, event_type, channel, campaign_id, device
+from behavior_event_history
+where user_id in (select user_id from _history_late);
+
+delete from behavior_event_history where user_id in (select user_id from _history_late);
+
+delete from behavior_event_history_users where user_id in (select user_id from _history_late);
+
+-- The totals and sessions of the new events. One window pass carries the four counts in 30-bit
+-- fields of one HUGEINT running sum (each windowed aggregate is a pass of its own; a user would
+-- need 2^30 events of one kind to overflow a field); a user's seed row carries the totals so far.
+create or replace temp table _history_rows as
+with events as (
+    select
+        user_id, ts, event_id, null as event_type, null as channel, null as campaign_id, null as device, true as seed,
+        impressions::hugeint | (clicks::hugeint << 30) | (carts::hugeint << 60) | (purchases::hugeint << 90)
+            as counted,
+        session_no, session_impressions
+    from behavior_event_history_users
+    where user_id in (select user_id from _history_new)
+    union all
+    select
+        *, false as seed,
+        (event_type = 'ad_impression')::hugeint
+        | ((event_type = 'ad_click')::hugeint << 30)
+        | ((event_type = 'add_to_cart')::hugeint << 60)
+        | ((event_type = 'purchase')::hugeint << 90) as counted,
+        null as session_no, null as session_impressions
+    from _history_new
+),
+
+counts as (
+    select
+        * exclude (counted),
+        not seed and starts_session(ts, lag(ts) over user_order) as starts,
+        sum(counted) over user_order as packed,  -- totals through this event
+        counted as own
+    from events
+    window user_order as (partition by user_id order by ts, event_id rows unbounded preceding)
+),
+
+unpacked as (
+    select
+        * exclude (packed, own),
+        (packed & 1073741823)::bigint as impressions,
+        ((packed >> 30) & 1073741823)::bigint as clicks,
+        ((packed >> 60) & 1073741823)::bigint as carts,
+        (packed >> 90)::bigint as purchases,
+        ((packed - own) & 1073741823)::bigint as impressions_before,
+        (((packed - own) >> 30) & 1073741823)::bigint as clicks_before,
+        (((packed - own) >> 60) & 1073741823)::bigint as carts_before,
+        ((packed - own) >> 90)::bigint as purchases_before
+    from counts
+),
+
+sessions as (
+    select
+        * exclude (session_no, session_impressions),
+        sum(case when seed then session_no else starts::int end) over user_order as session_no,
+        last_value(case when seed then session_impressions when starts then impressions_before end ignore nulls)
+            over user_order as session_impressions,
+        coalesce(event_type in ('ad_impression', 'ad_click') and campaign_id is not null, false) as is_ad
+    from unpacked
+    window user_order as (partition by user_id order by ts, event_id rows unbounded preceding)
+)
+
+select
+    * exclude (seed),
+    lead(event_type) over (partition by user_id, session_no, campaign_id order by ts, event_id) as next_ad_event
+from sessions
+where is_ad and not seed
+union all
+select * exclude (seed), null as next_ad_event
+from sessions
+where not is_ad and not seed;
+
+-- An ad event kept from an earlier night whose session goes on in the new events: its label is the
+-- first new ad event of the same campaign in that session.
+update behavior_event_history as h
+set next_ad_event = f.next_ad_event
+from (
+    select user_id, session_no, campaign_id, arg_min(event_type, (ts, event_id)) as next_ad_event
+    from _history_rows
+    where is_ad
+    group by user_id, session_no, campaign_id
+) as f
+where h.user_id = f.user_id and h.session_no = f.session_no and h.campaign_id = f.campaign_id
+  and h.next_ad_event is null and h.event_type in ('ad_impression', 'ad_click');
+
+insert into behavior_event_history
+select
+    user_id, ts, event_id, event_type, channel, campaign_id, device, impressions_before,
+    clicks_before, carts_before, purchases_before, session_no, session_impressions, next_ad_event
+from _history_rows;
+
+insert or replace into behavior_event_history_users
+select
+    user_id, last.ts, last.event_id, last.impressions, last.clicks, last.carts, last.purchases, last.session_no,
+    last.session_impressions
+from (
+    select user_id, arg_max(r, (r.ts, r.event_id)) as last
+    from _history_rows as r
+    group by user_id
+);
+
+drop table _history_rows;
+drop table _history_late;
+drop table _history_new;

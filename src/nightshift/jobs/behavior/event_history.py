@@ -1,0 +1,53 @@
+"""The behavior job's event history, kept in the warehouse between nights (an incremental mart).
+
+Why: the click-through rows need, for every impression, the user's counts and session before it in
+a window of `days` days. Recomputing that from every event of the window is a sort of all of them
+each night (most of the night at scale); kept from the night before, a night sorts only its new
+events. The table and its steps are `sql/state/event_history_*.sql`; the impressions mart reads it.
+
+The kept history is a cache of the events as of one date, never a source: `ensure` checks it
+against the events it was made from (a count and a checksum of them, which any change to a kept
+date's events alters, however it was made) and rebuilds it when they differ, when its date is
+later than the run date (a backfill of an earlier date) or when its window is another. So a run
+for D reads exactly what a rebuild from the events known by D would give, whatever ran before.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from nightshift.warehouse import Warehouse, sql_text
+
+MART = "marts/behavior/impressions"  # the mart that reads the kept history
+
+
+def impressions(wh: Warehouse, run_date: date, *, days: int, history_days: int, max_rows: int) -> pl.DataFrame:
+    """The click-through rows of `sql/marts/behavior/impressions.sql` as of `run_date`, the kept history
+    brought to that date first."""
+    ensure(wh, run_date, history_days)
+    return wh.run_sql(MART, run_date=run_date, days=days, history_days=history_days, max_rows=max_rows)
+
+
+def ensure(wh: Warehouse, run_date: date, days: int) -> str:
+    """Bring the kept history to `run_date` over `days` days; how: "kept", "advanced" or "rebuilt"."""
+    with wh.transaction() as cur:
+        cur.execute(sql_text("state/event_history_create"))
+        kept = cur.execute("select as_of, days, events, checksum from behavior_event_history_state").fetchone()
+        since = kept[0] if kept is not None and kept[1] == days and kept[0] < run_date else None
+        events, checksum, events_since, checksum_since = cur.execute(
+            sql_text("state/event_history_checksum"), {"run_date": run_date, "since": since, "days": days}).fetchone()
+        if kept is not None and (kept[0], kept[1], kept[2], kept[3]) == (run_date, days, events, checksum):
+            return "kept"
+        if since is not None and (kept[2], kept[3]) != (events_since, checksum_since):
+            since = None  # the events of the kept date changed since: they are not what it was made from
+        if since is None:
+            cur.execute(sql_text("state/event_history_reset"))
+        else:
+            cur.execute(sql_text("state/event_history_prune"), {"run_date": run_date, "days": days})
+        cur.execute(sql_text("state/event_history_new"), {"run_date": run_date, "since": since, "days": days})
+        cur.execute(sql_text("state/event_history_apply"))
+        cur.execute(sql_text("state/event_history_mark"),
+                    {"as_of": run_date, "days": days, "events": events, "checksum": checksum})
+    return "rebuilt" if since is None else "advanced"
