@@ -11,7 +11,7 @@ inner join behavior_event_history_users as u on n.user_id = u.user_id
 where n.first_new <= (u.ts, u.event_id);
 
 insert into _history_new
-select user_id, ts, event_id, event_type, channel, campaign_id, device
+select user_id, ts, event_id, event_type, channel, campaign_id, device, revenue_cents
 from behavior_event_history
 where user_id in (select user_id from _history_late);
 
@@ -25,10 +25,11 @@ delete from behavior_event_history_users where user_id in (select user_id from _
 create or replace temp table _history_rows as
 with events as (
     select
-        user_id, ts, event_id, null as event_type, null as channel, null as campaign_id, null as device, true as seed,
+        user_id, ts, event_id, null as event_type, null as channel, null as campaign_id, null as device,
+        null as revenue_cents, true as seed,
         impressions::hugeint | (clicks::hugeint << 30) | (carts::hugeint << 60) | (purchases::hugeint << 90)
             as counted,
-        session_no, session_impressions
+        session_no, session_impressions, session_start
     from behavior_event_history_users
     where user_id in (select user_id from _history_new)
     union all
@@ -38,7 +39,7 @@ with events as (
         | ((event_type = 'ad_click')::hugeint << 30)
         | ((event_type = 'add_to_cart')::hugeint << 60)
         | ((event_type = 'purchase')::hugeint << 90) as counted,
-        null as session_no, null as session_impressions
+        null as session_no, null as session_impressions, null as session_start
     from _history_new
 ),
 
@@ -68,10 +69,12 @@ unpacked as (
 
 sessions as (
     select
-        * exclude (session_no, session_impressions),
+        * exclude (session_no, session_impressions, session_start),
         sum(case when seed then session_no else starts::int end) over user_order as session_no,
         last_value(case when seed then session_impressions when starts then impressions_before end ignore nulls)
             over user_order as session_impressions,
+        last_value(case when seed then session_start when starts then ts end ignore nulls) over user_order
+            as session_start,
         coalesce(event_type in ('ad_impression', 'ad_click') and campaign_id is not null, false) as is_ad
     from unpacked
     window user_order as (partition by user_id order by ts, event_id rows unbounded preceding)
@@ -102,14 +105,14 @@ where h.user_id = f.user_id and h.session_no = f.session_no and h.campaign_id = 
 
 insert into behavior_event_history
 select
-    user_id, ts, event_id, event_type, channel, campaign_id, device, impressions_before,
-    clicks_before, carts_before, purchases_before, session_no, session_impressions, next_ad_event
+    user_id, ts, event_id, event_type, channel, campaign_id, device, revenue_cents, starts, impressions_before,
+    clicks_before, carts_before, purchases_before, session_no, session_impressions, session_start, next_ad_event
 from _history_rows;
 
 insert or replace into behavior_event_history_users
 select
     user_id, last.ts, last.event_id, last.impressions, last.clicks, last.carts, last.purchases, last.session_no,
-    last.session_impressions
+    last.session_impressions, last.session_start
 from (
     select user_id, arg_max(r, (r.ts, r.event_id)) as last
     from _history_rows as r

@@ -2,7 +2,7 @@
 -- $run_date, and as of $since (an earlier date the history was kept for; null: none), in one scan.
 with events as (
     select
-        hash(event_id, user_id, ts, event_type, channel, campaign_id, device) as h,
+        hash(event_id, user_id, ts, event_type, channel, campaign_id, device, revenue_cents) as h,
         ts >= $run_date::date - cast($days - 1 as integer) and ts < $run_date::date + 1 as now,
         coalesce(_partition <= $since::date and ts >= $since::date - cast($days - 1 as integer)
                  and ts < $since::date + 1, false) as since

@@ -13,12 +13,15 @@ create table if not exists behavior_event_history (
     channel varchar not null,
     campaign_id varchar,
     device varchar,
+    revenue_cents bigint,
+    starts boolean not null,  -- a session starts here: no kept event of the user in the 30 minutes before
     impressions_before bigint not null,  -- the user's events of each kind before this one
     clicks_before bigint not null,
     carts_before bigint not null,
     purchases_before bigint not null,
     session_no bigint not null,  -- sessions started up to and including this event
     session_impressions bigint not null,  -- impressions_before at the first event of this event's session
+    session_start timestamp not null,  -- the time of that first event
     next_ad_event varchar  -- ad events: the type of the next ad event of the same campaign in the same session
 );
 
@@ -32,7 +35,8 @@ create table if not exists behavior_event_history_users (
     carts bigint not null,
     purchases bigint not null,
     session_no bigint not null,
-    session_impressions bigint not null
+    session_impressions bigint not null,
+    session_start timestamp not null
 );
 
 -- What the kept history is: as of which date, over how many days, and a checksum of the events it

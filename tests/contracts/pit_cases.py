@@ -34,7 +34,8 @@ PARAMS: dict[str, object] = {
 }
 
 # Marts that change state instead of reading it. Tables kept between nights are written by
-# sql/state/ (the sales forecast history, through jobs/sales/history.py), so none is listed; the
+# sql/state/ (the sales forecast history, through jobs/sales/history.py; the behavior event history,
+# through jobs/behavior/event_history.py, which JobContext.sql brings to D first), so none is listed; the
 # test checks that no mart writes, so a new writing mart gets attention (move it to sql/state/).
 STATE_MARTS: tuple[str, ...] = ()
 _WRITE = re.compile(r"^\s*(create|insert|delete|update|drop|alter|copy|attach)\b", re.IGNORECASE)

@@ -186,8 +186,8 @@ def ctr_draw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     assert user_click.shape == (CTR_SIZE.users,)
     wh = Warehouse(Path(tmp_path_factory.mktemp(f"ctr{request.param}")) / "wh.duckdb")
     _load(wh, frames)
-    rows = event_history.impressions(wh, END, days=job.CTR_DAYS, history_days=job.CTR_HISTORY_DAYS,
-                                     max_rows=job.CTR_MAX_ROWS)
+    rows = event_history.read(wh, event_history.IMPRESSIONS, END, days=job.CTR_DAYS,
+                              history_days=job.CTR_HISTORY_DAYS, max_rows=job.CTR_MAX_ROWS)
     wh.close()
     train_rows, holdout = ctr.split(rows, END)
     model, baseline = ctr.train(train_rows), ctr.campaign_baseline(train_rows)

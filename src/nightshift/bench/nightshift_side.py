@@ -81,10 +81,11 @@ class NightshiftSide:
         from nightshift.jobs.behavior import event_history
 
         d = self.run_date
-        self.user_day = self.wh.run_sql("marts/behavior/user_day", run_date=d, days=workload.USER_DAY_DAYS)
-        # as the behavior job reads it (event_history.impressions), saying how the kept history came to D
+        # as the behavior job reads them (event_history.read): the kept event history brought to D with
+        # the new day's events (saying how), then the two marts that read it
         self.checks["kept"] = event_history.ensure(self.wh, d, workload.CTR_HISTORY_DAYS)
-        self.impressions = self.wh.run_sql(event_history.MART, run_date=d, days=workload.CTR_DAYS,
+        self.user_day = self.wh.run_sql(event_history.USER_DAY, run_date=d, days=workload.USER_DAY_DAYS)
+        self.impressions = self.wh.run_sql(event_history.IMPRESSIONS, run_date=d, days=workload.CTR_DAYS,
                                            history_days=workload.CTR_HISTORY_DAYS, max_rows=workload.CTR_MAX_ROWS)
         self.series = self._sales_series()
         self.checks.update(

@@ -129,11 +129,11 @@ class JobContext:
         A mart that reads a table kept between nights (an incremental mart) has that table brought
         to the run date first, so its output is what the events known by then give.
         """
-        mart = "/".join(("marts", self.job, name))
-        if mart == "marts/behavior/impressions":  # event_history.MART, imported only when read
-            from nightshift.jobs.behavior import event_history
+        from nightshift.jobs.behavior import event_history
 
-            return event_history.impressions(self.warehouse, self.run_date, **params)
+        mart = "/".join(("marts", self.job, name))
+        if mart in event_history.READERS:
+            return event_history.read(self.warehouse, mart, self.run_date, **params)
         # A file name under sql/ (checked by sql_text), not SQL text: nothing is formatted into a query.
         return self.warehouse.run_sql(mart, run_date=self.run_date, **params)
 

@@ -93,7 +93,7 @@ def test_campaigns_have_different_click_through(tiny: dict) -> None:
 
 def test_impression_rows_label_and_history_do_not_peek(behavior_wh) -> None:
     wh, run_date = behavior_wh
-    rows = event_history.impressions(wh, run_date, days=60, history_days=60, max_rows=10**9)
+    rows = event_history.read(wh, event_history.IMPRESSIONS, run_date, days=60, history_days=60, max_rows=10**9)
     ev = wh.as_of("events", run_date).sort("user_id", "ts", "event_id")
     assert 0.02 < rows["clicked"].mean() < 0.4
     # prior_clicks must equal the user's clicks strictly before the impression, recomputed here.
@@ -105,8 +105,9 @@ def test_impression_rows_label_and_history_do_not_peek(behavior_wh) -> None:
     assert (got["prior_clicks"] == got["n"]).all()
     # Features and labels of an impression do not depend on what happened after it: an earlier run
     # date (seeing less) gives the same rows for the impressions both runs see.
-    full = event_history.impressions(wh, run_date, days=60, history_days=999, max_rows=10**9)
-    early = event_history.impressions(wh, run_date - timedelta(days=10), days=50, history_days=989, max_rows=10**9)
+    full = event_history.read(wh, event_history.IMPRESSIONS, run_date, days=60, history_days=999, max_rows=10**9)
+    early = event_history.read(wh, event_history.IMPRESSIONS, run_date - timedelta(days=10), days=50,
+                               history_days=989, max_rows=10**9)
     assert early.height > 100
     same = full.join(early.select("event_id"), on="event_id", how="semi").sort("event_id")
     assert same.equals(early.sort("event_id"))
@@ -138,7 +139,7 @@ def test_a_sessions_channel_is_its_first_events_even_when_its_first_second_is_sh
                                                      product_id=pl.lit(None, pl.String))
     wh = load_frames(tmp_path / "wh.duckdb", {"users": users,
                                              "events": events.select(c.name for c in TABLES["events"].columns)})
-    got = wh.run_sql("marts/behavior/user_day", run_date=END, days=7)
+    got = event_history.read(wh, event_history.USER_DAY, END, days=7)
     wh.close()
     first = got.filter(pl.col("channel") != "social").sort("user_id")
     # the session's first event: e1 (visit, search), e3 (purchase, email), e5 (visit, search)

@@ -1,6 +1,6 @@
-"""The kept event history (jobs/behavior/event_history.py): brought forward night by night, it reads
-exactly like a rebuild from the events known by each night, and both match a reference computed here
-in Polars from the definition of the click-through rows."""
+"""The kept event history (jobs/behavior/event_history.py): brought forward night by night, its marts
+read exactly like a rebuild from the events known by each night, and both match references computed
+here in Polars from the definitions of the click-through rows and the per-user day sessions."""
 
 from __future__ import annotations
 
@@ -79,6 +79,26 @@ def reference(events: pl.DataFrame, run_date: date, days: int, history_days: int
             .sort("event_id"))
 
 
+def user_day_reference(events: pl.DataFrame, run_date: date, days: int) -> pl.DataFrame:
+    """Per user, day and channel: the sessions of the window known by `run_date` (30-minute gap, a
+    session's day and channel those of its first event in time then event id order), with purchases
+    and revenue."""
+    start = datetime.combine(run_date - timedelta(days=days - 1), datetime.min.time())
+    end = datetime.combine(run_date + timedelta(days=1), datetime.min.time())
+    ev = (events.filter((pl.col("_partition") <= run_date) & (pl.col("ts") >= start) & (pl.col("ts") < end))
+          .sort("user_id", "ts", "event_id"))
+    gap = pl.col("ts") - pl.col("ts").shift(1).over("user_id")
+    ev = ev.with_columns(session=(gap.is_null() | (gap > timedelta(minutes=30))).cast(pl.Int64).cum_sum().over("user_id"))
+    purchase = pl.col("event_type") == "purchase"
+    sessions = ev.group_by("user_id", "session").agg(
+        day=pl.col("ts").first().cast(pl.Date), channel=pl.col("channel").first(), purchases=purchase.sum(),
+        revenue_cents=pl.col("revenue_cents").filter(purchase).sum())
+    return (sessions.group_by("user_id", "day", "channel")
+            .agg(visits=pl.len(), converting_visits=(pl.col("purchases") > 0).sum(),
+                 purchases=pl.col("purchases").sum(), revenue_cents=pl.col("revenue_cents").sum())
+            .sort("user_id", "day", "channel"))
+
+
 def features(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.select(FEATURES).sort("event_id")
 
@@ -93,12 +113,16 @@ def test_nights_brought_forward_read_like_a_rebuild_and_like_the_definition(kept
     modes = []
     for night in NIGHTS:
         modes.append(event_history.ensure(kept, night, WINDOW["history_days"]))
-        forward = kept.run_sql(event_history.MART, run_date=night, **WINDOW)
+        forward = kept.run_sql(event_history.IMPRESSIONS, run_date=night, **WINDOW)
         with warehouse(tmp_path / f"{night}.duckdb", events) as fresh:
-            rebuilt = event_history.impressions(fresh, night, **WINDOW)
+            rebuilt = event_history.read(fresh, event_history.IMPRESSIONS, night, **WINDOW)
         assert forward.equals(rebuilt), night
         want = reference(events, night, **WINDOW)
         assert features(forward).equals(want.cast(features(forward).schema)), night
+        for days in (1, 7, WINDOW["history_days"]):  # the job's day, a week, the whole kept window
+            got = event_history.read(kept, event_history.USER_DAY, night, days=days).sort("user_id", "day", "channel")
+            want = user_day_reference(events, night, days)
+            assert got.equals(want.cast(got.schema)), (night, days)
     assert modes == ["rebuilt"] + ["advanced"] * (len(NIGHTS) - 1)
     # the nights did meet late drops: events landed after the night of their day, inside the window
     late = events.filter((pl.col("_partition") > pl.col("ts").cast(pl.Date)) & pl.col("_partition").is_in(NIGHTS[1:]))
@@ -119,7 +143,7 @@ def test_a_session_going_on_past_midnight_labels_the_kept_impression_the_next_ni
     label = {}
     for day in (night, night + timedelta(days=1)):
         event_history.ensure(kept, day, WINDOW["history_days"])
-        rows = kept.run_sql(event_history.MART, run_date=day, **WINDOW)
+        rows = kept.run_sql(event_history.IMPRESSIONS, run_date=day, **WINDOW)
         label[day] = rows.filter(pl.col("event_id") == "~imp")["clicked"].to_list()
     assert label == {night: [0], night + timedelta(days=1): [1]}  # the click was not known the first night
 
@@ -130,7 +154,7 @@ def test_a_rerun_of_an_earlier_date_rebuilds_it(kept, events):
         event_history.ensure(kept, night, history_days)
     assert event_history.ensure(kept, NIGHTS[-1], history_days) == "kept"
     assert event_history.ensure(kept, NIGHTS[0], history_days) == "rebuilt"  # a later kept date is not point in time
-    got = kept.run_sql(event_history.MART, run_date=NIGHTS[0], **WINDOW)
+    got = kept.run_sql(event_history.IMPRESSIONS, run_date=NIGHTS[0], **WINDOW)
     assert features(got).equals(reference(events, NIGHTS[0], **WINDOW).cast(features(got).schema))
     assert event_history.ensure(kept, NIGHTS[0], history_days + 1) == "rebuilt"  # another window
 

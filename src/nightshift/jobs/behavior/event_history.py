@@ -1,9 +1,10 @@
 """The behavior job's event history, kept in the warehouse between nights (an incremental mart).
 
 Why: the click-through rows need, for every impression, the user's counts and session before it in
-a window of `days` days. Recomputing that from every event of the window is a sort of all of them
-each night (most of the night at scale); kept from the night before, a night sorts only its new
-events. The table and its steps are `sql/state/event_history_*.sql`; the impressions mart reads it.
+a window of `days` days, and the daily channel trends need every session's first event.
+Recomputing that from every event of the window is a sort of all of them each night (most of the
+night at scale); kept from the night before, a night sorts only its new events. The table and its
+steps are `sql/state/event_history_*.sql`; the impressions and user_day marts read it.
 
 The kept history is a cache of the events as of one date, never a source: `ensure` checks it
 against the events it was made from (a count and a checksum of them, which any change to a kept
@@ -15,19 +16,33 @@ for D reads exactly what a rebuild from the events known by D would give, whatev
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import polars as pl
 
 from nightshift.warehouse import Warehouse, sql_text
 
-MART = "marts/behavior/impressions"  # the mart that reads the kept history
+IMPRESSIONS, USER_DAY = "marts/behavior/impressions", "marts/behavior/user_day"
+READERS = (IMPRESSIONS, USER_DAY)  # the marts that read the kept history
+DAYS = 120  # the window kept when no reader asked for another: the behavior job's click-through history
 
 
-def impressions(wh: Warehouse, run_date: date, *, days: int, history_days: int, max_rows: int) -> pl.DataFrame:
-    """The click-through rows of `sql/marts/behavior/impressions.sql` as of `run_date`, the kept history
-    brought to that date first."""
-    ensure(wh, run_date, history_days)
-    return wh.run_sql(MART, run_date=run_date, days=days, history_days=history_days, max_rows=max_rows)
+def read(wh: Warehouse, mart: str, run_date: date, **params: Any) -> pl.DataFrame:
+    """A mart of READERS as of `run_date` with its `params`, the kept history brought to that date first.
+
+    The impressions need the kept window to be their `history_days`; user_day needs one of at least
+    its `days` and reads the same from any, so it takes the window kept (widened if too short)
+    instead of rebuilding it for its own.
+    """
+    if mart == IMPRESSIONS:
+        days = params["history_days"]
+    else:
+        with wh.transaction() as cur:
+            cur.execute(sql_text("state/event_history_create"))
+            kept = cur.execute("select days from behavior_event_history_state").fetchone()
+        days = max(params["days"], kept[0] if kept else DAYS)
+    ensure(wh, run_date, days)
+    return wh.run_sql(mart, run_date=run_date, **params)
 
 
 def ensure(wh: Warehouse, run_date: date, days: int) -> str:

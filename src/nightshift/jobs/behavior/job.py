@@ -23,7 +23,7 @@ import polars as pl
 
 from nightshift import cadence
 from nightshift.jobs import JobContext, JobResult
-from nightshift.jobs.behavior import channels, ctr, recommendations, report, segments
+from nightshift.jobs.behavior import channels, ctr, event_history, recommendations, report, segments
 from nightshift.modeling import has_gpu
 from nightshift.modeling.xgb import xgb_device
 from nightshift.privacy.keys import fold_other
@@ -31,7 +31,7 @@ from nightshift.selection import by_format, candidate_name
 
 WINDOW_DAYS = 90  # trends, segment features and recommendations look back this far
 CTR_DAYS = 60  # impressions the click model learns from (history features look back further)
-CTR_HISTORY_DAYS = 120
+CTR_HISTORY_DAYS = event_history.DAYS  # the history features' window: the event history kept between nights
 CTR_MAX_ROWS = 1_000_000  # a hash sample beyond this: enough rows for a stable model, bounded time
 ACTIVE_DAYS = 28  # users seen in the last 28 days get personal recommendations
 TOP_N = 10
