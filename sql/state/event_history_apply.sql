@@ -75,6 +75,7 @@ sessions as (
             over user_order as session_impressions,
         last_value(case when seed then session_start when starts then ts end ignore nulls) over user_order
             as session_start,
+        lead(ts) over user_order is null as is_last,  -- the user's last event: the next night continues from it
         coalesce(event_type in ('ad_impression', 'ad_click') and campaign_id is not null, false) as is_ad
     from unpacked
     window user_order as (partition by user_id order by ts, event_id rows unbounded preceding)
@@ -91,14 +92,16 @@ from sessions
 where not is_ad and not seed;
 
 -- An ad event kept from an earlier night whose session goes on in the new events: its label is the
--- first new ad event of the same campaign in that session.
+-- first new ad event of the same campaign in that session. Only a user's last kept session can go
+-- on (behavior_event_history_users still holds its number here); a rebuild has none.
 update behavior_event_history as h
 set next_ad_event = f.next_ad_event
 from (
-    select user_id, session_no, campaign_id, arg_min(event_type, (ts, event_id)) as next_ad_event
-    from _history_rows
-    where is_ad
-    group by user_id, session_no, campaign_id
+    select r.user_id, r.session_no, r.campaign_id, arg_min(r.event_type, (r.ts, r.event_id)) as next_ad_event
+    from _history_rows as r
+    semi join behavior_event_history_users as u on r.user_id = u.user_id and r.session_no = u.session_no
+    where r.is_ad
+    group by r.user_id, r.session_no, r.campaign_id
 ) as f
 where h.user_id = f.user_id and h.session_no = f.session_no and h.campaign_id = f.campaign_id
   and h.next_ad_event is null and h.event_type in ('ad_impression', 'ad_click');
@@ -110,14 +113,9 @@ select
 from _history_rows;
 
 insert or replace into behavior_event_history_users
-select
-    user_id, last.ts, last.event_id, last.impressions, last.clicks, last.carts, last.purchases, last.session_no,
-    last.session_impressions, last.session_start
-from (
-    select user_id, arg_max(r, (r.ts, r.event_id)) as last
-    from _history_rows as r
-    group by user_id
-);
+select user_id, ts, event_id, impressions, clicks, carts, purchases, session_no, session_impressions, session_start
+from _history_rows
+where is_last;
 
 drop table _history_rows;
 drop table _history_late;
