@@ -65,7 +65,8 @@ def write_lines(home: Path, new: list[bytes]) -> None:
 
 
 def verify(home: Path):
-    return CliRunner().invoke(app, ["verify", "--home", str(home)])
+    # wide, so a long temporary path cannot wrap the message being matched
+    return CliRunner().invoke(app, ["verify", "--home", str(home)], env={"COLUMNS": "400"})
 
 
 def test_entries_are_chained_and_the_anchor_holds_the_head(charged):
