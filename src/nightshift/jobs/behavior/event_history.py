@@ -38,9 +38,8 @@ def read(wh: Warehouse, mart: str, run_date: date, **params: Any) -> pl.DataFram
         days = params["history_days"]
     else:
         with wh.transaction() as cur:
-            cur.execute(sql_text("state/event_history_create"))
-            kept = cur.execute("select days from behavior_event_history_state").fetchone()
-        days = max(params["days"], kept[0] if kept else DAYS)
+            kept = _kept(cur)
+        days = max(params["days"], kept[1] if kept else DAYS)
     ensure(wh, run_date, days)
     return wh.run_sql(mart, run_date=run_date, **params)
 
@@ -48,12 +47,11 @@ def read(wh: Warehouse, mart: str, run_date: date, **params: Any) -> pl.DataFram
 def ensure(wh: Warehouse, run_date: date, days: int) -> str:
     """Bring the kept history to `run_date` over `days` days; how: "kept", "advanced" or "rebuilt"."""
     with wh.transaction() as cur:
-        cur.execute(sql_text("state/event_history_create"))
-        kept = cur.execute("select as_of, days, events, checksum from behavior_event_history_state").fetchone()
+        kept = _kept(cur)
         since = kept[0] if kept is not None and kept[1] == days and kept[0] < run_date else None
         events, checksum, events_since, checksum_since = cur.execute(
             sql_text("state/event_history_checksum"), {"run_date": run_date, "since": since, "days": days}).fetchone()
-        if kept is not None and (kept[0], kept[1], kept[2], kept[3]) == (run_date, days, events, checksum):
+        if kept == (run_date, days, events, checksum):
             return "kept"
         if since is not None and (kept[2], kept[3]) != (events_since, checksum_since):
             since = None  # the events of the kept date changed since: they are not what it was made from
@@ -66,3 +64,9 @@ def ensure(wh: Warehouse, run_date: date, days: int) -> str:
         cur.execute(sql_text("state/event_history_mark"),
                     {"as_of": run_date, "days": days, "events": events, "checksum": checksum})
     return "rebuilt" if since is None else "advanced"
+
+
+def _kept(cur: Any) -> tuple | None:
+    """(as of, days, events, checksum) of the kept history, creating its tables on first use; None if none."""
+    cur.execute(sql_text("state/event_history_create"))
+    return cur.execute(sql_text("state/event_history_kept")).fetchone()
