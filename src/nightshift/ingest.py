@@ -174,6 +174,10 @@ def _store(warehouse: Warehouse, table: str, days: list[date], good: pl.DataFram
     """Replace the rows of these drops and their row accounting, in one transaction."""
     # `table` is a registry name (identifiers can't be bound); the partition dates are bound.
     with warehouse.transaction() as cur:
+        # This thread's own cursor writes the rows with every thread without keeping their order in the
+        # table (nothing reads a table's physical order: every mart orders and keys its rows): it
+        # inserts in half the time, and a cold start is mostly this insert.
+        cur.execute("set session preserve_insertion_order = false")
         cur.execute("delete from " + table + " where list_contains($p, _partition)", {"p": days})  # noqa: S608
         cur.register("_incoming", good.to_arrow(compat_level=pl.CompatLevel.newest()))
         cur.execute("insert into " + table + " select * from _incoming")  # noqa: S608

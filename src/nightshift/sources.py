@@ -182,7 +182,7 @@ def _read_one(table: str, path: Path) -> pa.Table:
             header = pa_csv.read_csv(path, convert_options=opts).schema.names
             opts = pa_csv.ConvertOptions(column_types={n: pa.string() for n in header}, strings_can_be_null=True)
             return pa_csv.read_csv(path, convert_options=opts)
-        return _utc(pq.ParquetFile(path).read())
+        return _utc(_read_parquet(path))
     except (pa.ArrowException, OSError) as e:
         raise SourceError(
             f"table {table}: {path} is not a readable {'CSV' if csv else 'Parquet'} file "
@@ -190,11 +190,27 @@ def _read_one(table: str, path: Path) -> pa.Table:
         ) from None
 
 
+def _read_parquet(path: Path) -> pa.Table:
+    """A Parquet file as Arrow. Polars reads it in half pyarrow's time and hands it over without a copy
+    (text as string views, which the contract check then reads for free); a file Polars cannot read
+    (a type it lacks, or damage) is read by pyarrow, whose error names what is wrong."""
+    try:
+        return pl.read_parquet(path).to_arrow(compat_level=pl.CompatLevel.newest())
+    except (pl.exceptions.PolarsError, OSError):
+        return pq.ParquetFile(path).read()
+
+
 def _rename(table: str, raw: pa.Table, mapping: dict[str, str], origin: object) -> pa.Table:
     """Map `their_name -> our_name`, drop unknown columns, and insist on the required ones."""
     t = spec(table)
     theirs = raw.column_names
     names = [mapping.get(n, n) for n in theirs]
+    twice = sorted({n for n in names if names.count(n) > 1 and n in t.column_names})
+    if twice:
+        raise SourceError(
+            f"table {table}: {origin} has more than one column for {', '.join(twice)} "
+            f"(it has: {', '.join(theirs)}); keep one, or map only one of them in [sources.{table}.columns]"
+        )
     raw = raw.rename_columns(names)
     keep = [n for n in names if n in t.column_names]
     missing = [c for c in t.required_columns if c not in keep]

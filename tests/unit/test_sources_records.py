@@ -533,3 +533,24 @@ def test_the_input_stamp_does_not_depend_on_where_the_home_is(tmp_path, monkeypa
         os.utime(part, ns=(2_000_000_000, 2_000_000_000))
         stamps.append(sources.input_stamp(s, D))
     assert stamps[0] == stamps[1]
+
+
+def test_a_parquet_drop_reads_the_same_through_polars_and_a_column_sent_twice_rejects_the_file(home):
+    s = load_settings()
+    folder = _drop(s, D)
+    typed = pa.table({"date": pa.array([D, D]), "store_id": ["s1", None], "product_id": pa.array(["p1", "p2"]).dictionary_encode(),
+                      "units": [3, 4], "unit_price_cents": [250, 99], "on_promotion": [False, True]})
+    pq.write_table(typed, folder / "a.parquet")
+    read = next(sources.landing_partitions(s, "sales", D)).read()
+    assert read.schema.field("store_id").type == pa.string_view()  # Polars' text, handed over without a copy
+    assert pl.from_arrow(read).equals(pl.from_arrow(pq.read_table(folder / "a.parquet")))
+    # Polars refuses a file with two columns of one name; pyarrow reads it, and the file is rejected
+    # for the column it has twice (not a traceback)
+    pq.write_table(pa.Table.from_arrays([*typed.columns, pa.array([1, 2])], names=[*typed.column_names, "units"]),
+                   folder / "a.parquet")
+    part = next(sources.landing_partitions(s, "sales", D))
+    with pytest.raises(SourceError):
+        part.read()
+    assert part.rejected == [(str(folder / "a.parquet"), f"table sales: {folder / 'a.parquet'} has more than one "
+                              f"column for units (it has: {', '.join(typed.column_names)}, units); keep one, or "
+                              "map only one of them in [sources.sales.columns]")]
