@@ -535,14 +535,17 @@ def test_the_input_stamp_does_not_depend_on_where_the_home_is(tmp_path, monkeypa
     assert stamps[0] == stamps[1]
 
 
-def test_a_parquet_drop_reads_the_same_through_polars_and_a_column_sent_twice_rejects_the_file(home):
+@pytest.mark.parametrize("polars_from", [0, sources.POLARS_FROM_BYTES], ids=["polars", "pyarrow"])
+def test_a_parquet_drop_reads_the_same_by_either_reader_and_a_column_sent_twice_rejects_the_file(
+        home, monkeypatch, polars_from):
+    monkeypatch.setattr(sources, "POLARS_FROM_BYTES", polars_from)  # the demo's small files: pyarrow
     s = load_settings()
     folder = _drop(s, D)
     typed = pa.table({"date": pa.array([D, D]), "store_id": ["s1", None], "product_id": pa.array(["p1", "p2"]).dictionary_encode(),
                       "units": [3, 4], "unit_price_cents": [250, 99], "on_promotion": [False, True]})
     pq.write_table(typed, folder / "a.parquet")
     read = next(sources.landing_partitions(s, "sales", D)).read()
-    assert read.schema.field("store_id").type == pa.string_view()  # Polars' text, handed over without a copy
+    assert read.schema.field("store_id").type == pa.string_view()  # one text type from both readers
     assert pl.from_arrow(read).equals(pl.from_arrow(pq.read_table(folder / "a.parquet")))
     # Polars refuses a file with two columns of one name; pyarrow reads it, and the file is rejected
     # for the column it has twice (not a traceback)
