@@ -207,9 +207,9 @@ def _read_parquet(path: Path) -> pa.Table:
         except (pl.exceptions.PolarsError, OSError):
             pass
     table = pq.ParquetFile(path).read()
-    text = (pa.types.is_string, pa.types.is_large_string)
-    return pa.Table.from_arrays([c.cast(pa.string_view()) if any(is_text(c.type) for is_text in text) else c
-                                 for c in table.columns], names=table.column_names)
+    return pa.Table.from_arrays(  # from arrays: a column name sent twice stays twice, for `_rename` to refuse
+        [c.cast(pa.string_view()) if pa.types.is_string(c.type) or pa.types.is_large_string(c.type) else c
+         for c in table.columns], names=table.column_names)
 
 
 def _rename(table: str, raw: pa.Table, mapping: dict[str, str], origin: object) -> pa.Table:

@@ -538,7 +538,8 @@ def test_the_input_stamp_does_not_depend_on_where_the_home_is(tmp_path, monkeypa
 @pytest.mark.parametrize("polars_from", [0, sources.POLARS_FROM_BYTES], ids=["polars", "pyarrow"])
 def test_a_parquet_drop_reads_the_same_by_either_reader_and_a_column_sent_twice_rejects_the_file(
         home, monkeypatch, polars_from):
-    monkeypatch.setattr(sources, "POLARS_FROM_BYTES", polars_from)  # the demo's small files: pyarrow
+    # 0: every file through Polars; the default: a file this small through pyarrow
+    monkeypatch.setattr(sources, "POLARS_FROM_BYTES", polars_from)
     s = load_settings()
     folder = _drop(s, D)
     typed = pa.table({"date": pa.array([D, D]), "store_id": ["s1", None], "product_id": pa.array(["p1", "p2"]).dictionary_encode(),
