@@ -3,8 +3,10 @@
 A fresh process per rep keeps the sides from sharing caches, allocator pools or a warm DuckDB
 buffer, so each rep's peak memory is its own. The parent interleaves A/B/A/B; the operating
 system's file cache is warm for both after the first rep. Side `history` is nightshift's cold
-start (the warehouse of earlier nights, built from nothing); side `nightshift` starts from a copy
-of that warehouse, given as the last argument.
+start (the warehouse of earlier nights, built from nothing), side `kept` then builds the behavior
+job's kept event history in that warehouse (same workdir), and side `pandas_read` is pandas' load
+stage alone, timed right before and right after the cold start; side `nightshift` starts from a
+copy of that warehouse, given as the last argument.
 `python -m nightshift.bench.worker <side> <data_root> <size> <seed> <workdir> <out.json> <workload-json> [<warehouse>]`
 """
 
@@ -21,21 +23,25 @@ from nightshift.bench.data import RUN_DATE, BenchData
 from nightshift.bench.memory import StagePeak
 
 
+# Sides that run a part of the workload; the others (nightshift, pandas) run every stage.
+PART_STAGES = {"history": ("history",), "kept": ("kept",), "pandas_read": ("load",)}
+
+
 def run_side(side: str, data: BenchData, workdir: Path, work: workload.Workload, history: Path | None = None) -> dict:
     """Run every stage of one side in order; seconds and peak MiB per stage, plus the side's checks."""
-    if side in ("nightshift", "history"):
+    if side in ("nightshift", "history", "kept"):
         from nightshift.bench.nightshift_side import NightshiftSide
 
         runner = NightshiftSide(data, workdir, work, history=history if side == "nightshift" else None)
-    elif side == "pandas":
+    elif side in ("pandas", "pandas_read"):
         from nightshift.bench.pandas_side import PandasSide
 
         runner = PandasSide(data, workdir, work)
     else:
-        raise ValueError(f"unknown side {side!r}: nightshift, history or pandas")
+        raise ValueError(f"unknown side {side!r}: nightshift, pandas, history, kept or pandas_read")
     stages, method = {}, ""
     t_all = time.perf_counter()
-    for stage in ("history", "kept") if side == "history" else workload.STAGES:
+    for stage in PART_STAGES.get(side, workload.STAGES):
         with StagePeak() as peak:
             t0 = time.perf_counter()
             getattr(runner, stage)()
