@@ -20,6 +20,7 @@ weeks' residuals covered 77.5% to 85.6%.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -81,17 +82,32 @@ class Calibration:
         seen = count[hi] - count[lo]
         return np.where(seen > 0, (total[hi] - total[lo]) / np.maximum(seen, 1), np.nan)
 
+    # What follows is the same for every `before`: computed once for the few dozen holdout origins.
+    @cached_property
+    def _target(self) -> np.ndarray:
+        """The hour each residual's forecast is for (N × H)."""
+        return self.origin[:, None] + np.arange(HORIZON)[None, :]
+
+    @cached_property
+    def _then(self) -> np.ndarray:
+        """The error level when each forecast was made (N × 1; NaN where none was observed)."""
+        return self.level(self.origin)[:, None]
+
+    @cached_property
+    def _relative(self) -> np.ndarray:
+        """Each residual over the error level when its forecast was made (N × H)."""
+        return self.resid / self._then
+
     def halfwidths(self, before: int, coverage: float = COVERAGE, recent_days: int = RECENT_DAYS) -> np.ndarray:
         """Half-widths for a forecast made at hour `before`: conformal quantiles of the residuals, each
         relative to the error level when its forecast was made, of the forecast hours observed in the last
         `recent_days`, times the error level now."""
-        target = self.origin[:, None] + np.arange(HORIZON)[None, :]
-        then = self.level(self.origin)[:, None]
-        cells = (target < before) & (target >= before - recent_days * 24) & np.isfinite(then)
+        target, known = self._target, np.isfinite(self._then)
+        cells = (target < before) & (target >= before - recent_days * 24) & known
         if not cells.any():  # nothing observed in the window: everything observed before
-            cells = (target < before) & np.isfinite(then)
+            cells = (target < before) & known
         now = self.level(np.array([before]))[0]
-        return halfwidths((self.resid / then)[cells], self.block[cells], coverage) * now
+        return halfwidths(self._relative[cells], self.block[cells], coverage) * now
 
 
 def calibration(windows: list[Windows], preds: list[np.ndarray], first_hour_of_day: int) -> Calibration:

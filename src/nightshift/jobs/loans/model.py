@@ -172,7 +172,7 @@ def _expanded(enc: Encoder, knots: dict[str, list[float]], frame: pl.DataFrame) 
     return np.column_stack([m, *hinges]) if hinges else m
 
 
-LOGISTIC_PARAMS = {"C": 1.0, "max_iter": 2000}
+LOGISTIC_PARAMS = {"C": 1.0, "max_iter": 2000, "solver": "newton-cholesky"}
 KNOT_QUANTILES = (0.25, 0.5, 0.75)
 
 
