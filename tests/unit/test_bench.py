@@ -60,6 +60,7 @@ def test_harness_writes_every_stage_and_ratio(sliver, tmp_path):
     # pandas' side of the cold start is its load stage run right before and right after it
     before, after = cold["pandas_load_each"]
     assert before > 0 and after > 0 and min(before, after) <= cold["pandas_load_seconds"] <= max(before, after)
+    assert 0 < cold["pandas_bare_read_seconds"] < cold["pandas_load_seconds"] and cold["bare_read_ratio"] > 0
     assert 0 < cold["rows_loaded"]["events"] < saved["agreement"]["nightshift"]["rows_loaded"]["events"]
 
 
@@ -114,7 +115,8 @@ def test_summaries_have_every_stage_ratio_and_agreement(capsys):
     result = {"scale": "tiny", "reps": 2, "machine": {"cpus": 2, "load_avg_1m": 1.0, "memory_bandwidth": bw},
               "stages": table, "bandwidth": band, "agreement": harness.agreement(reps), "memory_method": "test",
               "cold_start": {"nightshift_seconds": 8.0, "nightshift_peak_mib": 300.0, "pandas_load_seconds": 4.0,
-                             "pandas_load_each": [3.5, 4.5],
+                             "pandas_load_each": [3.5, 4.5], "pandas_bare_read_seconds": 3.0,
+                             "bare_read_ratio": 0.375,
                              "ratio_b_over_a": 0.5, "rows_loaded": {"events": 1000}, "kept_history_seconds": 3.0,
                              "kept_history_peak_mib": 200.0},
               "rerun": {"jobs": ["loans"], "cold_seconds": 10.0, "rerun_seconds": 0.5, "rerun_fraction": 0.05,
@@ -122,4 +124,4 @@ def test_summaries_have_every_stage_ratio_and_agreement(capsys):
     print_tables(result)
     out = " ".join(capsys.readouterr().out.split())  # Rich wraps the long lines
     assert "2.00×" in out and "5.0%" in out and "reused" in out
-    assert "Cold start" in out and "0.50×" in out and "3.50 / 4.50 s" in out and "kept event history" in out and "3.00 s" in out
+    assert "Cold start" in out and "0.50×" in out and "3.50 / 4.50 s" in out and "3.00 s = 0.38×" in out and "kept event history" in out and "3.00 s" in out

@@ -62,9 +62,12 @@ def cold_start(cold: dict, reads: list[dict], kept: dict) -> dict[str, Any]:
     right before and right after it: on a machine whose speed drifts over minutes, only neighbours compare."""
     a = cold["stages"]["history"]
     b = statistics.median(r["stages"]["load"]["seconds"] for r in reads)
+    bare = statistics.median(r["checks"]["read_seconds"] for r in reads)  # the files read, nothing cleaned
     return {"nightshift_seconds": a["seconds"], "nightshift_peak_mib": a["peak_mib"], "pandas_load_seconds": round(b, 4),
             "pandas_load_each": [r["stages"]["load"]["seconds"] for r in reads],
             "ratio_b_over_a": round(b / a["seconds"], 3) if a["seconds"] else None,
+            "pandas_bare_read_seconds": round(bare, 4),
+            "bare_read_ratio": round(bare / a["seconds"], 3) if a["seconds"] else None,
             "rows_loaded": cold["checks"]["rows_loaded"], "kept_history_seconds": kept["stages"]["kept"]["seconds"],
             "kept_history_peak_mib": kept["stages"]["kept"]["peak_mib"]}
 

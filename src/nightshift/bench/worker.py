@@ -22,7 +22,6 @@ from nightshift.bench import workload
 from nightshift.bench.data import RUN_DATE, BenchData
 from nightshift.bench.memory import StagePeak
 
-
 # Sides that run a part of the workload; the others (nightshift, pandas) run every stage.
 PART_STAGES = {"history": ("history",), "kept": ("kept",), "pandas_read": ("load",)}
 

@@ -55,7 +55,8 @@ JOBS: dict[str, Job] = {
         Job("inventory", ("inventory", "sales"), "Reorder points and tomorrow's orders", ("xgboost",),
             shareable=("orders", "policy")),
         Job("energy", ("energy",), "Hourly energy load forecasts",
-            ("tensorflow", "keras", "sklearn.linear_model", "sklearn.preprocessing")),
+            # the network module imports TensorFlow and Keras with their start-up lines held (native_stderr)
+            ("nightshift.jobs.energy.network", "sklearn.linear_model", "sklearn.preprocessing")),
     )
 }
 

@@ -21,12 +21,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from keras import layers  # noqa: E402
+from nightshift.native_stderr import held
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+with held():  # TensorFlow's start-up lines go to the night's log, not the terminal
+    import keras
+    import tensorflow as tf
+    from keras import layers
 
 from nightshift.jobs.energy.dataset import (  # noqa: E402
     FELT_ALPHA,
