@@ -33,12 +33,15 @@ def verbose() -> bool:
 @contextlib.contextmanager
 def held(logger: str = "tensorflow") -> Iterator[None]:
     """Hold what is written to descriptor 2 inside the block; then log the start-up lines, echo the rest."""
-    if verbose():
+    try:
+        terminal = None if verbose() else os.dup(2)
+    except OSError:  # no descriptor 2 (a detached process): nothing reaches a terminal anyway
+        terminal = None
+    if terminal is None:
         yield
         return
     sys.stderr.flush()
     with tempfile.TemporaryFile() as kept:
-        terminal = os.dup(2)
         os.dup2(kept.fileno(), 2)
         try:
             yield
@@ -46,9 +49,8 @@ def held(logger: str = "tensorflow") -> Iterator[None]:
             sys.stderr.flush()
             os.dup2(terminal, 2)
             os.close(terminal)
-            kept.seek(0)
-            text = kept.read().decode(errors="replace")
-    sort_lines(text, logging.getLogger(logger))
+            kept.seek(0)  # also when loading failed: what it wrote is never lost
+            sort_lines(kept.read().decode(errors="replace"), logging.getLogger(logger))
 
 
 def sort_lines(text: str, log: logging.Logger) -> None:

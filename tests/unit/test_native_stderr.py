@@ -58,3 +58,14 @@ def test_sort_lines_keeps_the_order_of_what_reaches_the_terminal(capsys, caplog)
         sort_lines("\n".join([OTHER[1], START_UP[1], OTHER[0], ""]), logging.getLogger("tensorflow"))
     assert capsys.readouterr().err.splitlines() == [OTHER[1], OTHER[0]]
     assert [r.getMessage() for r in caplog.records] == [START_UP[1]]
+
+
+def test_what_a_failed_load_wrote_still_reaches_the_terminal():
+    code = ("import os\nfrom nightshift.native_stderr import held\nwith held():\n"
+            "    os.write(2, b'libtensorflow.so: cannot open shared object file\\n')\n"
+            "    raise ImportError('no TensorFlow')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode != 0
+    assert out.stderr.startswith("libtensorflow.so: cannot open shared object file\n")
+    assert "ImportError: no TensorFlow" in out.stderr

@@ -357,4 +357,4 @@ def predict(model: keras.Model, w: Windows, batch_size: int = 2048) -> np.ndarra
     inputs = w.inputs()
     batches = [model({k: v[i:i + batch_size] for k, v in inputs.items()}, training=False)
                for i in range(0, len(w), batch_size)]
-    return np.concatenate([np.asarray(b, dtype=np.float64) for b in batches]) if batches else np.empty((0, 0))
+    return np.concatenate([np.asarray(b, dtype=np.float64) for b in batches]) if batches else np.empty((0, HORIZON))
