@@ -349,12 +349,5 @@ def _weighted_mae(pred: np.ndarray, w: Windows) -> float:
 
 
 def predict(model: keras.Model, w: Windows, batch_size: int = 2048) -> np.ndarray:
-    """Scaled forecasts (N × H) as float64.
-
-    The model is called on each batch directly: `Model.predict` builds a data pipeline and traces a
-    graph for every model it meets, about half a second each on a night that loads its network and
-    forecasts a few hundred windows; a direct call runs the same layers eagerly."""
-    inputs = w.inputs()
-    batches = [model({k: v[i:i + batch_size] for k, v in inputs.items()}, training=False)
-               for i in range(0, len(w), batch_size)]
-    return np.concatenate([np.asarray(b, dtype=np.float64) for b in batches]) if batches else np.empty((0, HORIZON))
+    """Scaled forecasts (N × H) as float64."""
+    return np.asarray(model.predict(w.inputs(), batch_size=batch_size, verbose=0), dtype=np.float64)
