@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nightshift import lifeline
+from nightshift import lifeline, malloc_arenas
 from nightshift.cli_args import parse_date, parse_jobs, prefect_env, read_settings
 from nightshift.settings import Settings, SettingsError
 
@@ -222,6 +222,7 @@ def main() -> None:
     from nightshift.sources import SourceError
     from nightshift.warehouse import WarehouseBroken, WarehouseBusy
 
+    malloc_arenas.limit()  # before any thread starts: a backfill or `serve` runs many nights in one process
     try:
         # Not standalone: Click's usage errors come here, to be said in one line like every other error.
         code = app(standalone_mode=False)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -310,7 +312,8 @@ def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, me
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=patience, restore_best_weights=True)
     t0 = time.perf_counter()
     # shuffle=False: the tf.data pipeline shuffles (seeded); Keras would only warn that it ignores it
-    hist = joint.fit(ds, validation_data=vds, epochs=max_epochs, callbacks=[stop], verbose=0, shuffle=False)
+    with _gradients_released():
+        hist = joint.fit(ds, validation_data=vds, epochs=max_epochs, callbacks=[stop], verbose=0, shuffle=False)
     seconds = time.perf_counter() - t0
     model = nets[0] if members == 1 else _average(nets, info)
     epochs, val = len(hist.history["loss"]), [float(v) for v in hist.history["val_loss"]]
@@ -326,6 +329,30 @@ def train(train_w: Windows, val_w: Windows, info: StrategyInfo, *, seed: int, me
     history = {"training": [float(v) for v in hist.history["loss"]], "validation": val}
     return TrainResult(model, epochs, best_epoch, seconds, len(train_w), len(train_w) * epochs / seconds,
                        history, params, validation)
+
+
+@contextmanager
+def _gradients_released() -> Iterator[None]:
+    """Forget the custom gradients a fit registered, so its traced graphs can be freed when it returns.
+
+    TensorFlow registers a gradient function in a global registry for every `tf.custom_gradient` traced
+    into a graph (Keras' train step traces one through tf.distribute's all_reduce) and never removes it;
+    the function holds the traced graph, so every training night kept its train-step graphs for the life
+    of the process (about 23,000 Python objects a night in a backfill; tensorflow/tensorflow#97697).
+    Once the fit has returned nothing traces those steps again: the trained model is only predicted with.
+    The energy job is the only user of TensorFlow in a night and trains once, so no other fit is
+    tracing meanwhile.
+    """
+    from tensorflow.python.framework import ops  # the registry is not public API: skipped if it moves
+
+    registry = getattr(getattr(ops, "gradient_registry", None), "_registry", None)
+    before = set(registry) if isinstance(registry, dict) else None
+    try:
+        yield
+    finally:
+        if before is not None:
+            for name in [n for n in registry if n not in before and n.startswith("CustomGradient-")]:
+                del registry[name]
 
 
 def _thin(w: Windows, at_most: int) -> Windows:
