@@ -60,6 +60,10 @@ def run_side(side: str, data: BenchData, workdir: Path, work: workload.Workload,
 
 def main(argv: list[str]) -> None:
     side, root, size, seed, workdir, out, work, *history = argv
+    if side in ("nightshift", "history", "kept"):
+        from nightshift import malloc_arenas
+
+        malloc_arenas.limit()  # as the `nightshift` command does for itself; pandas' side keeps glibc's default
     data = BenchData(Path(root), size, int(seed), RUN_DATE)
     result = run_side(side, data, Path(workdir), workload.Workload(**json.loads(work)), Path(history[0]) if history else None)
     Path(out).write_text(json.dumps(result))

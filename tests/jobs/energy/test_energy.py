@@ -64,6 +64,29 @@ def test_training_is_deterministic_for_a_seed_on_cpu():
     assert not np.array_equal(network.predict(other.model, val_w), network.predict(first.model, val_w))
 
 
+def test_a_fit_leaves_no_traced_graph_behind():
+    """TensorFlow keeps each custom gradient traced into a train step in a global registry, and with it
+    the step's whole graph (tensorflow/tensorflow#97697): a backfill trained many nights in one process
+    and kept every night's graphs. After a fit neither the entries nor the graphs remain."""
+    import gc
+
+    from tensorflow.python.framework import ops
+
+    info = network.StrategyInfo(tf.distribute.get_strategy(), "default", ["CPU"], 1, False)
+    train_w, val_w = _windows(64, 6), _windows(16, 7)
+
+    def train_step_graphs() -> int:
+        gc.collect()
+        return sum(type(o).__name__ == "FuncGraph" and o.name == "one_step_on_data" for o in gc.get_objects())
+
+    before, graphs = set(ops.gradient_registry._registry), train_step_graphs()
+    r = network.train(train_w, val_w, info, seed=5, members=1, max_epochs=1, batch_size=32, width=8)
+    assert network.predict(r.model, val_w).shape == (16, dataset.HORIZON)  # the trained model still forecasts
+    del r
+    assert [n for n in ops.gradient_registry._registry if n not in before] == []
+    assert train_step_graphs() == graphs
+
+
 def test_model_round_trips_through_the_keras_format(tmp_path):
     from nightshift.modeling import KERAS
 
