@@ -1,5 +1,5 @@
-"""The malloc arena cap holds: eight threads allocating at once share as many arenas as the cap allows
-(glibc's default gives them one each), a cap the user set is kept, and process pools inherit it.
+"""The malloc arena cap holds: more threads than the cap allocating at once share as many arenas as it
+allows (glibc's default gives them one each), a cap the user set is kept, and process pools inherit it.
 
 Each case runs in a child process, where glibc's own malloc_stats() lists the arenas that exist.
 """
@@ -21,13 +21,14 @@ import ctypes, os, sys, threading
 if sys.argv[1] == "capped":
     from nightshift import malloc_arenas
     print("cap", malloc_arenas.limit(), os.environ["MALLOC_ARENA_MAX"], flush=True)
-start = threading.Barrier(8)
+n = int(sys.argv[2])
+start = threading.Barrier(n)
 def allocate():
     start.wait()
     for _ in range(2000):
         blocks = [bytearray(50_000) for _ in range(4)]  # below the mmap threshold: from an arena
         del blocks
-threads = [threading.Thread(target=allocate) for _ in range(8)]
+threads = [threading.Thread(target=allocate) for _ in range(n)]
 for t in threads:
     t.start()
 for t in threads:
@@ -36,10 +37,14 @@ ctypes.CDLL("libc.so.6").malloc_stats()
 """
 
 
+CAP = max(2, os.cpu_count() or 2)  # the cap `limit` sets where the user set none: one arena per core
+THREADS = CAP + 6  # more than the cap, and fewer than glibc's own limit (eight per core)
+
+
 def arenas(mode: str, **env: str) -> tuple[int, str]:
     """How many arenas the child ended with, and what it printed."""
     clean = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
-    out = subprocess.run([sys.executable, "-c", CHILD, mode], capture_output=True, text=True, check=True,
+    out = subprocess.run([sys.executable, "-c", CHILD, mode, str(THREADS)], capture_output=True, text=True, check=True,
                          env={**clean, **env})
     return sum(line.startswith("Arena ") for line in out.stderr.splitlines()), out.stdout
 
@@ -47,10 +52,9 @@ def arenas(mode: str, **env: str) -> tuple[int, str]:
 def test_threads_share_the_capped_arenas():
     uncapped, _ = arenas("uncapped")
     capped, said = arenas("capped")
-    cap = max(2, os.cpu_count() or 2)
-    assert said.split() == ["cap", str(cap), str(cap)]
-    assert capped <= cap < 8
-    assert uncapped > cap  # without the cap the threads spread over more arenas: the test can tell
+    assert said.split() == ["cap", str(CAP), str(CAP)]
+    assert capped <= CAP
+    assert uncapped > CAP  # without the cap the threads spread over more arenas: the test can tell
 
 
 def test_a_cap_set_by_the_user_is_kept():
@@ -63,7 +67,7 @@ def test_child_processes_inherit_the_cap(monkeypatch):
     from nightshift import malloc_arenas
 
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    cap = malloc_arenas.limit()
-    assert os.environ["MALLOC_ARENA_MAX"] == str(cap)  # a process pool's workers read it when they start
+    assert malloc_arenas.limit() == CAP
+    assert os.environ["MALLOC_ARENA_MAX"] == str(CAP)  # a process pool's workers read it when they start
     child, _ = arenas("uncapped", MALLOC_ARENA_MAX=os.environ["MALLOC_ARENA_MAX"])
-    assert child <= cap
+    assert child <= CAP
