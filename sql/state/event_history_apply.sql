@@ -81,15 +81,15 @@ sessions as (
     window user_order as (partition by user_id order by ts, event_id rows unbounded preceding)
 )
 
+-- An ad event's label: the next ad event of its campaign in its session. Partitioned by `is_ad` too, so
+-- the other events are not between them (one pass over `sessions`: a union of the ad and the other
+-- rows kept all of it on disk to read it twice: this statement took 123 s over the bench's 44M events, now 99 s).
 select
     * exclude (seed),
-    lead(event_type) over (partition by user_id, session_no, campaign_id order by ts, event_id) as next_ad_event
+    case when is_ad then lead(event_type) over (partition by user_id, session_no, campaign_id, is_ad order by ts, event_id)
+    end as next_ad_event
 from sessions
-where is_ad and not seed
-union all
-select * exclude (seed), null as next_ad_event
-from sessions
-where not is_ad and not seed;
+where not seed;
 
 -- An ad event kept from an earlier night whose session goes on in the new events: its label is the
 -- first new ad event of the same campaign in that session. Only a user's last kept session can go

@@ -148,6 +148,22 @@ def test_a_session_going_on_past_midnight_labels_the_kept_impression_the_next_ni
     assert label == {night: [0], night + timedelta(days=1): [1]}  # the click was not known the first night
 
 
+def test_an_event_of_the_campaign_that_is_no_ad_is_not_the_label(kept, events):
+    """A purchase credited to the campaign between its impression and its click: the impression's label is
+    still the next ad event of the campaign in the session, the click."""
+    user, night = events["user_id"].min(), NIGHTS[0]
+    at = datetime.combine(night, datetime.min.time()) + timedelta(hours=3)
+    insert(kept, "events", pl.DataFrame({
+        "event_id": ["~imp", "~buy", "~click"], "user_id": [user] * 3,
+        "ts": [at, at + timedelta(minutes=5), at + timedelta(minutes=10)],
+        "event_type": ["ad_impression", "purchase", "ad_click"], "channel": ["search"] * 3,
+        "campaign_id": ["~d"] * 3, "revenue_cents": [None, 1200, None], "_partition": [night] * 3,
+    }))
+    event_history.ensure(kept, night, WINDOW["history_days"])
+    rows = kept.run_sql(event_history.IMPRESSIONS, run_date=night, **WINDOW)
+    assert rows.filter(pl.col("event_id") == "~imp")["clicked"].to_list() == [1]
+
+
 def test_a_rerun_of_an_earlier_date_rebuilds_it(kept, events):
     history_days = WINDOW["history_days"]
     for night in NIGHTS[-2:]:
