@@ -83,7 +83,7 @@ sessions as (
 
 -- An ad event's label: the next ad event of its campaign in its session. Partitioned by `is_ad` too, so
 -- the other events are not between them (one pass over `sessions`: a union of the ad and the other
--- rows kept all of it on disk to read it twice: this statement took 123 s over the bench's 44M events, now 99 s).
+-- rows kept all of it to read it twice: this statement took 109-123 s over the bench's 44M events, now 88-99 s).
 select
     * exclude (seed),
     case when is_ad then lead(event_type) over (partition by user_id, session_no, campaign_id, is_ad order by ts, event_id)
