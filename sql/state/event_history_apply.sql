@@ -81,9 +81,10 @@ sessions as (
     window user_order as (partition by user_id order by ts, event_id rows unbounded preceding)
 )
 
--- An ad event's label: the next ad event of its campaign in its session. Partitioned by `is_ad` too, so
--- the other events are not between them (one pass over `sessions`: a union of the ad and the other
--- rows kept all of it to read it twice: this statement took 109-123 s over the bench's 44M events, now 88-99 s).
+-- An ad event's label: the next ad event of its campaign in its session, partitioned by `is_ad` too so
+-- that the campaign's other events do not come between. One pass over `sessions`: a union of the ad rows
+-- and the others kept all of it to read it twice (this statement: 109-123 s over the bench's 44M events,
+-- now 88-99 s).
 select
     * exclude (seed),
     case when is_ad then lead(event_type) over (partition by user_id, session_no, campaign_id, is_ad order by ts, event_id)

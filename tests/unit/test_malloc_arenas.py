@@ -41,11 +41,13 @@ CAP = max(2, os.cpu_count() or 2)  # the cap `limit` sets where the user set non
 THREADS = CAP + 6  # more than the cap, and fewer than glibc's own limit (eight per core)
 
 
-def arenas(mode: str, **env: str) -> tuple[int, str]:
-    """How many arenas the child ended with, and what it printed."""
-    clean = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+def arenas(mode: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """How many arenas the child ended with, and what it printed; `env` is its whole environment
+    (default: this one without MALLOC_ARENA_MAX)."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
     out = subprocess.run([sys.executable, "-c", CHILD, mode, str(THREADS)], capture_output=True, text=True, check=True,
-                         env={**clean, **env})
+                         env=env)
     return sum(line.startswith("Arena ") for line in out.stderr.splitlines()), out.stdout
 
 
@@ -58,7 +60,7 @@ def test_threads_share_the_capped_arenas():
 
 
 def test_a_cap_set_by_the_user_is_kept():
-    capped, said = arenas("capped", MALLOC_ARENA_MAX="1")
+    capped, said = arenas("capped", {**os.environ, "MALLOC_ARENA_MAX": "1"})
     assert said.split() == ["cap", "1", "1"]
     assert capped == 1
 
@@ -69,5 +71,5 @@ def test_child_processes_inherit_the_cap(monkeypatch):
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     assert malloc_arenas.limit() == CAP
     assert os.environ["MALLOC_ARENA_MAX"] == str(CAP)  # a process pool's workers read it when they start
-    child, _ = arenas("uncapped", MALLOC_ARENA_MAX=os.environ["MALLOC_ARENA_MAX"])
+    child, _ = arenas("uncapped", dict(os.environ))  # started as a pool's worker is: with this environment
     assert child <= CAP

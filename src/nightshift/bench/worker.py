@@ -24,11 +24,12 @@ from nightshift.bench.memory import StagePeak
 
 # Sides that run a part of the workload; the others (nightshift, pandas) run every stage.
 PART_STAGES = {"history": ("history",), "kept": ("kept",), "pandas_read": ("load",)}
+NIGHTSHIFT_SIDES = ("nightshift", "history", "kept")  # the sides that run nightshift's code
 
 
 def run_side(side: str, data: BenchData, workdir: Path, work: workload.Workload, history: Path | None = None) -> dict:
     """Run every stage of one side in order; seconds and peak MiB per stage, plus the side's checks."""
-    if side in ("nightshift", "history", "kept"):
+    if side in NIGHTSHIFT_SIDES:
         from nightshift.bench.nightshift_side import NightshiftSide
 
         runner = NightshiftSide(data, workdir, work, history=history if side == "nightshift" else None)
@@ -60,7 +61,7 @@ def run_side(side: str, data: BenchData, workdir: Path, work: workload.Workload,
 
 def main(argv: list[str]) -> None:
     side, root, size, seed, workdir, out, work, *history = argv
-    if side in ("nightshift", "history", "kept"):
+    if side in NIGHTSHIFT_SIDES:
         from nightshift import malloc_arenas
 
         malloc_arenas.limit()  # as the `nightshift` command does for itself; pandas' side keeps glibc's default
